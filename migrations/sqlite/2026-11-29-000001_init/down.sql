@@ -1,0 +1,14 @@
+DROP TABLE suppressions;
+DROP TABLE admin_sessions;
+DROP TABLE admins;
+DROP TABLE feed_state;
+DROP TABLE job_runs;
+DROP TABLE deliveries;
+DROP TABLE articles;
+DROP TABLE digests;
+DROP TABLE api_tokens;
+DROP TABLE outbox;
+DROP TABLE consent_events;
+DROP TABLE confirmation_tokens;
+DROP TABLE subscribers;
+DROP TABLE app_state;

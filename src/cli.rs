@@ -1,0 +1,237 @@
+//! The `tidings` commands. Errors are one line on stderr and exit status 1;
+//! usage errors exit 2 (clap).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::db;
+use crate::state::AppState;
+
+#[derive(Parser, Debug)]
+#[command(name = "tidings", version, about = "Self-hosted newsletter: double opt-in signups and digests of new articles")]
+pub struct Cli {
+    /// TOML settings file (every key can be overridden by TIDINGS_<KEY>)
+    #[arg(long, global = true, env = "TIDINGS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve HTTP, send mail and run the schedule (the default)
+    Serve,
+    /// Bring the database schema up to date and exit
+    Migrate,
+    /// Admin accounts for the console
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// API tokens for the ops API
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Digests
+    Digest {
+        #[command(subcommand)]
+        command: DigestCommand,
+    },
+    /// The articles feed
+    Feed {
+        #[command(subcommand)]
+        command: FeedCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create an admin (or set a new password); password from TIDINGS_ADMIN_PASSWORD or a prompt
+    Create { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create an API token; it is printed once, alone on the last line
+    Create { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DigestCommand {
+    /// Compose a digest of new articles and send it now, with a progress bar
+    Send,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FeedCommand {
+    /// Poll feed_url once
+    Poll,
+}
+
+/// Runs the command line; returns the exit status.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    crate::telemetry::init();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return 1;
+        }
+    };
+    let command = cli.command.unwrap_or(Command::Serve);
+    let result = match command {
+        // actix-web wants its own system on the current thread.
+        Command::Serve => actix_web::rt::System::new().block_on(crate::startup::serve(settings)),
+        other => runtime.block_on(run(other, settings)),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            1
+        }
+    }
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => unreachable!("handled by main"),
+        Command::Migrate => {
+            let url = settings.database_url.clone();
+            let applied = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+                let pool = db::connect(&url)?;
+                let mut conn = pool.get()?;
+                db::migrate(&mut conn)
+            })
+            .await??;
+            println!("migrations applied: {applied}; schema is up to date");
+            Ok(())
+        }
+        Command::Admin {
+            command: AdminCommand::Create { name },
+        } => admin_create(settings, name).await,
+        Command::Token {
+            command: TokenCommand::Create { name },
+        } => {
+            let name = name.trim().to_string();
+            if name.is_empty() || name.len() > 100 {
+                anyhow::bail!("token name must be 1 to 100 characters");
+            }
+            let state = AppState::open(settings).await?;
+            let token = format!("tid_{}", crate::domain::token::random_token());
+            let hash = crate::domain::token::hash(&token);
+            let n = name.clone();
+            db::run(&state.pool, move |c| db::api_tokens::create(c, &n, &hash)).await?;
+            println!("API token \"{name}\" created. It is shown once; store it now:");
+            println!("{token}");
+            Ok(())
+        }
+        Command::Digest {
+            command: DigestCommand::Send,
+        } => digest_send(settings).await,
+        Command::Feed {
+            command: FeedCommand::Poll,
+        } => {
+            let state = AppState::open(settings).await?;
+            let outcome = crate::digest::feed::poll(&state).await?;
+            if outcome.not_modified {
+                println!("feed not modified since the last poll");
+            } else {
+                println!(
+                    "feed polled: {} new, {} updated, {} skipped",
+                    outcome.new, outcome.updated, outcome.skipped
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn admin_create(settings: Settings, name: String) -> anyhow::Result<()> {
+    let name = name.trim().to_string();
+    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+        anyhow::bail!("admin name must be 1 to 100 printable characters");
+    }
+    let password = match std::env::var("TIDINGS_ADMIN_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            let p = rpassword::prompt_password(format!("Password for {name}: "))?;
+            let again = rpassword::prompt_password("Repeat it: ")?;
+            if p != again {
+                anyhow::bail!("the passwords differ");
+            }
+            p
+        }
+    };
+    if password.chars().count() < 12 {
+        anyhow::bail!("password must be at least 12 characters");
+    }
+    let hash = crate::domain::password::hash(&password)?;
+    let state = AppState::open(settings).await?;
+    let n = name.clone();
+    db::run(&state.pool, move |c| db::admins::upsert(c, &n, &hash)).await?;
+    println!("admin \"{name}\" can now log in at {}", state.link("/admin/login"));
+    Ok(())
+}
+
+/// Composes and sends now, in this process, following the real counts.
+async fn digest_send(settings: Settings) -> anyhow::Result<()> {
+    let state = AppState::open(settings).await?;
+    let id = match crate::digest::compose(&state, None).await? {
+        crate::digest::ComposeOutcome::NothingNew => {
+            println!("nothing new: no digest sent");
+            return Ok(());
+        }
+        crate::digest::ComposeOutcome::Created(c) | crate::digest::ComposeOutcome::Existing(c) => {
+            println!("digest {} composed: {} articles, {} recipients", c.id, c.articles, c.recipients);
+            c.id
+        }
+    };
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} sent ({msg}) {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(crate::digest::delivery::run(state.clone(), rx));
+    let progress = loop {
+        let p = db::run(&state.pool, move |c| db::digests::progress(c, id)).await?;
+        bar.set_length(p.total as u64);
+        bar.set_position((p.sent + p.failed + p.skipped) as u64);
+        bar.set_message(format!("{} failed, {} queued", p.failed, p.queued));
+        if p.queued == 0 {
+            break p;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let _ = tx.send(true);
+    let _ = worker.await;
+    bar.finish();
+    println!(
+        "digest {id} done: {} sent, {} failed, {} skipped",
+        progress.sent, progress.failed, progress.skipped
+    );
+    Ok(())
+}

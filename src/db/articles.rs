@@ -1,0 +1,119 @@
+//! Articles: pushed by the API or read from the feed, upserted by URL (or
+//! feed GUID) so a repeat updates and never duplicates.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::schema::articles;
+use super::DbConnection;
+
+#[derive(Clone, Debug, Queryable, Selectable, Serialize)]
+#[diesel(table_name = articles)]
+pub struct Article {
+    pub id: i64,
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guid: Option<String>,
+    pub title: String,
+    pub summary: Option<String>,
+    pub published_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub digest_id: Option<i64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewArticle {
+    pub url: String,
+    pub guid: Option<String>,
+    pub title: String,
+    pub summary: Option<String>,
+    pub published_at: NaiveDateTime,
+}
+
+/// Inserts or updates; returns the id and whether it was new.
+pub fn upsert(conn: &mut DbConnection, new: &NewArticle) -> QueryResult<(i64, bool)> {
+    let now = super::now();
+    let mut existing = articles::table
+        .filter(articles::url.eq(&new.url))
+        .select(articles::id)
+        .first::<i64>(conn)
+        .optional()?;
+    if existing.is_none() {
+        if let Some(guid) = &new.guid {
+            existing = articles::table
+                .filter(articles::guid.eq(guid))
+                .select(articles::id)
+                .first::<i64>(conn)
+                .optional()?;
+        }
+    }
+    if let Some(id) = existing {
+        diesel::update(articles::table.find(id))
+            .set((
+                articles::url.eq(&new.url),
+                articles::title.eq(&new.title),
+                articles::summary.eq(&new.summary),
+                articles::published_at.eq(new.published_at),
+                articles::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        return Ok((id, false));
+    }
+    diesel::insert_into(articles::table)
+        .values((
+            articles::url.eq(&new.url),
+            articles::guid.eq(&new.guid),
+            articles::title.eq(&new.title),
+            articles::summary.eq(&new.summary),
+            articles::published_at.eq(new.published_at),
+            articles::created_at.eq(now),
+            articles::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    let id = articles::table
+        .filter(articles::url.eq(&new.url))
+        .select(articles::id)
+        .first(conn)?;
+    Ok((id, true))
+}
+
+/// Newest first, optionally only those published at or after `since`.
+pub fn list(conn: &mut DbConnection, since: Option<NaiveDateTime>, limit: i64) -> QueryResult<Vec<Article>> {
+    let mut q = articles::table.into_boxed();
+    if let Some(since) = since {
+        q = q.filter(articles::published_at.ge(since));
+    }
+    q.order((articles::published_at.desc(), articles::id.desc()))
+        .limit(limit)
+        .select(Article::as_select())
+        .load(conn)
+}
+
+/// Takes every article not yet in a digest, published in `[cutoff, now]`,
+/// into `digest_id`. A concurrent composer on PostgreSQL blocks on the rows
+/// and then finds them taken, so no article lands in two digests.
+pub fn take_for_digest(
+    conn: &mut DbConnection,
+    digest_id: i64,
+    cutoff: NaiveDateTime,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        articles::table
+            .filter(articles::digest_id.is_null())
+            .filter(articles::published_at.ge(cutoff))
+            .filter(articles::published_at.le(now)),
+    )
+    .set(articles::digest_id.eq(Some(digest_id)))
+    .execute(conn)
+}
+
+pub fn in_digest(conn: &mut DbConnection, digest_id: i64) -> QueryResult<Vec<Article>> {
+    articles::table
+        .filter(articles::digest_id.eq(digest_id))
+        .order((articles::published_at.desc(), articles::id.desc()))
+        .select(Article::as_select())
+        .load(conn)
+}

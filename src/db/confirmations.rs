@@ -1,0 +1,49 @@
+//! Confirmation tokens: only their SHA-256 is stored.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::confirmation_tokens;
+use super::DbConnection;
+
+pub fn insert(
+    conn: &mut DbConnection,
+    token_hash: &str,
+    subscriber_id: &str,
+    created_at: NaiveDateTime,
+    expires_at: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::insert_into(confirmation_tokens::table)
+        .values((
+            confirmation_tokens::token_hash.eq(token_hash),
+            confirmation_tokens::subscriber_id.eq(subscriber_id),
+            confirmation_tokens::created_at.eq(created_at),
+            confirmation_tokens::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// `(subscriber id, expires_at)` for a token hash.
+pub fn find(
+    conn: &mut DbConnection,
+    token_hash: &str,
+) -> QueryResult<Option<(String, NaiveDateTime)>> {
+    confirmation_tokens::table
+        .find(token_hash)
+        .select((confirmation_tokens::subscriber_id, confirmation_tokens::expires_at))
+        .first(conn)
+        .optional()
+}
+
+pub fn mark_used(conn: &mut DbConnection, token_hash: &str, at: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(confirmation_tokens::table.find(token_hash))
+        .set(confirmation_tokens::used_at.eq(Some(at)))
+        .execute(conn)
+}
+
+/// Voids every outstanding link of a subscriber (after unsubscribe/erasure).
+pub fn delete_for(conn: &mut DbConnection, subscriber_id: &str) -> QueryResult<usize> {
+    diesel::delete(confirmation_tokens::table.filter(confirmation_tokens::subscriber_id.eq(subscriber_id)))
+        .execute(conn)
+}

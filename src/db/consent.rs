@@ -1,0 +1,76 @@
+//! The append-only consent log.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::schema::consent_events;
+use super::DbConnection;
+
+#[derive(Clone, Debug, Queryable, Selectable, Serialize)]
+#[diesel(table_name = consent_events)]
+pub struct ConsentEvent {
+    #[serde(skip)]
+    pub id: i64,
+    #[serde(skip)]
+    pub subscriber_id: String,
+    pub event: String,
+    pub occurred_at: NaiveDateTime,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub source: Option<String>,
+    pub consent_text_version: Option<String>,
+    pub method: Option<String>,
+}
+
+/// Who did it, from where: the part of an event that comes with the request.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub source: Option<String>,
+    pub method: Option<String>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = consent_events)]
+struct NewEvent<'a> {
+    subscriber_id: &'a str,
+    event: &'a str,
+    occurred_at: NaiveDateTime,
+    ip: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    source: Option<&'a str>,
+    consent_text_version: Option<&'a str>,
+    method: Option<&'a str>,
+}
+
+pub fn record(
+    conn: &mut DbConnection,
+    subscriber_id: &str,
+    event: &str,
+    at: NaiveDateTime,
+    ctx: &Context,
+) -> QueryResult<()> {
+    diesel::insert_into(consent_events::table)
+        .values(NewEvent {
+            subscriber_id,
+            event,
+            occurred_at: at,
+            ip: ctx.ip.as_deref(),
+            user_agent: ctx.user_agent.as_deref(),
+            source: ctx.source.as_deref(),
+            consent_text_version: Some(crate::domain::CONSENT_TEXT_VERSION),
+            method: ctx.method.as_deref(),
+        })
+        .execute(conn)
+        .map(drop)
+}
+
+pub fn for_subscriber(conn: &mut DbConnection, subscriber_id: &str) -> QueryResult<Vec<ConsentEvent>> {
+    consent_events::table
+        .filter(consent_events::subscriber_id.eq(subscriber_id))
+        .order(consent_events::id.asc())
+        .select(ConsentEvent::as_select())
+        .load(conn)
+}

@@ -1,0 +1,170 @@
+//! Digests: composed once (subject and bodies rendered once), fanned out to a
+//! delivery row per confirmed reader in one set-based statement.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Timestamp};
+use serde::Serialize;
+
+use super::schema::{deliveries, digests};
+use super::DbConnection;
+
+#[derive(Clone, Debug, Queryable, Selectable, Serialize)]
+#[diesel(table_name = digests)]
+pub struct Digest {
+    pub id: i64,
+    pub status: String,
+    pub subject: String,
+    #[serde(skip)]
+    pub body_text: String,
+    #[serde(skip)]
+    pub body_html: String,
+    #[serde(rename = "articles")]
+    pub article_count: i32,
+    pub total: i32,
+    #[serde(skip)]
+    pub idempotency_key: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub finished_at: Option<NaiveDateTime>,
+}
+
+/// Delivery counts of a digest.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Progress {
+    pub total: i64,
+    pub sent: i64,
+    pub failed: i64,
+    pub queued: i64,
+    pub skipped: i64,
+}
+
+pub fn insert(
+    conn: &mut DbConnection,
+    subject: &str,
+    idempotency_key: Option<&str>,
+    at: NaiveDateTime,
+) -> QueryResult<i64> {
+    let values = (
+        digests::status.eq("sending"),
+        digests::subject.eq(subject),
+        digests::body_text.eq(""),
+        digests::body_html.eq(""),
+        digests::article_count.eq(0),
+        digests::total.eq(0),
+        digests::idempotency_key.eq(idempotency_key),
+        digests::created_at.eq(at),
+    );
+    crate::with_backend!(conn, |c, _pg| diesel::insert_into(digests::table)
+        .values(values)
+        .returning(digests::id)
+        .get_result(c))
+}
+
+pub fn set_content(
+    conn: &mut DbConnection,
+    id: i64,
+    subject: &str,
+    text: &str,
+    html: &str,
+    article_count: i32,
+) -> QueryResult<usize> {
+    diesel::update(digests::table.find(id))
+        .set((
+            digests::subject.eq(subject),
+            digests::body_text.eq(text),
+            digests::body_html.eq(html),
+            digests::article_count.eq(article_count),
+        ))
+        .execute(conn)
+}
+
+/// One delivery row per reader confirmed now, in one INSERT … SELECT.
+pub fn fan_out(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResult<usize> {
+    let n = crate::with_backend!(conn, |c, pg| {
+        diesel::sql_query(super::sql(
+            pg,
+            "INSERT INTO deliveries (digest_id, subscriber_id, status, attempts, next_attempt_at) \
+             SELECT ?, id, 'queued', 0, ? FROM subscribers WHERE status = 'confirmed'",
+        ))
+        .bind::<BigInt, _>(id)
+        .bind::<Timestamp, _>(at)
+        .execute(c)
+    })?;
+    diesel::update(digests::table.find(id))
+        .set(digests::total.eq(n as i32))
+        .execute(conn)?;
+    Ok(n)
+}
+
+pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Digest>> {
+    digests::table
+        .find(id)
+        .select(Digest::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_by_key(conn: &mut DbConnection, key: &str) -> QueryResult<Option<Digest>> {
+    digests::table
+        .filter(digests::idempotency_key.eq(key))
+        .select(Digest::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn first_created_at(conn: &mut DbConnection) -> QueryResult<Option<NaiveDateTime>> {
+    digests::table
+        .select(diesel::dsl::min(digests::created_at))
+        .first(conn)
+}
+
+pub fn recent(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<Digest>> {
+    digests::table
+        .order(digests::id.desc())
+        .limit(limit)
+        .select(Digest::as_select())
+        .load(conn)
+}
+
+pub fn progress(conn: &mut DbConnection, id: i64) -> QueryResult<Progress> {
+    let rows: Vec<(String, i64)> = deliveries::table
+        .filter(deliveries::digest_id.eq(id))
+        .group_by(deliveries::status)
+        .select((deliveries::status, diesel::dsl::count_star()))
+        .load(conn)?;
+    let mut p = Progress::default();
+    for (status, n) in rows {
+        p.total += n;
+        match status.as_str() {
+            "sent" => p.sent += n,
+            "failed" => p.failed += n,
+            "skipped" => p.skipped += n,
+            _ => p.queued += n,
+        }
+    }
+    Ok(p)
+}
+
+/// Marks the digest sent once no delivery is left queued or in flight.
+pub fn finish_if_done(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResult<bool> {
+    let open: i64 = deliveries::table
+        .filter(deliveries::digest_id.eq(id))
+        .filter(deliveries::status.eq_any(["queued", "sending"]))
+        .count()
+        .get_result(conn)?;
+    if open > 0 {
+        return Ok(false);
+    }
+    let n = diesel::update(digests::table.find(id).filter(digests::status.eq("sending")))
+        .set((digests::status.eq("sent"), digests::finished_at.eq(Some(at))))
+        .execute(conn)?;
+    Ok(n > 0)
+}
+
+/// Digests still sending (progress bars, the CLI).
+pub fn sending(conn: &mut DbConnection) -> QueryResult<Vec<i64>> {
+    digests::table
+        .filter(digests::status.eq("sending"))
+        .select(digests::id)
+        .load(conn)
+}

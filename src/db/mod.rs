@@ -1,0 +1,318 @@
+//! Persistence: one diesel connection type over SQLite and PostgreSQL, its r2d2
+//! pool, embedded migrations (one folder per backend) and the bridge that runs
+//! blocking diesel work off the async executor.
+//!
+//! Query functions live in one file per table group and take `&mut DbConnection`
+//! so callers compose them inside one transaction. Most queries are written
+//! once through diesel's multi-backend; the few that need backend-specific SQL
+//! (`FOR UPDATE SKIP LOCKED`, `INSERT … SELECT`) branch with [`with_backend!`].
+
+pub mod schema;
+
+pub mod admins;
+pub mod api_tokens;
+pub mod app_state;
+pub mod articles;
+pub mod confirmations;
+pub mod consent;
+pub mod deliveries;
+pub mod digests;
+pub mod feeds;
+pub mod jobs;
+pub mod outbox;
+pub mod subscribers;
+pub mod suppressions;
+
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, SubsecRound, Utc};
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::config::DatabaseUrl;
+
+pub const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Pg(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+pub type Pool = r2d2::Pool<ConnectionManager>;
+
+/// A pooled connection that remembers whether it saw the server go away, so
+/// r2d2 discards it instead of handing a dead socket to the next request.
+pub struct Pooled {
+    conn: DbConnection,
+    broken: bool,
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = DbConnection;
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
+    }
+}
+
+impl Pooled {
+    /// Notes errors that mean the connection itself is unusable.
+    pub fn observe<T>(&mut self, result: &diesel::QueryResult<T>) {
+        use diesel::result::{DatabaseErrorKind, Error};
+        if let Err(e) = result {
+            self.broken |= matches!(
+                e,
+                Error::DatabaseError(
+                    DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                    _
+                ) | Error::BrokenTransactionManager
+            );
+        }
+    }
+}
+pub type QueryResult<T> = diesel::QueryResult<T>;
+
+/// Runs the same block on whichever concrete connection this is, so a query
+/// written once with backend-specific SQL compiles for both.
+#[macro_export]
+macro_rules! with_backend {
+    ($conn:expr, |$c:ident, $pg:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Pg($c) => {
+                let $pg = true;
+                $body
+            }
+            $crate::db::DbConnection::Sqlite($c) => {
+                let $pg = false;
+                $body
+            }
+        }
+    };
+}
+
+/// Rewrites `?` placeholders to PostgreSQL's `$1, $2, …` when `pg` is set, so
+/// raw SQL is written once for both backends.
+pub fn sql(pg: bool, text: &str) -> String {
+    if !pg {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut n = 0;
+    for ch in text.chars() {
+        if ch == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// Timestamps are naive UTC with microsecond precision on both backends.
+pub fn now() -> NaiveDateTime {
+    Utc::now().naive_utc().trunc_subsecs(6)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{0}")]
+    Connection(#[from] diesel::ConnectionError),
+    #[error("{0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// An r2d2 manager that picks the backend by URL scheme, so the real
+/// connection error surfaces (diesel's multi `establish` hides it).
+#[derive(Clone, Debug)]
+pub struct ConnectionManager {
+    url: DatabaseUrl,
+}
+
+impl ConnectionManager {
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self { url }
+    }
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = Pooled;
+    type Error = ConnectError;
+
+    fn connect(&self) -> Result<Pooled, ConnectError> {
+        Ok(Pooled {
+            conn: self.open()?,
+            broken: false,
+        })
+    }
+
+    fn is_valid(&self, conn: &mut Pooled) -> Result<(), ConnectError> {
+        Ok(conn.batch_execute("SELECT 1")?)
+    }
+
+    fn has_broken(&self, conn: &mut Pooled) -> bool {
+        conn.broken
+    }
+}
+
+impl ConnectionManager {
+    /// Opens one connection of the configured backend.
+    pub fn open(&self) -> Result<DbConnection, ConnectError> {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => Ok(DbConnection::Pg(PgConnection::establish(url)?)),
+            DatabaseUrl::Sqlite(path) => {
+                let path = path.to_string_lossy();
+                let mut conn = SqliteConnection::establish(&path)?;
+                // busy_timeout first, or parallel pool start-up meets "database is locked".
+                conn.batch_execute(
+                    "PRAGMA busy_timeout = 10000;
+                     PRAGMA journal_mode = WAL;
+                     PRAGMA synchronous = NORMAL;
+                     PRAGMA foreign_keys = ON;
+                     PRAGMA secure_delete = ON;",
+                )?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+}
+
+/// Opens the pool, failing with the database's own words when it cannot be
+/// reached. Creates the SQLite file's folder on first run.
+pub fn connect(url: &DatabaseUrl) -> anyhow::Result<Pool> {
+    if let DatabaseUrl::Sqlite(path) = url {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        }
+    }
+    let manager = ConnectionManager::new(url.clone());
+    let first = manager
+        .open()
+        .map_err(|e| anyhow::anyhow!("database unreachable: {}", e.to_string().trim()))?;
+    let max_size = if url.is_postgres() { 24 } else { 8 };
+    let pool = r2d2::Pool::builder()
+        .max_size(max_size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(5))
+        .test_on_check_out(false)
+        .build_unchecked(manager);
+    drop(first);
+    Ok(pool)
+}
+
+/// Brings the schema up to date. Several instances starting together on one
+/// PostgreSQL take turns through an advisory lock.
+pub fn migrate(conn: &mut DbConnection) -> anyhow::Result<usize> {
+    let applied = match conn {
+        DbConnection::Pg(c) => {
+            c.batch_execute("SELECT pg_advisory_lock(7231977)")?;
+            let result = c.run_pending_migrations(PG_MIGRATIONS).map(|v| v.len());
+            c.batch_execute("SELECT pg_advisory_unlock(7231977)")?;
+            result
+        }
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+    };
+    applied.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
+}
+
+/// Why a database call from a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had: the database is down or saturated (503).
+    #[error("database unavailable: {0}")]
+    Unavailable(#[from] r2d2::Error),
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+    #[error("blocking task failed: {0}")]
+    Join(String),
+}
+
+impl DbError {
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            DbError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+}
+
+/// Runs `f` with a pooled connection on the blocking thread pool.
+pub async fn run<T, F>(pool: &Pool, f: F) -> Result<T, DbError>
+where
+    F: FnOnce(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get()?;
+        let result = f(&mut conn);
+        conn.observe(&result);
+        Ok(result?)
+    })
+    .await
+    .map_err(|e| DbError::Join(e.to_string()))?
+}
+
+/// Like [`run`], inside one transaction.
+pub async fn transaction<T, F>(pool: &Pool, f: F) -> Result<T, DbError>
+where
+    F: FnOnce(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    run(pool, move |conn| in_transaction(conn, f)).await
+}
+
+/// Runs `f` inside one transaction. On SQLite it begins IMMEDIATE, taking the
+/// write lock up front: a deferred transaction that later writes can fail with
+/// SQLITE_BUSY at once, which busy_timeout does not cover. Query functions do
+/// not open transactions of their own, so this never nests.
+pub fn in_transaction<T, F>(conn: &mut DbConnection, f: F) -> diesel::QueryResult<T>
+where
+    F: FnOnce(&mut DbConnection) -> diesel::QueryResult<T>,
+{
+    match conn {
+        DbConnection::Pg(_) => conn.transaction(f),
+        DbConnection::Sqlite(_) => {
+            conn.batch_execute("BEGIN IMMEDIATE")?;
+            match f(conn) {
+                Ok(value) => match conn.batch_execute("COMMIT") {
+                    Ok(()) => Ok(value),
+                    Err(e) => {
+                        let _ = conn.batch_execute("ROLLBACK");
+                        Err(e)
+                    }
+                },
+                Err(e) => {
+                    let _ = conn.batch_execute("ROLLBACK");
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders() {
+        assert_eq!(super::sql(true, "a = ? AND b = ?"), "a = $1 AND b = $2");
+        assert_eq!(super::sql(false, "a = ?"), "a = ?");
+    }
+}

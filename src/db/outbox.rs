@@ -1,0 +1,120 @@
+//! The transactional outbox: one row per email a request caused, written in
+//! that request's transaction; the worker claims, sends and settles rows.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
+
+use super::schema::outbox;
+use super::DbConnection;
+
+#[derive(Debug, Clone, QueryableByName)]
+pub struct OutboxJob {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub subscriber_id: Option<String>,
+    #[diesel(sql_type = Text)]
+    pub recipient: String,
+    #[diesel(sql_type = Text)]
+    pub payload: String,
+    #[diesel(sql_type = Integer)]
+    pub attempts: i32,
+}
+
+pub fn enqueue(
+    conn: &mut DbConnection,
+    kind: &str,
+    subscriber_id: Option<&str>,
+    recipient: &str,
+    payload: &str,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::insert_into(outbox::table)
+        .values((
+            outbox::kind.eq(kind),
+            outbox::subscriber_id.eq(subscriber_id),
+            outbox::recipient.eq(recipient),
+            outbox::payload.eq(payload),
+            outbox::status.eq("queued"),
+            outbox::attempts.eq(0),
+            outbox::next_attempt_at.eq(at),
+            outbox::created_at.eq(at),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Claims up to `limit` due rows (or rows whose lease ran out after a crash)
+/// for `lease`. Concurrent workers on PostgreSQL skip each other's rows.
+pub fn claim(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<OutboxJob>> {
+    crate::with_backend!(conn, |c, pg| {
+        let text = format!(
+            "UPDATE outbox SET status = 'sending', locked_until = ?, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM outbox \
+               WHERE (status = 'queued' AND next_attempt_at <= ?) \
+                  OR (status = 'sending' AND locked_until < ?) \
+               ORDER BY next_attempt_at, id LIMIT ? {}) \
+             RETURNING id, kind, subscriber_id, recipient, payload, attempts",
+            if pg { "FOR UPDATE SKIP LOCKED" } else { "" }
+        );
+        diesel::sql_query(super::sql(pg, &text))
+            .bind::<Timestamp, _>(lease_until)
+            .bind::<Timestamp, _>(now)
+            .bind::<Timestamp, _>(now)
+            .bind::<BigInt, _>(limit)
+            .load(c)
+    })
+}
+
+pub fn mark_sent(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(outbox::table.find(id))
+        .set((
+            outbox::status.eq("sent"),
+            outbox::sent_at.eq(Some(at)),
+            outbox::locked_until.eq(None::<NaiveDateTime>),
+            outbox::last_error.eq(None::<String>),
+        ))
+        .execute(conn)
+}
+
+pub fn retry_at(
+    conn: &mut DbConnection,
+    id: i64,
+    next: NaiveDateTime,
+    error: &str,
+) -> QueryResult<usize> {
+    diesel::update(outbox::table.find(id))
+        .set((
+            outbox::status.eq("queued"),
+            outbox::next_attempt_at.eq(next),
+            outbox::locked_until.eq(None::<NaiveDateTime>),
+            outbox::last_error.eq(Some(error)),
+        ))
+        .execute(conn)
+}
+
+pub fn mark_failed(conn: &mut DbConnection, id: i64, error: &str) -> QueryResult<usize> {
+    diesel::update(outbox::table.find(id))
+        .set((
+            outbox::status.eq("failed"),
+            outbox::locked_until.eq(None::<NaiveDateTime>),
+            outbox::last_error.eq(Some(error)),
+        ))
+        .execute(conn)
+}
+
+/// Rows not yet settled (queued or in flight).
+pub fn pending_count(conn: &mut DbConnection) -> QueryResult<i64> {
+    outbox::table
+        .filter(outbox::status.eq_any(["queued", "sending"]))
+        .count()
+        .get_result(conn)
+}

@@ -1,0 +1,36 @@
+//! Addresses that must never be mailed again, kept as keyed hashes (HMAC with
+//! `secret_key` of the lower-cased address) so the list itself holds no
+//! personal data.
+
+use diesel::prelude::*;
+
+use super::schema::suppressions;
+use super::DbConnection;
+
+pub fn hash(secret: &str, email_key: &str) -> String {
+    crate::domain::token::mac_hex(secret, &format!("suppress:{email_key}"))
+}
+
+pub fn is_suppressed(conn: &mut DbConnection, secret: &str, email_key: &str) -> QueryResult<bool> {
+    let found = suppressions::table
+        .find(hash(secret, email_key))
+        .select(suppressions::email_hash)
+        .first::<String>(conn)
+        .optional()?;
+    Ok(found.is_some())
+}
+
+pub fn add(conn: &mut DbConnection, secret: &str, email_key: &str, reason: &str) -> QueryResult<()> {
+    let h = hash(secret, email_key);
+    if is_suppressed(conn, secret, email_key)? {
+        return Ok(());
+    }
+    diesel::insert_into(suppressions::table)
+        .values((
+            suppressions::email_hash.eq(h),
+            suppressions::reason.eq(reason),
+            suppressions::created_at.eq(super::now()),
+        ))
+        .execute(conn)
+        .map(drop)
+}

@@ -1,0 +1,137 @@
+//! Composition: take the articles not yet in any digest, render the email
+//! once, and queue one delivery per confirmed reader, all in one transaction.
+//! Nothing new, no digest.
+
+use chrono::{Duration, NaiveDateTime, Utc};
+use serde::Serialize;
+
+use crate::db::{self, articles, digests, DbError};
+use crate::state::{AppState, SharedState};
+
+/// Stands in the rendered bodies where each reader's unsubscribe link goes.
+pub const UNSUBSCRIBE_MARKER: &str = "%%UNSUBSCRIBE_URL%%";
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Created {
+    pub id: i64,
+    pub articles: usize,
+    pub recipients: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComposeOutcome {
+    Created(Created),
+    /// The Idempotency-Key was seen before: the digest it made.
+    Existing(Created),
+    NothingNew,
+}
+
+/// One period of `digest_cron`: how far the very first digest looks back.
+pub fn period(cron: &str) -> Duration {
+    let fallback = Duration::days(7);
+    let Ok(parsed) = crate::scheduler::parse_cron(cron) else {
+        return fallback;
+    };
+    let now = Utc::now();
+    match parsed.find_next_occurrence(&now, false) {
+        Ok(first) => match parsed.find_next_occurrence(&first, false) {
+            Ok(second) => second - first,
+            Err(_) => fallback,
+        },
+        Err(_) => fallback,
+    }
+}
+
+pub async fn compose(
+    state: &SharedState,
+    idempotency_key: Option<String>,
+) -> Result<ComposeOutcome, DbError> {
+    let st = state.clone();
+    let outcome = db::transaction(&state.pool, move |c| compose_in(c, &st, idempotency_key.as_deref())).await;
+    let outcome = match outcome {
+        Err(DbError::Query(diesel::result::Error::RollbackTransaction)) => ComposeOutcome::NothingNew,
+        other => other?,
+    };
+    if let ComposeOutcome::Created(created) = &outcome {
+        tracing::info!(digest_id = created.id, articles = created.articles, recipients = created.recipients, "digest composed");
+        state.wake_deliveries.notify_one();
+    }
+    Ok(outcome)
+}
+
+fn compose_in(
+    c: &mut db::DbConnection,
+    state: &AppState,
+    key: Option<&str>,
+) -> db::QueryResult<ComposeOutcome> {
+    if let Some(key) = key {
+        if let Some(d) = digests::find_by_key(c, key)? {
+            return Ok(ComposeOutcome::Existing(Created {
+                id: d.id,
+                articles: d.article_count as usize,
+                recipients: d.total as usize,
+            }));
+        }
+    }
+    let now = db::now();
+    let start = digests::first_created_at(c)?.unwrap_or(now);
+    let cutoff = start - period(&state.settings.digest_cron);
+    let id = digests::insert(c, "", key, now)?;
+    let taken = articles::take_for_digest(c, id, cutoff, now)?;
+    if taken == 0 {
+        // Undo the digest row: nothing new means no digest.
+        return Err(diesel::result::Error::RollbackTransaction);
+    }
+    let list = articles::in_digest(c, id)?;
+    let rendered = render(state, &list, now).map_err(|e| {
+        diesel::result::Error::QueryBuilderError(format!("rendering digest: {e:#}").into())
+    })?;
+    digests::set_content(c, id, &rendered.subject, &rendered.text, &rendered.html, taken as i32)?;
+    let recipients = digests::fan_out(c, id, now)?;
+    Ok(ComposeOutcome::Created(Created {
+        id,
+        articles: taken,
+        recipients,
+    }))
+}
+
+#[derive(Serialize)]
+struct ArticleView<'a> {
+    title: &'a str,
+    url: &'a str,
+    summary: Option<&'a str>,
+    published: String,
+}
+
+/// Renders subject, text and HTML once; each send only fills in the
+/// reader's unsubscribe link.
+pub fn render(
+    state: &AppState,
+    list: &[articles::Article],
+    now: NaiveDateTime,
+) -> anyhow::Result<crate::mail::message::Rendered> {
+    let views: Vec<ArticleView> = list
+        .iter()
+        .map(|a| ArticleView {
+            title: &a.title,
+            url: &a.url,
+            summary: a.summary.as_deref().filter(|s| !s.trim().is_empty()),
+            published: a.published_at.format("%B %-d, %Y").to_string(),
+        })
+        .collect();
+    let ctx = minijinja::context! {
+        articles => minijinja::Value::from(minijinja::value::Serde(&views)),
+        count => views.len(),
+        date => now.format("%B %-d, %Y").to_string(),
+        site => state.settings.base_url.host_str().unwrap_or("our site"),
+        unsubscribe_url => UNSUBSCRIBE_MARKER,
+    };
+    let render = |part: &str| {
+        crate::mail::templates::render(&state.templates, &format!("emails/digest/{part}"), &ctx)
+    };
+    Ok(crate::mail::message::Rendered {
+        subject: render("subject.txt")?.trim().to_string(),
+        text: render("body.txt")?,
+        html: render("body.html")?,
+    })
+}

@@ -1,0 +1,188 @@
+//! Delivery: workers claim batches of (digest, reader) rows, keep
+//! `send_concurrency` SMTP sessions busy under `send_rate`, and settle each
+//! row. The reader's status is read at claim time: someone who left after the
+//! fan-out is skipped. Transient failures retry with backoff; a permanent
+//! refusal of the address fails the row and bounces the reader.
+//!
+//! A row is `sending` only while leased; a crash leaves at most the claimed
+//! batch to be re-sent after the lease runs out, and a restart resumes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt};
+use tokio::sync::watch;
+
+use super::compose::UNSUBSCRIBE_MARKER;
+use crate::db::{self, deliveries::DeliveryJob};
+use crate::mail::message::{self, ListHeaders, Rendered};
+use crate::mail::outbox::{backoff, MAX_ATTEMPTS};
+use crate::mail::SendError;
+use crate::state::{AppState, SharedState};
+
+const POLL: Duration = Duration::from_secs(1);
+const LEASE: Duration = Duration::from_secs(120);
+const BATCH: i64 = 1000;
+
+pub async fn run(state: SharedState, mut shutdown: watch::Receiver<bool>) {
+    let mut cache = ContentCache::default();
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        match step(&state, &mut cache).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "delivery step failed"),
+        }
+        tokio::select! {
+            _ = state.wake_deliveries.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Rendered digests by id, so a batch does not reload the bodies.
+#[derive(Default)]
+pub struct ContentCache {
+    digests: HashMap<i64, Arc<Rendered>>,
+}
+
+impl ContentCache {
+    async fn get(&mut self, state: &AppState, id: i64) -> anyhow::Result<Arc<Rendered>> {
+        if let Some(r) = self.digests.get(&id) {
+            return Ok(r.clone());
+        }
+        let digest = db::run(&state.pool, move |c| db::digests::find(c, id))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("digest {id} vanished"))?;
+        let rendered = Arc::new(Rendered {
+            subject: digest.subject,
+            text: digest.body_text,
+            html: digest.body_html,
+        });
+        if self.digests.len() > 16 {
+            self.digests.clear();
+        }
+        self.digests.insert(id, rendered.clone());
+        Ok(rendered)
+    }
+}
+
+enum Outcome {
+    Sent,
+    Skipped,
+    Retry(String),
+    Failed { reason: String, bounce: bool },
+}
+
+/// Claims one batch and sends it. Returns how many rows it handled.
+pub async fn step(state: &AppState, cache: &mut ContentCache) -> anyhow::Result<usize> {
+    let now = db::now();
+    let lease = now + chrono::Duration::from_std(LEASE)?;
+    let jobs = db::run(&state.pool, move |c| db::deliveries::claim(c, now, lease, BATCH)).await?;
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    let n = jobs.len();
+    let mut contents = HashMap::new();
+    for job in &jobs {
+        if !contents.contains_key(&job.digest_id) {
+            contents.insert(job.digest_id, cache.get(state, job.digest_id).await?);
+        }
+    }
+    let contents = &contents;
+    let results: Vec<(DeliveryJob, Outcome)> = stream::iter(jobs)
+        .map(|job| async move {
+            let outcome = match contents.get(&job.digest_id) {
+                Some(content) => send_one(state, &job, content).await,
+                None => Outcome::Retry("digest content missing".into()),
+            };
+            (job, outcome)
+        })
+        .buffer_unordered(state.mailer.concurrency() * 2)
+        .collect()
+        .await;
+    let mut digest_ids: Vec<i64> = results.iter().map(|(j, _)| j.digest_id).collect();
+    digest_ids.sort_unstable();
+    digest_ids.dedup();
+    for (_, outcome) in &results {
+        let counter = match outcome {
+            Outcome::Sent => &state.metrics.emails_sent,
+            Outcome::Retry(_) => &state.metrics.emails_retried,
+            Outcome::Failed { .. } => &state.metrics.emails_failed,
+            Outcome::Skipped => continue,
+        };
+        counter.with_label_values(&["digest"]).inc();
+    }
+    db::transaction(&state.pool, move |c| {
+        let now = db::now();
+        let mut sent = Vec::new();
+        let mut skipped = Vec::new();
+        for (job, outcome) in &results {
+            match outcome {
+                Outcome::Sent => sent.push(job.id),
+                Outcome::Skipped => skipped.push(job.id),
+                Outcome::Retry(e) if job.attempts < MAX_ATTEMPTS => {
+                    db::deliveries::retry_at(c, job.id, now + backoff(job.attempts), e)?;
+                }
+                Outcome::Retry(e) => {
+                    db::deliveries::mark_failed(c, job.id, e)?;
+                }
+                Outcome::Failed { reason, bounce } => {
+                    if *bounce {
+                        crate::subscriptions::bounce(c, &job.subscriber_id, reason)?;
+                    }
+                    db::deliveries::mark_failed(c, job.id, reason)?;
+                }
+            }
+        }
+        db::deliveries::settle_many(c, &sent, "sent", now)?;
+        db::deliveries::settle_many(c, &skipped, "skipped", now)?;
+        for id in digest_ids {
+            if db::digests::finish_if_done(c, id, now)? {
+                tracing::info!(digest_id = id, "digest sent");
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(n)
+}
+
+async fn send_one(state: &AppState, job: &DeliveryJob, content: &Rendered) -> Outcome {
+    let email = match (&job.email, job.status.as_str()) {
+        (Some(email), crate::domain::status::CONFIRMED) => email,
+        _ => return Outcome::Skipped,
+    };
+    let token = crate::domain::token::unsubscribe_token(&state.secret, &job.subscriber_id);
+    let unsubscribe_url = state.link(&format!("/unsubscribe?token={token}"));
+    let personal = Rendered {
+        subject: content.subject.clone(),
+        text: content.text.replace(UNSUBSCRIBE_MARKER, &unsubscribe_url),
+        html: content.html.replace(UNSUBSCRIBE_MARKER, &unsubscribe_url),
+    };
+    let from = &state.settings.mail_from;
+    let host = state.settings.base_url.host_str().unwrap_or("localhost");
+    let list = ListHeaders {
+        unsubscribe_https: unsubscribe_url,
+        unsubscribe_mailto: format!("mailto:{}?subject=unsubscribe", from.email),
+        list_id: format!("Newsletter <digest.{host}>"),
+    };
+    let msg = match message::build(from, email, job.name.as_deref(), &personal, Some(&list)) {
+        Ok(m) => m,
+        Err(reason) => return Outcome::Failed { reason, bounce: false },
+    };
+    let envelope = msg.envelope().clone();
+    let raw = state.sign_and_format(msg);
+    match state.mailer.send(&envelope, &raw).await {
+        Ok(()) => Outcome::Sent,
+        Err(SendError::Transient(e)) => Outcome::Retry(e),
+        Err(SendError::Permanent { reason, recipient }) => Outcome::Failed {
+            reason,
+            bounce: recipient,
+        },
+    }
+}

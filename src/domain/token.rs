@@ -1,0 +1,94 @@
+//! Random tokens, their stored hashes, and keyed MACs.
+//!
+//! Secrets at rest are hashes: a confirmation or API token is stored as its
+//! SHA-256. Links that must work forever (unsubscribe) carry a MAC keyed by
+//! `secret_key`, so nothing about them needs storing.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+/// 256 random bits, URL-safe base64 (43 characters).
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Hex SHA-256 of a token: what the database keeps.
+pub fn hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// HMAC-SHA256 of `message` under `key`, hex-encoded.
+pub fn mac_hex(key: &str, message: &str) -> String {
+    hex::encode(mac_bytes(key, message))
+}
+
+fn mac_bytes(key: &str, message: &str) -> Vec<u8> {
+    // new_from_slice accepts keys of any length for HMAC.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(key.as_bytes()) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC takes keys of any length"),
+    };
+    mac.update(message.as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// A confirmation token derived from a nonce: the outbox row keeps the nonce,
+/// the token table keeps the token's hash, the raw token exists only in the
+/// email.
+pub fn confirmation_token(key: &str, nonce: &str) -> String {
+    URL_SAFE_NO_PAD.encode(&mac_bytes(key, &format!("confirm:{nonce}"))[..24])
+}
+
+/// Per-reader unsubscribe token: `<subscriber id>.<mac>`; never expires.
+pub fn unsubscribe_token(key: &str, subscriber_id: &str) -> String {
+    let mac = URL_SAFE_NO_PAD.encode(&mac_bytes(key, &format!("unsubscribe:{subscriber_id}"))[..16]);
+    format!("{subscriber_id}.{mac}")
+}
+
+/// The subscriber id inside a genuine unsubscribe token.
+pub fn verify_unsubscribe_token(key: &str, token: &str) -> Option<String> {
+    let (id, _) = token.split_once('.')?;
+    if id.len() > 64 {
+        return None;
+    }
+    let expected = unsubscribe_token(key, id);
+    constant_time_eq(expected.as_bytes(), token.as_bytes()).then(|| id.to_string())
+}
+
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens() {
+        let t = random_token();
+        assert_eq!(t.len(), 43);
+        assert_ne!(t, random_token());
+        assert_eq!(hash("a").len(), 64);
+        let c = confirmation_token("k", "n");
+        assert_eq!(c, confirmation_token("k", "n"));
+        assert_eq!(c.len(), 32);
+        assert_ne!(c, confirmation_token("k2", "n"));
+    }
+
+    #[test]
+    fn unsubscribe_round_trip() {
+        let t = unsubscribe_token("key", "abc-123");
+        assert_eq!(verify_unsubscribe_token("key", &t).as_deref(), Some("abc-123"));
+        assert_eq!(verify_unsubscribe_token("other", &t), None);
+        assert_eq!(verify_unsubscribe_token("key", "abc-123.forged"), None);
+        assert_eq!(verify_unsubscribe_token("key", "nodot"), None);
+    }
+}

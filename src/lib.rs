@@ -1,0 +1,31 @@
+//! Tidings: a self-hosted newsletter service. Readers sign up with double
+//! opt-in, their consent is logged, and confirmed readers get a digest of new
+//! articles on a schedule, through SMTP.
+//!
+//! # Layout
+//! - [`config`]: settings from a TOML file and `TIDINGS_*`, validated once.
+//! - [`cli`]: the `tidings` commands.
+//! - [`startup`]: builds the HTTP server, workers and scheduler.
+//! - [`telemetry`]: tracing set-up.
+//! - [`domain`]: parsed newtypes and rules with no I/O.
+//! - [`db`]: pool, backends, migrations and the queries, one file per table group.
+//! - [`subscriptions`]: signup, confirmation and unsubscribe, each one transaction.
+//! - [`routes`]: HTTP handlers (public pages, ops API) and their errors.
+//! - [`mail`]: templates, message building, transports, the outbox worker.
+//! - [`digest`]: article intake, digest composition, fan-out and delivery.
+//! - [`scheduler`]: cron wiring; calls plain functions the tests call too.
+//! - [`metrics`]: Prometheus registry and collectors.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod digest;
+pub mod domain;
+pub mod mail;
+pub mod metrics;
+pub mod routes;
+pub mod scheduler;
+pub mod startup;
+pub mod state;
+pub mod subscriptions;
+pub mod telemetry;

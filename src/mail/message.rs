@@ -1,0 +1,165 @@
+//! Building RFC 5322 messages: multipart text + HTML, Message-ID, Date,
+//! list headers (RFC 2369 / RFC 8058) and optional DKIM.
+//!
+//! Everything a reader typed reaches headers only through lettre's typed
+//! builders (which encode and refuse line breaks), never by string pasting.
+
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::Message;
+
+use crate::config::Dkim;
+
+/// A rendered email, before it is addressed to anyone.
+#[derive(Clone, Debug)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// List headers that go on every newsletter email.
+#[derive(Clone, Debug)]
+pub struct ListHeaders {
+    pub unsubscribe_https: String,
+    pub unsubscribe_mailto: String,
+    pub list_id: String,
+}
+
+/// Builds one message. `to_name` is the reader's name, if any.
+pub fn build(
+    from: &Mailbox,
+    to_address: &str,
+    to_name: Option<&str>,
+    rendered: &Rendered,
+    list: Option<&ListHeaders>,
+) -> Result<Message, String> {
+    let address = to_address
+        .parse()
+        .map_err(|e| format!("recipient address: {e}"))?;
+    let to = Mailbox::new(to_name.map(str::to_string), address);
+    let domain = from.email.domain().to_string();
+    let mut builder = Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(rendered.subject.replace(['\r', '\n'], " "))
+        .date_now()
+        .message_id(Some(format!("<{}@{}>", uuid::Uuid::new_v4(), domain)));
+    if let Some(list) = list {
+        let header = |name: &'static str, value: String| {
+            HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
+        };
+        builder = builder
+            .raw_header(header(
+                "List-Unsubscribe",
+                format!("<{}>, <{}>", list.unsubscribe_https, list.unsubscribe_mailto),
+            ))
+            .raw_header(header(
+                "List-Unsubscribe-Post",
+                "List-Unsubscribe=One-Click".to_string(),
+            ))
+            .raw_header(header("List-Id", list.list_id.clone()));
+    }
+    builder
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(rendered.text.clone()),
+                )
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body(rendered.html.clone()),
+                ),
+        )
+        .map_err(|e| format!("building message: {e}"))
+}
+
+/// The DKIM configuration for the settings: RSA keys in PKCS#1 PEM, Ed25519
+/// keys as base64 of the 32-byte seed. Signs the list headers too.
+pub fn dkim_config(
+    _from: &Mailbox,
+    dkim: &Dkim,
+) -> Result<lettre::message::dkim::DkimConfig, String> {
+    use lettre::message::dkim::{
+        DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
+        DkimSigningKey,
+    };
+    let pem = dkim.private_key_pem.trim();
+    let algorithm = if pem.contains("BEGIN RSA PRIVATE KEY") {
+        DkimSigningAlgorithm::Rsa
+    } else {
+        DkimSigningAlgorithm::Ed25519
+    };
+    let key = DkimSigningKey::new(pem, algorithm)
+        .map_err(|e| format!("not a PKCS#1 RSA PEM or base64 Ed25519 key: {e}"))?;
+    let headers = [
+        "From",
+        "Subject",
+        "To",
+        "Date",
+        "Message-ID",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+        "List-Id",
+    ]
+    .into_iter()
+    .map(HeaderName::new_from_ascii_str)
+    .collect();
+    Ok(DkimConfig::new(
+        dkim.selector.clone(),
+        dkim.domain.clone(),
+        key,
+        headers,
+        DkimCanonicalization {
+            header: DkimCanonicalizationType::Relaxed,
+            body: DkimCanonicalizationType::Relaxed,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered() -> Rendered {
+        Rendered {
+            subject: "Hello\r\nBcc: evil@example.com".into(),
+            text: "text".into(),
+            html: "<p>html</p>".into(),
+        }
+    }
+
+    #[test]
+    fn headers_cannot_be_injected() {
+        let from: Mailbox = "News <news@example.com>".parse().unwrap();
+        let msg = build(
+            &from,
+            "a@example.com",
+            Some("Eve\r\nBcc: evil@example.com"),
+            &rendered(),
+            None,
+        )
+        .unwrap();
+        let raw = String::from_utf8(msg.formatted()).unwrap();
+        assert!(!raw.contains("\r\nBcc:"), "{raw}");
+        assert!(raw.contains("Message-ID: <"));
+    }
+
+    #[test]
+    fn list_headers() {
+        let from: Mailbox = "News <news@example.com>".parse().unwrap();
+        let list = ListHeaders {
+            unsubscribe_https: "https://n.example/unsubscribe?token=abc".into(),
+            unsubscribe_mailto: "mailto:news@example.com?subject=unsubscribe".into(),
+            list_id: "<digest.n.example>".into(),
+        };
+        let msg = build(&from, "a@example.com", None, &rendered(), Some(&list)).unwrap();
+        let raw = String::from_utf8(msg.formatted()).unwrap();
+        assert!(raw.contains("List-Unsubscribe: <https://n.example/unsubscribe?token=abc>, <mailto:news@example.com?subject=unsubscribe>"), "{raw}");
+        assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+        assert!(raw.contains("List-Id: <digest.n.example>"));
+    }
+}

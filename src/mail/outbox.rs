@@ -1,0 +1,189 @@
+//! The outbox worker: claims due rows, renders and sends them, and settles
+//! each one (sent, retry later with backoff, or failed for good).
+//!
+//! It wakes at once when a request queued mail, and polls every second for
+//! retries that came due and rows other instances left behind. A row whose
+//! lease ran out (its worker died mid-send) is claimed again, so a crash can
+//! repeat at most the sends that were in flight, and never loses one.
+
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt};
+use rand::Rng;
+use tokio::sync::watch;
+
+use crate::db::{self, outbox::OutboxJob};
+use crate::mail::message::{self, Rendered};
+use crate::mail::SendError;
+use crate::state::{AppState, SharedState};
+use crate::subscriptions::ConfirmPayload;
+
+const POLL: Duration = Duration::from_secs(1);
+const LEASE: Duration = Duration::from_secs(120);
+const BATCH: i64 = 200;
+/// After this many attempts a transiently failing email is given up.
+pub const MAX_ATTEMPTS: i32 = 12;
+
+pub async fn run(state: SharedState, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        match step(&state).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "outbox step failed"),
+        }
+        tokio::select! {
+            _ = state.wake_outbox.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Exponential backoff with jitter: 5 s, 10 s, 20 s … capped at one hour.
+pub fn backoff(attempts: i32) -> chrono::Duration {
+    let base = 5i64.saturating_mul(1i64 << attempts.clamp(0, 10)).min(3600);
+    let jitter = rand::thread_rng().gen_range(0.75..1.25);
+    chrono::Duration::milliseconds((base as f64 * 1000.0 * jitter) as i64)
+}
+
+enum Outcome {
+    Sent,
+    Retry(String),
+    Failed { reason: String, bounce: bool },
+}
+
+/// Claims one batch and works it. Returns how many rows it handled.
+pub async fn step(state: &AppState) -> anyhow::Result<usize> {
+    let now = db::now();
+    let lease = now + chrono::Duration::from_std(LEASE)?;
+    let jobs = db::run(&state.pool, move |c| db::outbox::claim(c, now, lease, BATCH)).await?;
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    let n = jobs.len();
+    let results: Vec<(OutboxJob, Outcome)> = stream::iter(jobs)
+        .map(|job| async move {
+            let outcome = send_one(state, &job).await;
+            (job, outcome)
+        })
+        .buffer_unordered(state.mailer.concurrency())
+        .collect()
+        .await;
+    for (job, outcome) in &results {
+        let kind = job.kind.as_str();
+        match outcome {
+            Outcome::Sent => state.metrics.emails_sent.with_label_values(&[kind]).inc(),
+            Outcome::Retry(e) => {
+                tracing::info!(outbox_id = job.id, attempt = job.attempts, error = %e, "send will be retried");
+                state.metrics.emails_retried.with_label_values(&[kind]).inc()
+            }
+            Outcome::Failed { reason, .. } => {
+                tracing::warn!(outbox_id = job.id, error = %reason, "send failed for good");
+                state.metrics.emails_failed.with_label_values(&[kind]).inc()
+            }
+        }
+    }
+    db::transaction(&state.pool, move |c| {
+        let now = db::now();
+        for (job, outcome) in &results {
+            match outcome {
+                Outcome::Sent => db::outbox::mark_sent(c, job.id, now)?,
+                Outcome::Retry(e) if job.attempts < MAX_ATTEMPTS => {
+                    db::outbox::retry_at(c, job.id, now + backoff(job.attempts), e)?
+                }
+                Outcome::Retry(e) => db::outbox::mark_failed(c, job.id, e)?,
+                Outcome::Failed { reason, bounce } => {
+                    if let (true, Some(id)) = (bounce, &job.subscriber_id) {
+                        crate::subscriptions::bounce(c, id, reason)?;
+                    }
+                    db::outbox::mark_failed(c, job.id, reason)?
+                }
+            };
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(n)
+}
+
+async fn send_one(state: &AppState, job: &OutboxJob) -> Outcome {
+    let rendered = match render(state, job) {
+        Ok(r) => r,
+        Err(e) => {
+            return Outcome::Failed {
+                reason: format!("{e:#}"),
+                bounce: false,
+            }
+        }
+    };
+    let name = serde_json::from_str::<ConfirmPayload>(&job.payload)
+        .ok()
+        .and_then(|p| p.name);
+    let msg = match message::build(
+        &state.settings.mail_from,
+        &job.recipient,
+        name.as_deref(),
+        &rendered,
+        None,
+    ) {
+        Ok(m) => m,
+        Err(reason) => return Outcome::Failed { reason, bounce: false },
+    };
+    let raw = state.sign_and_format(msg);
+    let envelope = match lettre::address::Envelope::new(
+        Some(state.settings.mail_from.email.clone()),
+        vec![match job.recipient.parse() {
+            Ok(a) => a,
+            Err(e) => {
+                return Outcome::Failed {
+                    reason: format!("recipient: {e}"),
+                    bounce: false,
+                }
+            }
+        }],
+    ) {
+        Ok(e) => e,
+        Err(e) => {
+            return Outcome::Failed {
+                reason: format!("envelope: {e}"),
+                bounce: false,
+            }
+        }
+    };
+    match state.mailer.send(&envelope, &raw).await {
+        Ok(()) => Outcome::Sent,
+        Err(SendError::Transient(e)) => Outcome::Retry(e),
+        Err(SendError::Permanent { reason, recipient }) => Outcome::Failed {
+            reason,
+            bounce: recipient,
+        },
+    }
+}
+
+fn render(state: &AppState, job: &OutboxJob) -> anyhow::Result<Rendered> {
+    match job.kind.as_str() {
+        "confirm" => {
+            let payload: ConfirmPayload = serde_json::from_str(&job.payload)?;
+            let token = crate::domain::token::confirmation_token(&state.secret, &payload.nonce);
+            let link = state.link(&format!("/subscriptions/confirm?token={token}"));
+            let ctx = minijinja::context! {
+                name => payload.name,
+                link => link,
+                ttl_hours => state.settings.confirm_ttl_hours,
+                site => state.settings.base_url.as_str(),
+            };
+            let render = |part: &str| {
+                crate::mail::templates::render(&state.templates, &format!("emails/confirm/{part}"), &ctx)
+            };
+            Ok(Rendered {
+                subject: render("subject.txt")?.trim().to_string(),
+                text: render("body.txt")?,
+                html: render("body.html")?,
+            })
+        }
+        other => anyhow::bail!("unknown outbox kind {other:?}"),
+    }
+}

@@ -1,0 +1,80 @@
+//! Prometheus metrics. HTTP request counts and latencies by route come from
+//! actix-web-prom (GET /metrics); this module adds the pool's state and the
+//! mail counters to the same registry.
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+
+use crate::db::Pool;
+
+pub struct Metrics {
+    pub registry: Registry,
+    /// Emails handed to the transport, by kind (`confirm`, `digest`).
+    pub emails_sent: IntCounterVec,
+    /// Emails that failed for good, by kind.
+    pub emails_failed: IntCounterVec,
+    /// Transient failures that were scheduled for retry, by kind.
+    pub emails_retried: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new(pool: Pool) -> anyhow::Result<Self> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| -> anyhow::Result<IntCounterVec> {
+            let c = IntCounterVec::new(Opts::new(name, help).namespace("tidings"), &["kind"])?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let emails_sent = counter("emails_sent_total", "Emails accepted by the transport")?;
+        let emails_failed = counter("emails_failed_total", "Emails that failed permanently")?;
+        let emails_retried = counter("emails_retried_total", "Transient send failures retried")?;
+        registry.register(Box::new(PoolCollector::new(pool)?))?;
+        Ok(Self {
+            registry,
+            emails_sent,
+            emails_failed,
+            emails_retried,
+        })
+    }
+}
+
+/// Reads the pool's state at scrape time.
+struct PoolCollector {
+    pool: Pool,
+    connections: IntGauge,
+    idle: IntGauge,
+    max: IntGauge,
+}
+
+impl PoolCollector {
+    fn new(pool: Pool) -> anyhow::Result<Self> {
+        let gauge = |name: &str, help: &str| IntGauge::with_opts(Opts::new(name, help).namespace("tidings"));
+        Ok(Self {
+            max: gauge("db_pool_max_connections", "Pool size limit")?,
+            connections: gauge("db_pool_connections", "Open database connections")?,
+            idle: gauge("db_pool_idle_connections", "Idle database connections")?,
+            pool,
+        })
+    }
+}
+
+impl Collector for PoolCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        [&self.connections, &self.idle, &self.max]
+            .into_iter()
+            .flat_map(|g| g.desc())
+            .collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let state = self.pool.state();
+        self.connections.set(i64::from(state.connections));
+        self.idle.set(i64::from(state.idle_connections));
+        self.max.set(i64::from(self.pool.max_size()));
+        [&self.connections, &self.idle, &self.max]
+            .into_iter()
+            .flat_map(|g| g.collect())
+            .collect()
+    }
+}

@@ -1,0 +1,112 @@
+//! POST /api/articles (upsert by URL), GET /api/articles.
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, NaiveDateTime};
+use serde::Deserialize;
+
+use super::ApiToken;
+use crate::db::{self, articles::NewArticle};
+use crate::routes::ApiError;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/articles", web::post().to(create))
+        .route("/articles", web::get().to(list));
+}
+
+#[derive(Deserialize)]
+pub struct ArticleInput {
+    url: Option<String>,
+    title: Option<String>,
+    summary: Option<String>,
+    published_at: Option<String>,
+}
+
+/// RFC 3339 (`2026-11-29T08:00:00Z`) or a naive UTC `2026-11-29T08:00:00`.
+pub fn parse_time(field: &str, raw: &str) -> Result<NaiveDateTime, ApiError> {
+    DateTime::parse_from_rfc3339(raw.trim())
+        .map(|d| d.naive_utc())
+        .or_else(|_| NaiveDateTime::parse_from_str(raw.trim(), "%Y-%m-%dT%H:%M:%S%.f"))
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
+        })
+        .map_err(|_| ApiError::validation(field, "must be an RFC 3339 time like 2026-11-29T08:00:00Z"))
+}
+
+fn validate(input: ArticleInput) -> Result<NewArticle, ApiError> {
+    let url = input.url.unwrap_or_default().trim().to_string();
+    if url.is_empty() {
+        return Err(ApiError::validation("url", "is required"));
+    }
+    if url.len() > 2048 {
+        return Err(ApiError::validation("url", "is longer than 2048 characters"));
+    }
+    let parsed = url::Url::parse(&url).map_err(|_| ApiError::validation("url", "is not a valid URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(ApiError::validation("url", "must be an http(s) URL"));
+    }
+    let title = input.title.unwrap_or_default().trim().to_string();
+    if title.is_empty() {
+        return Err(ApiError::validation("title", "is required"));
+    }
+    if title.chars().count() > 300 {
+        return Err(ApiError::validation("title", "is longer than 300 characters"));
+    }
+    if title.chars().any(char::is_control) {
+        return Err(ApiError::validation("title", "must not contain control characters"));
+    }
+    let summary = input.summary.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    if summary.as_ref().is_some_and(|s| s.chars().count() > 5000) {
+        return Err(ApiError::validation("summary", "is longer than 5000 characters"));
+    }
+    let published_at = match input.published_at.filter(|s| !s.trim().is_empty()) {
+        Some(raw) => parse_time("published_at", &raw)?,
+        None => db::now(),
+    };
+    Ok(NewArticle {
+        url: parsed.to_string(),
+        guid: None,
+        title,
+        summary,
+        published_at,
+    })
+}
+
+async fn create(
+    _auth: ApiToken,
+    body: web::Json<ArticleInput>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let article = validate(body.into_inner())?;
+    let (id, created) = db::run(&state.pool, move |c| db::articles::upsert(c, &article)).await?;
+    let body = serde_json::json!({"id": id, "created": created});
+    Ok(if created {
+        HttpResponse::Created().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    since: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list(
+    _auth: ApiToken,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let since = match query.since.as_deref() {
+        Some(raw) => Some(parse_time("since", raw)?),
+        None => None,
+    };
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::validation("limit", "must be between 1 and 1000"));
+    }
+    let items = db::run(&state.pool, move |c| db::articles::list(c, since, limit)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}

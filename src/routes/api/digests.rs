@@ -1,0 +1,96 @@
+//! POST /api/digests (compose now), GET /api/digests, GET /api/digests/{id}.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::ApiToken;
+use crate::db;
+use crate::digest::ComposeOutcome;
+use crate::routes::ApiError;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/digests", web::post().to(create))
+        .route("/digests", web::get().to(list))
+        .route("/digests/{id}", web::get().to(show));
+}
+
+async fn create(
+    _auth: ApiToken,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let key = match req.headers().get("idempotency-key") {
+        Some(v) => {
+            let k = v
+                .to_str()
+                .map_err(|_| ApiError::validation("Idempotency-Key", "must be visible ASCII"))?
+                .trim()
+                .to_string();
+            if k.is_empty() || k.len() > 200 {
+                return Err(ApiError::validation("Idempotency-Key", "must be 1 to 200 characters"));
+            }
+            Some(k)
+        }
+        None => None,
+    };
+    let state = state.into_inner();
+    match crate::digest::compose(&state, key).await? {
+        ComposeOutcome::Created(c) => Ok(HttpResponse::Created().json(c)),
+        ComposeOutcome::Existing(c) => Ok(HttpResponse::Created()
+            .insert_header(("Idempotent-Replayed", "true"))
+            .json(c)),
+        ComposeOutcome::NothingNew => {
+            Ok(HttpResponse::Ok().json(serde_json::json!({"status": "nothing_new"})))
+        }
+    }
+}
+
+/// A digest with its live counts.
+pub fn view(d: &db::digests::Digest, p: &db::digests::Progress) -> serde_json::Value {
+    serde_json::json!({
+        "id": d.id,
+        "status": d.status,
+        "subject": d.subject,
+        "articles": d.article_count,
+        "created_at": d.created_at,
+        "finished_at": d.finished_at,
+        "total": p.total,
+        "sent": p.sent,
+        "failed": p.failed,
+        "queued": p.queued,
+        "skipped": p.skipped,
+    })
+}
+
+async fn list(_auth: ApiToken, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let items = db::run(&state.pool, |c| {
+        let digests = db::digests::recent(c, 50)?;
+        digests
+            .into_iter()
+            .map(|d| db::digests::progress(c, d.id).map(|p| view(&d, &p)))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+async fn show(
+    _auth: ApiToken,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id: i64 = path
+        .parse()
+        .map_err(|_| ApiError::NotFound("no such digest".into()))?;
+    let found = db::run(&state.pool, move |c| {
+        let Some(d) = db::digests::find(c, id)? else {
+            return Ok(None);
+        };
+        let p = db::digests::progress(c, id)?;
+        Ok(Some(view(&d, &p)))
+    })
+    .await?;
+    found
+        .map(|v| HttpResponse::Ok().json(v))
+        .ok_or_else(|| ApiError::NotFound("no such digest".into()))
+}

@@ -1,0 +1,77 @@
+//! The ops API: JSON only, `Authorization: Bearer <token>` on every route.
+
+mod articles;
+mod digests;
+mod subscribers;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+
+use super::ApiError;
+use crate::db;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api")
+            .app_data(web::JsonConfig::default().limit(crate::startup::BODY_LIMIT).error_handler(
+                |e, _| match &e {
+                    actix_web::error::JsonPayloadError::OverflowKnownLength { .. }
+                    | actix_web::error::JsonPayloadError::Overflow { .. } => e.into(),
+                    actix_web::error::JsonPayloadError::ContentType => {
+                        ApiError::BadRequest("expected Content-Type: application/json".into()).into()
+                    }
+                    actix_web::error::JsonPayloadError::Deserialize(d) if d.is_data() => {
+                        let msg = d.to_string();
+                        let field = msg
+                            .split('`')
+                            .nth(1)
+                            .unwrap_or("body")
+                            .to_string();
+                        ApiError::validation(&field, msg).into()
+                    }
+                    other => ApiError::BadRequest(other.to_string()).into(),
+                },
+            ))
+            .configure(subscribers::configure)
+            .configure(articles::configure)
+            .configure(digests::configure)
+            .default_service(web::to(|| async {
+                Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such API route".into()))
+            })),
+    );
+}
+
+/// Proof that the request carried a valid API token.
+pub struct ApiToken {
+    pub name: String,
+}
+
+impl FromRequest for ApiToken {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let header = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_string());
+        Box::pin(async move {
+            let (Some(state), Some(token)) = (state, header) else {
+                return Err(ApiError::Unauthorized);
+            };
+            if token.is_empty() || token.len() > 256 {
+                return Err(ApiError::Unauthorized);
+            }
+            let hash = crate::domain::token::hash(&token);
+            let name = db::run(&state.pool, move |c| db::api_tokens::find_by_hash(c, &hash)).await?;
+            name.map(|name| ApiToken { name }).ok_or(ApiError::Unauthorized)
+        })
+    }
+}

@@ -1,0 +1,79 @@
+//! GET /api/subscribers, GET /api/subscribers/{id}.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::ApiToken;
+use crate::db::{self, subscribers::Filter};
+use crate::domain::status;
+use crate::routes::ApiError;
+use crate::state::AppState;
+
+pub const PER_PAGE: i64 = 50;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/subscribers", web::get().to(list))
+        .route("/subscribers/{id}", web::get().to(show));
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    q: Option<String>,
+    page: Option<i64>,
+}
+
+async fn list(
+    _auth: ApiToken,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    if let Some(s) = &query.status {
+        if !status::ALL.contains(&s.as_str()) {
+            return Err(ApiError::validation(
+                "status",
+                format!("must be one of {}", status::ALL.join(", ")),
+            ));
+        }
+    }
+    let page = query.page.unwrap_or(1);
+    if !(1..=1_000_000).contains(&page) {
+        return Err(ApiError::validation("page", "must be a number from 1"));
+    }
+    if query.q.as_ref().is_some_and(|q| q.len() > 254) {
+        return Err(ApiError::validation("q", "is longer than 254 characters"));
+    }
+    let filter = Filter {
+        status: query.status,
+        q: query.q,
+    };
+    let (items, total) =
+        db::run(&state.pool, move |c| db::subscribers::list(c, &filter, page, PER_PAGE)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "items": items,
+        "page": page,
+        "per_page": PER_PAGE,
+        "total": total,
+    })))
+}
+
+async fn show(
+    _auth: ApiToken,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let found = db::run(&state.pool, move |c| {
+        let Some(s) = db::subscribers::find(c, &id)? else {
+            return Ok(None);
+        };
+        let consent = db::consent::for_subscriber(c, &id)?;
+        Ok(Some((s, consent)))
+    })
+    .await?;
+    let (subscriber, consent) = found.ok_or_else(|| ApiError::NotFound("no such subscriber".into()))?;
+    let mut body = serde_json::to_value(&subscriber).map_err(anyhow::Error::from)?;
+    body["consent"] = serde_json::to_value(&consent).map_err(anyhow::Error::from)?;
+    Ok(HttpResponse::Ok().json(body))
+}

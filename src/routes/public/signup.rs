@@ -1,0 +1,204 @@
+//! GET / (the signup form) and POST /subscriptions (form or JSON).
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+
+use super::{field, parse_form};
+use crate::db::{self, consent};
+use crate::domain::{SubscriberEmail, SubscriberName, CONSENT_TEXT, CONSENT_TEXT_VERSION};
+use crate::routes::{client_ip, page, user_agent, wants_json, ApiError, PageError};
+use crate::state::{AppState, SharedState};
+use crate::subscriptions::{self, SignupOutcome, SignupPolicy};
+
+/// The hidden field bots fill in and people never see.
+pub const HONEYPOT: &str = "website";
+
+#[derive(Serialize, Default)]
+struct FormContext<'a> {
+    consent_text: &'a str,
+    consent_version: &'a str,
+    honeypot: &'a str,
+    email: &'a str,
+    name: &'a str,
+    error: Option<String>,
+    error_field: Option<&'a str>,
+}
+
+pub async fn form(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    let state = state.into_inner();
+    page(&state, StatusCode::OK, "pages/signup.html", base_context())
+}
+
+fn base_context<'a>() -> FormContext<'a> {
+    FormContext {
+        consent_text: CONSENT_TEXT,
+        consent_version: CONSENT_TEXT_VERSION,
+        honeypot: HONEYPOT,
+        ..Default::default()
+    }
+}
+
+/// What the request carried, before parsing.
+struct Input {
+    email: String,
+    name: String,
+    honeypot: bool,
+}
+
+fn read_json(body: &[u8]) -> Result<Input, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| ApiError::BadRequest("expected a JSON object".into()))?;
+    let text = |name: &str| -> Result<String, ApiError> {
+        match obj.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(String::new()),
+            Some(serde_json::Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(ApiError::validation(name, "must be a string")),
+        }
+    };
+    Ok(Input {
+        email: text("email")?,
+        name: text("name")?,
+        honeypot: !text(HONEYPOT)?.trim().is_empty(),
+    })
+}
+
+fn read_form(body: &[u8]) -> Result<Input, String> {
+    let pairs = parse_form(body)?;
+    Ok(Input {
+        email: field(&pairs, "email").unwrap_or_default().to_string(),
+        name: field(&pairs, "name").unwrap_or_default().to_string(),
+        honeypot: field(&pairs, HONEYPOT).is_some_and(|v| !v.trim().is_empty()),
+    })
+}
+
+pub async fn subscribe(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let state = state.into_inner();
+    let json = wants_json(req.headers());
+    let is_json_body = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    let ip = client_ip(&req, &state.settings.trusted_proxies);
+    if let (Some(limiter), Some(ip)) = (&state.signup_limiter, ip) {
+        if limiter.check_key(&ip).is_err() {
+            return if json {
+                actix_web::ResponseError::error_response(&ApiError::TooManyRequests)
+            } else {
+                actix_web::ResponseError::error_response(&PageError::TooManyRequests)
+            };
+        }
+    }
+    let input = if is_json_body {
+        read_json(&body)
+    } else {
+        read_form(&body).map_err(ApiError::BadRequest)
+    };
+    let input = match input {
+        Ok(i) => i,
+        Err(e) if json => return actix_web::ResponseError::error_response(&e),
+        Err(e) => return actix_web::ResponseError::error_response(&PageError::BadRequest(e.to_string())),
+    };
+    if input.honeypot {
+        tracing::info!("honeypot filled; signup ignored");
+        return accepted(&state, json);
+    }
+    let parsed = SubscriberEmail::parse(&input.email)
+        .map_err(|reason| ("email", reason))
+        .and_then(|email| {
+            SubscriberName::parse(&input.name)
+                .map(|name| (email, name))
+                .map_err(|reason| ("name", reason))
+        });
+    let (email, name) = match parsed {
+        Ok(v) => v,
+        Err((field_name, reason)) => {
+            return invalid(&state, json, field_name, &reason, &input);
+        }
+    };
+    let referer = req
+        .headers()
+        .get(actix_web::http::header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(512).collect::<String>());
+    let method = if is_json_body { "api" } else { "form" };
+    let ctx = consent::Context {
+        ip: ip.map(|i| i.to_string()),
+        user_agent: user_agent(&req),
+        source: Some(referer.unwrap_or_else(|| state.link("/"))),
+        method: Some(method.to_string()),
+    };
+    let policy = SignupPolicy {
+        confirm_ttl: chrono::Duration::hours(i64::from(state.settings.confirm_ttl_hours)),
+        resend_after: chrono::Duration::minutes(i64::from(state.settings.resend_after_minutes)),
+        secret: state.secret.clone(),
+    };
+    match signup_with_retry(&state, email, name, ctx, policy, is_json_body).await {
+        Ok(outcome) => {
+            tracing::info!(outcome = ?outcome, method, "signup");
+            if outcome == SignupOutcome::Queued {
+                state.wake_outbox.notify_one();
+            }
+            accepted(&state, json)
+        }
+        Err(e) if json => actix_web::ResponseError::error_response(&ApiError::from(e)),
+        Err(e) => actix_web::ResponseError::error_response(&PageError::from(e)),
+    }
+}
+
+/// Two first signups of one address race on the unique key; the loser runs
+/// again and finds the winner's row.
+async fn signup_with_retry(
+    state: &SharedState,
+    email: SubscriberEmail,
+    name: Option<SubscriberName>,
+    ctx: consent::Context,
+    policy: SignupPolicy,
+    respect_suppression: bool,
+) -> Result<SignupOutcome, db::DbError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (email, name, ctx, policy) = (email.clone(), name.clone(), ctx.clone(), policy.clone());
+        let result = db::transaction(&state.pool, move |c| {
+            subscriptions::signup(c, &email, name.as_ref(), &ctx, &policy, respect_suppression)
+        })
+        .await;
+        match result {
+            Err(e) if e.is_unique_violation() && attempt < 3 => continue,
+            other => return other,
+        }
+    }
+}
+
+fn accepted(state: &SharedState, json: bool) -> HttpResponse {
+    if json {
+        return HttpResponse::Accepted().json(serde_json::json!({"status": "pending"}));
+    }
+    page(state, StatusCode::OK, "pages/signup_done.html", minijinja::context! {})
+        .unwrap_or_else(|e| actix_web::ResponseError::error_response(&e))
+}
+
+fn invalid(state: &SharedState, json: bool, field_name: &str, reason: &str, input: &Input) -> HttpResponse {
+    if json {
+        return actix_web::ResponseError::error_response(&ApiError::validation(field_name, reason));
+    }
+    let label = if field_name == "email" { "Email" } else { "Name" };
+    let ctx = FormContext {
+        email: &input.email,
+        name: &input.name,
+        error: Some(format!("{label} {reason}.")),
+        error_field: Some(field_name),
+        ..base_context()
+    };
+    page(state, StatusCode::UNPROCESSABLE_ENTITY, "pages/signup.html", ctx)
+        .unwrap_or_else(|e| actix_web::ResponseError::error_response(&e))
+}

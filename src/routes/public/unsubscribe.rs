@@ -1,0 +1,89 @@
+//! GET /unsubscribe shows one button; POST unsubscribes at once. The POST is
+//! also RFC 8058's one-click target: no cookie, no CSRF token, answers 200.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::parse_form;
+use crate::db::{self, consent};
+use crate::domain::token::verify_unsubscribe_token;
+use crate::routes::{client_ip, page, user_agent, wants_json, PageError};
+use crate::state::{AppState, SharedState};
+use crate::subscriptions::{self, UnsubscribeOutcome};
+
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    token: Option<String>,
+}
+
+fn not_found(state: &SharedState) -> Result<HttpResponse, PageError> {
+    page(
+        state,
+        StatusCode::NOT_FOUND,
+        "pages/not_found.html",
+        minijinja::context! {
+            title => "Link not recognised",
+            message => "This unsubscribe link is not valid. Please use the link from one of our emails.",
+            offer_signup => false,
+        },
+    )
+}
+
+pub async fn show(
+    query: web::Query<TokenQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let state = state.into_inner();
+    let token = query.token.clone().unwrap_or_default();
+    let Some(id) = verify_unsubscribe_token(&state.secret, &token) else {
+        return not_found(&state);
+    };
+    let found = db::run(&state.pool, move |c| db::subscribers::find(c, &id)).await?;
+    match found {
+        Some(s) if s.status != crate::domain::status::ERASED => page(
+            &state,
+            StatusCode::OK,
+            "pages/unsubscribe.html",
+            minijinja::context! { token => token, already => s.status == crate::domain::status::UNSUBSCRIBED },
+        ),
+        _ => not_found(&state),
+    }
+}
+
+pub async fn unsubscribe(
+    req: HttpRequest,
+    query: web::Query<TokenQuery>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let state = state.into_inner();
+    let token = query.token.clone().unwrap_or_default();
+    let Some(id) = verify_unsubscribe_token(&state.secret, &token) else {
+        return not_found(&state);
+    };
+    // RFC 8058: mail clients POST `List-Unsubscribe=One-Click`; our page's
+    // button posts without it.
+    let one_click = parse_form(&body)
+        .map(|pairs| {
+            pairs
+                .iter()
+                .any(|(k, v)| k == "List-Unsubscribe" && v == "One-Click")
+        })
+        .unwrap_or(false);
+    let ctx = consent::Context {
+        ip: client_ip(&req, &state.settings.trusted_proxies).map(|i| i.to_string()),
+        user_agent: user_agent(&req),
+        source: Some(state.link("/unsubscribe")),
+        method: Some(if one_click { "one-click" } else { "page" }.into()),
+    };
+    let outcome = db::transaction(&state.pool, move |c| subscriptions::unsubscribe(c, &id, &ctx)).await?;
+    tracing::info!(outcome = ?outcome, one_click, "unsubscribe");
+    if outcome == UnsubscribeOutcome::Unknown {
+        return not_found(&state);
+    }
+    if wants_json(req.headers()) {
+        return Ok(HttpResponse::Ok().json(serde_json::json!({"status": "unsubscribed"})));
+    }
+    page(&state, StatusCode::OK, "pages/unsubscribe_done.html", minijinja::context! {})
+}

@@ -1,0 +1,133 @@
+//! Cron wiring only. tokio-cron-scheduler ticks `digest_cron` and `feed_cron`
+//! in memory on every instance; each tick calls a plain function the tests
+//! call too. Before acting, an instance claims the tick in `job_runs`: on a
+//! shared PostgreSQL exactly one instance wins each tick. A failed run is
+//! logged and the schedule goes on.
+
+use chrono::Utc;
+use croner::parser::{CronParser, Seconds};
+use croner::Cron;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+use crate::db;
+use crate::state::SharedState;
+
+/// Parses a six-field (seconds first) cron expression, as the scheduler does.
+pub fn parse_cron(expr: &str) -> Result<Cron, String> {
+    if expr.split_whitespace().count() != 6 {
+        return Err(format!(
+            "\"{expr}\" must have 6 fields, seconds first (e.g. \"0 0 8 * * Mon\")"
+        ));
+    }
+    CronParser::builder()
+        .seconds(Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(expr)
+        .map_err(|e| format!("\"{expr}\" is not a valid cron expression: {e}"))
+}
+
+pub fn validate_cron(expr: &str) -> Result<(), String> {
+    parse_cron(expr).map(drop)
+}
+
+/// The scheduled time this firing belongs to: the latest occurrence at or
+/// before now (with half a second of slack for an early wake-up). Every
+/// instance computes the same key for the same tick.
+pub fn tick_key(expr: &str) -> Option<String> {
+    let cron = parse_cron(expr).ok()?;
+    let probe = Utc::now() + chrono::Duration::milliseconds(500);
+    cron.find_previous_occurrence(&probe, true)
+        .ok()
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+}
+
+/// Claims the tick for this instance; false when another instance has it.
+pub async fn claim_tick(state: &SharedState, job: &'static str, expr: &str) -> anyhow::Result<bool> {
+    let Some(tick) = tick_key(expr) else {
+        return Ok(false);
+    };
+    Ok(db::run(&state.pool, move |c| db::jobs::claim_tick(c, job, &tick, db::now())).await?)
+}
+
+/// One digest tick: claim it, compose, let the delivery worker send.
+pub async fn digest_tick(state: &SharedState) -> anyhow::Result<()> {
+    if !claim_tick(state, "digest", &state.settings.digest_cron).await? {
+        tracing::debug!("digest tick taken by another instance");
+        return Ok(());
+    }
+    let outcome = crate::digest::compose(state, None).await?;
+    tracing::info!(outcome = ?outcome, "scheduled digest");
+    Ok(())
+}
+
+/// One feed tick: claim it and poll.
+pub async fn feed_tick(state: &SharedState) -> anyhow::Result<()> {
+    if state.settings.feed_url.is_none() {
+        return Ok(());
+    }
+    if !claim_tick(state, "feed", &state.settings.feed_cron).await? {
+        return Ok(());
+    }
+    crate::digest::feed::poll(state).await?;
+    Ok(())
+}
+
+/// Starts the ticker; the returned task ends it when `shutdown` turns true.
+pub async fn start(state: SharedState, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<JoinHandle<()>> {
+    let mut scheduler = JobScheduler::new().await?;
+    let st = state.clone();
+    scheduler
+        .add(Job::new_async(state.settings.digest_cron.as_str(), move |_, _| {
+            let st = st.clone();
+            Box::pin(async move {
+                if let Err(e) = digest_tick(&st).await {
+                    tracing::error!(error = %format!("{e:#}"), "digest tick failed; next tick will try again");
+                }
+            })
+        })?)
+        .await?;
+    if state.settings.feed_url.is_some() {
+        let st = state.clone();
+        scheduler
+            .add(Job::new_async(state.settings.feed_cron.as_str(), move |_, _| {
+                let st = st.clone();
+                Box::pin(async move {
+                    if let Err(e) = feed_tick(&st).await {
+                        tracing::warn!(error = %format!("{e:#}"), "feed poll failed; next tick will try again");
+                    }
+                })
+            })?)
+            .await?;
+    }
+    scheduler.start().await?;
+    Ok(tokio::spawn(async move {
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                break;
+            }
+        }
+        let _ = scheduler.shutdown().await;
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crons() {
+        assert!(validate_cron("0 0 8 * * Mon").is_ok());
+        assert!(validate_cron("*/2 * * * * *").is_ok());
+        assert!(validate_cron("0 8 * * Mon").is_err());
+        assert!(validate_cron("nonsense").is_err());
+        assert!(tick_key("* * * * * *").is_some());
+    }
+
+    #[test]
+    fn weekly_period() {
+        assert_eq!(crate::digest::compose::period("0 0 8 * * Mon"), chrono::Duration::days(7));
+    }
+}

@@ -1,0 +1,141 @@
+//! `Application::build(settings)`: opens the database, binds the listener
+//! (port 0 works, for tests), and starts the HTTP server, the mail workers and
+//! the scheduler. Shutdown is a handle, not a global: `stop()` ends the server
+//! and tells the workers to finish what is in flight.
+
+use std::net::TcpListener;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{middleware, web, App, HttpServer};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing_actix_web::TracingLogger;
+
+use crate::config::Settings;
+use crate::state::{AppState, SharedState};
+
+/// Largest request body accepted (JSON and forms alike).
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: SharedState,
+    shutdown: watch::Sender<bool>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// Stops a running application from elsewhere (tests, signal handlers).
+#[derive(Clone)]
+pub struct StopHandle {
+    server: ServerHandle,
+    shutdown: watch::Sender<bool>,
+}
+
+impl StopHandle {
+    /// Stops accepting requests and tells the workers to stop claiming work.
+    pub async fn stop(&self, graceful: bool) {
+        let _ = self.shutdown.send(true);
+        self.server.stop(graceful).await;
+    }
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listen = settings.listen.clone();
+        let state = AppState::open(settings).await?;
+        let listener = TcpListener::bind(&listen)
+            .map_err(|e| anyhow::anyhow!("setting listen: cannot bind {listen}: {e}"))?;
+        let port = listener.local_addr()?.port();
+        let server = http_server(state.clone(), listener)?;
+        let (shutdown, rx) = watch::channel(false);
+        let mut workers = vec![
+            tokio::spawn(crate::mail::outbox::run(state.clone(), rx.clone())),
+            tokio::spawn(crate::digest::delivery::run(state.clone(), rx.clone())),
+        ];
+        workers.push(crate::scheduler::start(state.clone(), rx).await?);
+        Ok(Self {
+            port,
+            server,
+            state,
+            shutdown,
+            workers,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> SharedState {
+        self.state.clone()
+    }
+
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            server: self.server.handle(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+
+    /// Serves until SIGINT/SIGTERM (actix handles both) or `stop()`, then lets
+    /// the workers finish their in-flight sends.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        let _ = self.shutdown.send(true);
+        for worker in self.workers {
+            let _ = worker.await;
+        }
+        result
+    }
+}
+
+fn http_server(state: SharedState, listener: TcpListener) -> anyhow::Result<Server> {
+    let prometheus = actix_web_prom::PrometheusMetricsBuilder::new("tidings")
+        .registry(state.metrics.registry.clone())
+        .endpoint("/metrics")
+        .mask_unmatched_patterns("UNKNOWN")
+        .build()
+        .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+    let data = web::Data::from(state.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(crate::routes::security_headers())
+            .wrap(middleware::Compat::new(TracingLogger::default()))
+            .wrap(prometheus.clone())
+            .app_data(data.clone())
+            .app_data(web::PayloadConfig::new(BODY_LIMIT))
+            .app_data(web::JsonConfig::default().limit(BODY_LIMIT))
+            .app_data(web::FormConfig::default().limit(BODY_LIMIT))
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                crate::routes::ApiError::BadRequest(e.to_string()).into()
+            }))
+            .configure(|cfg| crate::routes::configure(cfg, &state))
+    })
+    .listen(listener)?
+    .shutdown_timeout(10)
+    .run();
+    Ok(server)
+}
+
+/// `tidings serve`: the first start says where things are.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
+    let state = app.state();
+    let s = &state.settings;
+    let admins = crate::db::run(&state.pool, crate::db::admins::count)
+        .await
+        .unwrap_or(0);
+    let base = s.base_url.as_str().trim_end_matches('/');
+    println!("Tidings is running on {} (port {})", s.listen, app.port());
+    println!("  signup form:   {base}/");
+    println!("  mail goes to:  {}", state.mailer.describe());
+    println!("  admin console: {base}/admin");
+    if admins == 0 {
+        println!("  no admin yet:  TIDINGS_ADMIN_PASSWORD=… tidings admin create NAME");
+    }
+    println!("  API tokens:    tidings token create NAME");
+    tracing::info!(port = app.port(), "serving");
+    app.run_until_stopped().await?;
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! What every handler and worker shares: settings, the pool, the secret key,
+//! templates, the mailer and the wake-up signals of the workers.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::Notify;
+
+use crate::config::Settings;
+use crate::db::{self, Pool};
+use crate::mail::Mailer;
+use crate::metrics::Metrics;
+
+pub struct AppState {
+    pub settings: Settings,
+    pub pool: Pool,
+    /// Keys unsubscribe links, confirmation tokens, suppression hashes, CSRF.
+    pub secret: String,
+    pub templates: minijinja::Environment<'static>,
+    pub mailer: Mailer,
+    /// Poked after a commit that queued outbox mail.
+    pub wake_outbox: Notify,
+    /// Poked after a digest was fanned out.
+    pub wake_deliveries: Notify,
+    pub signup_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    pub metrics: Metrics,
+    pub dkim: Option<lettre::message::dkim::DkimConfig>,
+}
+
+pub type SharedState = Arc<AppState>;
+
+impl AppState {
+    /// Connects, migrates and loads the secret key: everything a command
+    /// needs before it can do work. Errors are one line for the operator.
+    pub async fn open(settings: Settings) -> anyhow::Result<SharedState> {
+        let url = settings.database_url.clone();
+        let pool = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let pool = db::connect(&url)?;
+            let mut conn = pool
+                .get()
+                .map_err(|e| anyhow::anyhow!("database unreachable: {e}"))?;
+            db::migrate(&mut conn)?;
+            Ok(pool)
+        })
+        .await??;
+        let secret = match &settings.secret_key {
+            Some(s) => s.clone(),
+            None => db::run(&pool, db::app_state::secret_key)
+                .await
+                .map_err(|e| anyhow::anyhow!("loading secret_key: {e}"))?,
+        };
+        let signup_limiter = NonZeroU32::new(settings.signup_rate_per_minute)
+            .map(|n| RateLimiter::keyed(Quota::per_minute(n)));
+        let metrics = Metrics::new(pool.clone())?;
+        let dkim = match &settings.dkim {
+            Some(d) => Some(
+                crate::mail::message::dkim_config(&settings.mail_from, d)
+                    .map_err(|e| anyhow::anyhow!("setting dkim_private_key_file: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(Arc::new(AppState {
+            mailer: Mailer::from_settings(&settings)?,
+            templates: crate::mail::templates::environment()?,
+            settings,
+            pool,
+            secret,
+            wake_outbox: Notify::new(),
+            wake_deliveries: Notify::new(),
+            signup_limiter,
+            metrics,
+            dkim,
+        }))
+    }
+
+    /// The message's bytes, DKIM-signed when signing is configured.
+    pub fn sign_and_format(&self, mut msg: lettre::Message) -> Vec<u8> {
+        if let Some(dkim) = &self.dkim {
+            msg.sign(dkim);
+        }
+        msg.formatted()
+    }
+
+    /// Absolute link under `base_url`.
+    pub fn link(&self, path_and_query: &str) -> String {
+        let base = self.settings.base_url.as_str().trim_end_matches('/');
+        format!("{base}{path_and_query}")
+    }
+}

@@ -1,0 +1,204 @@
+//! What readers do: sign up, confirm, unsubscribe. Each is one transaction
+//! that changes the subscriber, appends its consent event and (for signups)
+//! queues the confirmation email in the outbox.
+
+use chrono::{Duration, NaiveDateTime};
+
+use crate::db::{self, confirmations, consent, outbox, subscribers, DbConnection};
+use crate::domain::{consent as event, status, token, SubscriberEmail, SubscriberName};
+
+/// The knobs a signup needs from the settings.
+#[derive(Clone, Debug)]
+pub struct SignupPolicy {
+    pub confirm_ttl: Duration,
+    pub resend_after: Duration,
+    pub secret: String,
+}
+
+/// What a signup did. Callers answer the same whatever it is (no probing).
+#[derive(Debug, PartialEq, Eq)]
+pub enum SignupOutcome {
+    /// A confirmation email was queued.
+    Queued,
+    /// Pending and a link was sent recently: nothing sent.
+    Throttled,
+    /// Already confirmed: nothing to do.
+    AlreadyConfirmed,
+    /// Suppressed (erased earlier and asked for through the API): nothing.
+    Suppressed,
+}
+
+/// Payload of a `confirm` outbox row: the nonce the token derives from.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct ConfirmPayload {
+    pub nonce: String,
+    pub name: Option<String>,
+}
+
+pub fn signup(
+    conn: &mut DbConnection,
+    email: &SubscriberEmail,
+    name: Option<&SubscriberName>,
+    ctx: &consent::Context,
+    policy: &SignupPolicy,
+    respect_suppression: bool,
+) -> db::QueryResult<SignupOutcome> {
+    let now = db::now();
+    let key = email.key();
+    if respect_suppression && db::suppressions::is_suppressed(conn, &policy.secret, &key)? {
+        return Ok(SignupOutcome::Suppressed);
+    }
+    let name = name.map(SubscriberName::as_str);
+    let id = match subscribers::find_by_key(conn, &key)? {
+        None => {
+            let id = uuid::Uuid::new_v4().to_string();
+            subscribers::insert(
+                conn,
+                &subscribers::NewSubscriber {
+                    id: &id,
+                    email: email.as_str(),
+                    email_key: &key,
+                    name,
+                    status: status::PENDING,
+                    created_at: now,
+                    updated_at: now,
+                    confirmed_at: None,
+                    last_confirmation_at: None,
+                },
+            )?;
+            id
+        }
+        Some(existing) => match existing.status.as_str() {
+            status::CONFIRMED => return Ok(SignupOutcome::AlreadyConfirmed),
+            status::PENDING => {
+                let recent = existing
+                    .last_confirmation_at
+                    .is_some_and(|at| now - at < policy.resend_after);
+                if recent {
+                    return Ok(SignupOutcome::Throttled);
+                }
+                existing.id
+            }
+            // Unsubscribed or bounced: a fresh double opt-in.
+            _ => {
+                subscribers::set_status(conn, &existing.id, status::PENDING, now)?;
+                existing.id
+            }
+        },
+    };
+    if name.is_some() {
+        subscribers::set_name(conn, &id, name)?;
+    }
+    consent::record(conn, &id, event::REQUESTED, now, ctx)?;
+    queue_confirmation(conn, &id, email.as_str(), name, policy, now)?;
+    Ok(SignupOutcome::Queued)
+}
+
+fn queue_confirmation(
+    conn: &mut DbConnection,
+    subscriber_id: &str,
+    address: &str,
+    name: Option<&str>,
+    policy: &SignupPolicy,
+    now: NaiveDateTime,
+) -> db::QueryResult<()> {
+    let nonce = token::random_token();
+    let raw = token::confirmation_token(&policy.secret, &nonce);
+    confirmations::insert(
+        conn,
+        &token::hash(&raw),
+        subscriber_id,
+        now,
+        now + policy.confirm_ttl,
+    )?;
+    subscribers::mark_confirmation_sent(conn, subscriber_id, now)?;
+    let payload = serde_json::to_string(&ConfirmPayload {
+        nonce,
+        name: name.map(str::to_string),
+    })
+    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+    outbox::enqueue(conn, "confirm", Some(subscriber_id), address, &payload, now)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConfirmOutcome {
+    Confirmed,
+    AlreadyConfirmed,
+    /// The link expired (or the reader left since): offer a new one.
+    Expired { email: Option<String> },
+    Unknown,
+}
+
+pub fn confirm(
+    conn: &mut DbConnection,
+    raw_token: &str,
+    ctx: &consent::Context,
+) -> db::QueryResult<ConfirmOutcome> {
+    let now = db::now();
+    let hash = token::hash(raw_token);
+    let Some((subscriber_id, expires_at)) = confirmations::find(conn, &hash)? else {
+        return Ok(ConfirmOutcome::Unknown);
+    };
+    let Some(subscriber) = subscribers::find(conn, &subscriber_id)? else {
+        return Ok(ConfirmOutcome::Unknown);
+    };
+    match subscriber.status.as_str() {
+        status::CONFIRMED => Ok(ConfirmOutcome::AlreadyConfirmed),
+        status::PENDING if expires_at > now => {
+            subscribers::set_status(conn, &subscriber_id, status::CONFIRMED, now)?;
+            confirmations::mark_used(conn, &hash, now)?;
+            consent::record(conn, &subscriber_id, event::CONFIRMED, now, ctx)?;
+            Ok(ConfirmOutcome::Confirmed)
+        }
+        _ => Ok(ConfirmOutcome::Expired {
+            email: subscriber.email,
+        }),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum UnsubscribeOutcome {
+    Unsubscribed,
+    AlreadyGone,
+    Unknown,
+}
+
+/// Unsubscribes at once; idempotent (a repeat records nothing new).
+pub fn unsubscribe(
+    conn: &mut DbConnection,
+    subscriber_id: &str,
+    ctx: &consent::Context,
+) -> db::QueryResult<UnsubscribeOutcome> {
+    let now = db::now();
+    let Some(subscriber) = subscribers::find(conn, subscriber_id)? else {
+        return Ok(UnsubscribeOutcome::Unknown);
+    };
+    match subscriber.status.as_str() {
+        status::PENDING | status::CONFIRMED | status::BOUNCED => {
+            subscribers::set_status(conn, subscriber_id, status::UNSUBSCRIBED, now)?;
+            confirmations::delete_for(conn, subscriber_id)?;
+            consent::record(conn, subscriber_id, event::UNSUBSCRIBED, now, ctx)?;
+            Ok(UnsubscribeOutcome::Unsubscribed)
+        }
+        status::ERASED => Ok(UnsubscribeOutcome::Unknown),
+        _ => Ok(UnsubscribeOutcome::AlreadyGone),
+    }
+}
+
+/// A permanent recipient refusal: the reader bounced.
+pub fn bounce(conn: &mut DbConnection, subscriber_id: &str, reason: &str) -> db::QueryResult<()> {
+    let now = db::now();
+    let Some(subscriber) = subscribers::find(conn, subscriber_id)? else {
+        return Ok(());
+    };
+    if matches!(subscriber.status.as_str(), status::PENDING | status::CONFIRMED) {
+        subscribers::set_status(conn, subscriber_id, status::BOUNCED, now)?;
+        let ctx = consent::Context {
+            source: Some(format!("smtp: {}", reason.chars().take(200).collect::<String>())),
+            method: Some("bounce".into()),
+            ..Default::default()
+        };
+        consent::record(conn, subscriber_id, event::BOUNCED, now, &ctx)?;
+    }
+    Ok(())
+}

@@ -66,18 +66,22 @@ impl std::ops::DerefMut for Pooled {
 }
 
 impl Pooled {
-    /// Notes errors that mean the connection itself is unusable.
-    pub fn observe<T>(&mut self, result: &diesel::QueryResult<T>) {
+    /// Notes errors that mean the connection itself is unusable; true when
+    /// this one did.
+    pub fn observe<T>(&mut self, result: &diesel::QueryResult<T>) -> bool {
         use diesel::result::{DatabaseErrorKind, Error};
         if let Err(e) = result {
-            self.broken |= matches!(
+            let lost = matches!(
                 e,
                 Error::DatabaseError(
                     DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
                     _
                 ) | Error::BrokenTransactionManager
             );
+            self.broken |= lost;
+            return lost;
         }
+        false
     }
 }
 pub type QueryResult<T> = diesel::QueryResult<T>;
@@ -207,7 +211,7 @@ pub fn connect(url: &DatabaseUrl) -> anyhow::Result<Pool> {
     let pool = r2d2::Pool::builder()
         .max_size(max_size)
         .min_idle(Some(1))
-        .connection_timeout(Duration::from_secs(5))
+        .connection_timeout(Duration::from_secs(3))
         .test_on_check_out(false)
         .build_unchecked(manager);
     drop(first);
@@ -235,6 +239,9 @@ pub enum DbError {
     /// No connection could be had: the database is down or saturated (503).
     #[error("database unavailable: {0}")]
     Unavailable(#[from] r2d2::Error),
+    /// The connection died under the query: the database went away (503).
+    #[error("database connection lost: {0}")]
+    Lost(diesel::result::Error),
     #[error(transparent)]
     Query(#[from] diesel::result::Error),
     #[error("blocking task failed: {0}")]
@@ -263,7 +270,9 @@ where
     tokio::task::spawn_blocking(move || {
         let mut conn = pool.get()?;
         let result = f(&mut conn);
-        conn.observe(&result);
+        if conn.observe(&result) {
+            return Err(DbError::Lost(result.err().unwrap_or(diesel::result::Error::NotFound)));
+        }
         Ok(result?)
     })
     .await

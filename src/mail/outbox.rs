@@ -22,7 +22,7 @@ const POLL: Duration = Duration::from_secs(1);
 const LEASE: Duration = Duration::from_secs(120);
 const BATCH: i64 = 200;
 /// After this many attempts a transiently failing email is given up.
-pub const MAX_ATTEMPTS: i32 = 12;
+pub const MAX_ATTEMPTS: i32 = 16;
 
 pub async fn run(state: SharedState, mut shutdown: watch::Receiver<bool>) {
     loop {
@@ -42,9 +42,10 @@ pub async fn run(state: SharedState, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Exponential backoff with jitter: 5 s, 10 s, 20 s … capped at one hour.
+/// Exponential backoff with jitter: 2 s, 4 s, 8 s … capped at one hour
+/// (16 attempts span about seven hours of an outage).
 pub fn backoff(attempts: i32) -> chrono::Duration {
-    let base = 5i64.saturating_mul(1i64 << attempts.clamp(0, 10)).min(3600);
+    let base = 2i64.saturating_mul(1i64 << (attempts - 1).clamp(0, 12)).min(3600);
     let jitter = rand::thread_rng().gen_range(0.75..1.25);
     chrono::Duration::milliseconds((base as f64 * 1000.0 * jitter) as i64)
 }

@@ -154,7 +154,7 @@ impl ResponseError for ApiError {
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::Unavailable(_) => Self::Unavailable,
+            DbError::Unavailable(_) | DbError::Lost(_) => Self::Unavailable,
             other => Self::Unexpected(other.into()),
         }
     }
@@ -211,7 +211,7 @@ impl ResponseError for PageError {
 impl From<DbError> for PageError {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::Unavailable(_) => Self::Unavailable,
+            DbError::Unavailable(_) | DbError::Lost(_) => Self::Unavailable,
             other => Self::Unexpected(other.into()),
         }
     }

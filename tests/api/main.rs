@@ -1,0 +1,13 @@
+//! One integration binary: the real server over HTTP, a real SMTP server in
+//! the test process, a fresh database per test. Set TIDINGS_TEST_DATABASE_URL
+//! (a PostgreSQL server URL) to run the whole suite on PostgreSQL.
+
+mod support {
+    pub mod smtp;
+}
+mod helpers;
+
+mod compose;
+mod foundation;
+mod signup;
+mod smtp_selftest;

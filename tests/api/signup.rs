@@ -1,0 +1,523 @@
+//! Double opt-in: signup, confirmation mail through the outbox, consent.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{confirmation_token, spawn_app, spawn_app_with, wait_until};
+
+#[tokio::test]
+async fn signup_page_has_the_form_consent_text_and_honeypot() {
+    let app = spawn_app().await;
+    let res = app.get("/").await;
+    assert_eq!(res.status().as_u16(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("We respect your privacy and will never share your information."));
+    assert!(html.contains("name=\"email\""));
+    assert!(html.contains("<label for=\"email\">"));
+    assert!(html.contains("name=\"website\""), "honeypot field");
+    assert!(html.contains("consent_version"));
+}
+
+#[tokio::test]
+async fn happy_path_form_signup_confirm_and_consent_log() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .post(app.url("/subscriptions"))
+        .header("User-Agent", "TestBrowser/1.0")
+        .header("Referer", "https://news.example/articles/42")
+        .form(&[("email", "Reader@Example.COM"), ("name", "Ann Reader")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.text().await.unwrap().contains("Check your inbox"));
+
+    let mail = app.wait_mail_to("Reader@example.com", 1).await;
+    assert!(mail.subject().unwrap().contains("confirm"));
+    assert!(mail.header("Message-ID").is_some());
+    assert!(mail.header("Date").is_some());
+    assert!(mail.html_body().unwrap().contains("Ann Reader"));
+    let token = confirmation_token(&mail);
+
+    // A link scanner's GET only shows a button.
+    let page = app.get(&format!("/subscriptions/confirm?token={token}")).await;
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("method=\"post\"") && html.contains(&token));
+    assert_eq!(
+        app.db.query_strings("SELECT status AS v FROM subscribers"),
+        vec!["pending"]
+    );
+
+    let res = app
+        .client
+        .post(app.url("/subscriptions/confirm"))
+        .header("User-Agent", "ConfirmBrowser/2.0")
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(app.db.query_strings("SELECT status AS v FROM subscribers"), vec!["confirmed"]);
+    assert_eq!(app.db.query_strings("SELECT email AS v FROM subscribers"), vec!["Reader@example.com"]);
+
+    let token_api = app.api_token().await;
+    let list: serde_json::Value = app
+        .api_get(&token_api, "/api/subscribers?status=confirmed&q=reader")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 1);
+    let id = list["items"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(list["items"][0]["email"], "Reader@example.com");
+    assert_eq!(list["items"][0]["name"], "Ann Reader");
+    assert!(list["items"][0]["confirmed_at"].is_string());
+    let detail: serde_json::Value = app
+        .api_get(&token_api, &format!("/api/subscribers/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let consent = detail["consent"].as_array().unwrap();
+    assert_eq!(consent.len(), 2);
+    assert_eq!(consent[0]["event"], "requested");
+    assert_eq!(consent[0]["ip"], "127.0.0.1");
+    assert_eq!(consent[0]["user_agent"], "TestBrowser/1.0");
+    assert_eq!(consent[0]["source"], "https://news.example/articles/42");
+    assert_eq!(consent[0]["method"], "form");
+    assert_eq!(consent[0]["consent_text_version"], tidings::domain::CONSENT_TEXT_VERSION);
+    assert_eq!(consent[1]["event"], "confirmed");
+    assert_eq!(consent[1]["user_agent"], "ConfirmBrowser/2.0");
+}
+
+#[tokio::test]
+async fn confirm_is_idempotent() {
+    let app = spawn_app().await;
+    let token = app.confirmed_reader("twice@example.com").await;
+    let res = app.post_form("/subscriptions/confirm", &[("token", &token)]).await;
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(
+        app.db.count("SELECT COUNT(*) FROM consent_events WHERE event = 'confirmed'"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn json_signup_and_validation_errors() {
+    let app = spawn_app().await;
+    let res = app.post_json("/subscriptions", &json!({"email": "json@example.com"})).await;
+    assert_eq!(res.status().as_u16(), 202);
+    assert_eq!(res.json::<serde_json::Value>().await.unwrap(), json!({"status": "pending"}));
+    app.wait_mail_to("json@example.com", 1).await;
+    assert_eq!(
+        app.db.query_strings("SELECT method AS v FROM consent_events"),
+        vec!["api"]
+    );
+
+    for (body, field) in [
+        (json!({"email": "not-an-address"}), "email"),
+        (json!({}), "email"),
+        (json!({"email": "a@example.com", "name": "x".repeat(101)}), "name"),
+        (json!({"email": "a@example.com", "name": "Eve\r\nBcc: x@evil.test"}), "name"),
+        (json!({"email": 42}), "email"),
+    ] {
+        let res = app.post_json("/subscriptions", &body).await;
+        assert_eq!(res.status().as_u16(), 422, "{body}");
+        let err: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(err["field"], field, "{body}");
+        assert!(err["error"].as_str().unwrap().len() > 3);
+    }
+    // Nothing was stored by the bad requests.
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM subscribers"), 1);
+}
+
+#[tokio::test]
+async fn invalid_form_rerenders_with_message_and_values() {
+    let app = spawn_app().await;
+    let res = app
+        .post_form("/subscriptions", &[("email", "broken@"), ("name", "Bo <b>")])
+        .await;
+    assert_eq!(res.status().as_u16(), 422);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Email is not a valid email address"), "{html}");
+    assert!(html.contains("value=\"broken@\""));
+    assert!(html.contains("Bo &lt;b&gt;"), "typed values are escaped");
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM subscribers"), 0);
+}
+
+#[tokio::test]
+async fn no_enumeration_same_answer_for_every_state() {
+    let app = spawn_app().await;
+    app.confirmed_reader("confirmed@example.com").await;
+    app.signup("pending@example.com").await;
+    let answers = [
+        app.signup("fresh@example.com").await,
+        app.signup("pending@example.com").await,
+        app.signup("confirmed@example.com").await,
+    ];
+    let mut bodies = Vec::new();
+    for res in answers {
+        assert_eq!(res.status().as_u16(), 200);
+        bodies.push(res.text().await.unwrap());
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]));
+    for email in ["new@example.com", "confirmed@example.com"] {
+        let res = app.post_json("/subscriptions", &json!({"email": email})).await;
+        assert_eq!(res.status().as_u16(), 202);
+        assert_eq!(res.text().await.unwrap(), "{\"status\":\"pending\"}");
+    }
+    // A confirmed reader who signs up again gets no new mail.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.sink.messages_to("confirmed@example.com").len(), 1);
+}
+
+#[tokio::test]
+async fn pending_address_gets_a_new_link_at_most_every_few_minutes() {
+    let app = spawn_app().await;
+    app.signup("again@example.com").await;
+    app.wait_mail_to("again@example.com", 1).await;
+    app.signup("again@example.com").await;
+    app.outbox_drained().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.sink.messages_to("again@example.com").len(), 1);
+    // Six minutes later (moved back in the database), a new link goes out.
+    let past = if app.db.is_postgres() {
+        "NOW() AT TIME ZONE 'UTC' - INTERVAL '6 minutes'"
+    } else {
+        "datetime('now', '-6 minutes')"
+    };
+    app.db.execute(&format!("UPDATE subscribers SET last_confirmation_at = {past}"));
+    app.signup("again@example.com").await;
+    let second = app.wait_mail_to("again@example.com", 2).await;
+    let first = app.sink.messages_to("again@example.com")[0].clone();
+    assert_ne!(confirmation_token(&first), confirmation_token(&second));
+    // Both links work until one is used.
+    let res = app
+        .post_form("/subscriptions/confirm", &[("token", &confirmation_token(&first))])
+        .await;
+    assert_eq!(res.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn unsubscribed_reader_signing_up_again_gets_a_fresh_opt_in() {
+    let app = spawn_app().await;
+    app.confirmed_reader("back@example.com").await;
+    let id = app.db.query_strings("SELECT id AS v FROM subscribers").remove(0);
+    let token = tidings::domain::token::unsubscribe_token(&app.state.secret, &id);
+    let res = app.post_form(&format!("/unsubscribe?token={token}"), &[]).await;
+    assert_eq!(res.status().as_u16(), 200);
+    app.signup("back@example.com").await;
+    app.wait_mail_to("back@example.com", 2).await;
+    assert_eq!(app.db.query_strings("SELECT status AS v FROM subscribers"), vec!["pending"]);
+}
+
+#[tokio::test]
+async fn honeypot_answers_normally_and_stores_nothing() {
+    let app = spawn_app().await;
+    let normal = app.signup("person@example.com").await.text().await.unwrap();
+    let res = app
+        .post_form(
+            "/subscriptions",
+            &[("email", "bot@example.com"), ("website", "http://spam.example")],
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.text().await.unwrap(), normal);
+    app.outbox_drained().await;
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM subscribers"), 1);
+    assert!(app.sink.messages_to("bot@example.com").is_empty());
+}
+
+#[tokio::test]
+async fn expired_and_unknown_tokens() {
+    let app = spawn_app().await;
+    app.signup("late@example.com").await;
+    let token = confirmation_token(&app.wait_mail_to("late@example.com", 1).await);
+    let past = if app.db.is_postgres() {
+        "NOW() AT TIME ZONE 'UTC' - INTERVAL '1 hour'"
+    } else {
+        "datetime('now', '-1 hour')"
+    };
+    app.db.execute(&format!("UPDATE confirmation_tokens SET expires_at = {past}"));
+    let res = app.post_form("/subscriptions/confirm", &[("token", &token)]).await;
+    assert_eq!(res.status().as_u16(), 410);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("action=\"/subscriptions\""), "offers a new link");
+    assert!(html.contains("late@example.com"));
+    assert_eq!(app.db.query_strings("SELECT status AS v FROM subscribers"), vec!["pending"]);
+
+    let unknown = "A".repeat(32);
+    let res = app.post_form("/subscriptions/confirm", &[("token", &unknown)]).await;
+    assert_eq!(res.status().as_u16(), 404);
+    let res = app.get(&format!("/subscriptions/confirm?token={unknown}")).await;
+    assert_eq!(res.status().as_u16(), 404);
+    let res = app.get("/subscriptions/confirm").await;
+    assert_eq!(res.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn hostile_input_gets_4xx_and_is_escaped() {
+    let app = spawn_app().await;
+    // HTML in a name is stored as typed and escaped in the email.
+    let res = app
+        .post_form(
+            "/subscriptions",
+            &[("email", "html@example.com"), ("name", "<script>alert(1)</script>")],
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 200);
+    let mail = app.wait_mail_to("html@example.com", 1).await;
+    let html = mail.html_body().unwrap();
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(html.contains("&lt;script&gt;"));
+
+    // CRLF in the name cannot reach a header.
+    let res = app
+        .post_form(
+            "/subscriptions",
+            &[("email", "crlf@example.com"), ("name", "Eve\r\nBcc: victim@example.com")],
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 422);
+
+    // 3 MB body.
+    let big = "a".repeat(3 * 1024 * 1024);
+    let res = app
+        .client
+        .post(app.url("/subscriptions"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("email=x%40example.com&name={big}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 413);
+
+    // Broken JSON, wrong shape, invalid UTF-8 (raw and percent-encoded).
+    for (ctype, body) in [
+        ("application/json", b"{\"email\": ".to_vec()),
+        ("application/json", b"[1,2]".to_vec()),
+        ("application/json", b"{\"email\": \"\xff@example.com\"}".to_vec()),
+        ("application/x-www-form-urlencoded", b"email=\xff\xfe@example.com".to_vec()),
+        ("application/x-www-form-urlencoded", b"email=%FF%FE%40example.com".to_vec()),
+    ] {
+        let res = app
+            .client
+            .post(app.url("/subscriptions"))
+            .header("Content-Type", ctype)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        assert!((400..500).contains(&status), "{ctype} {body:?} gave {status}");
+    }
+
+    // An internationalised domain is a valid address.
+    let res = app.post_json("/subscriptions", &json!({"email": "leser@bücher.example"})).await;
+    assert_eq!(res.status().as_u16(), 202);
+    assert_eq!(
+        app.db.count("SELECT COUNT(*) FROM subscribers WHERE email = 'leser@bücher.example'"),
+        1
+    );
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM subscribers"), 2);
+}
+
+#[tokio::test]
+async fn smtp_down_at_first_then_back_mail_arrives_once() {
+    let app = spawn_app().await;
+    app.sink.stop().await;
+    app.signup("patient@example.com").await;
+    wait_until(Duration::from_secs(10), || async {
+        app.db.count("SELECT COUNT(*) FROM outbox WHERE attempts >= 1 AND status = 'queued'") == 1
+    })
+    .await;
+    assert!(app
+        .db
+        .query_strings("SELECT last_error AS v FROM outbox")[0]
+        .contains("connect"));
+    app.sink.restart().await;
+    app.wait_mail_to("patient@example.com", 1).await;
+    app.outbox_drained().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.sink.messages_to("patient@example.com").len(), 1);
+}
+
+#[tokio::test]
+async fn temporary_refusal_is_retried_and_permanent_one_bounces() {
+    let app = spawn_app().await;
+    app.sink.set_mode(crate::support::smtp::Mode::TempFail);
+    app.signup("later@example.com").await;
+    wait_until(Duration::from_secs(10), || async { app.sink.temp_failures() >= 1 }).await;
+    app.sink.set_mode(crate::support::smtp::Mode::Accept);
+    app.wait_mail_to("later@example.com", 1).await;
+
+    app.sink.reject_recipient("nobody@example.com");
+    app.signup("nobody@example.com").await;
+    wait_until(Duration::from_secs(10), || async {
+        app.db.count("SELECT COUNT(*) FROM outbox WHERE status = 'failed'") == 1
+    })
+    .await;
+    assert_eq!(
+        app.db.query_strings("SELECT status AS v FROM subscribers WHERE email = 'nobody@example.com'"),
+        vec!["bounced"]
+    );
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM consent_events WHERE event = 'bounced'"), 1);
+}
+
+#[tokio::test]
+async fn raw_confirmation_token_is_never_stored() {
+    let app = spawn_app().await;
+    app.signup("secret@example.com").await;
+    let token = confirmation_token(&app.wait_mail_to("secret@example.com", 1).await);
+    let dump = if app.db.is_postgres() {
+        app.db
+            .query_strings(
+                "SELECT COALESCE((SELECT string_agg(t::text, ' ') FROM outbox t), '') || \
+                 COALESCE((SELECT string_agg(t::text, ' ') FROM confirmation_tokens t), '') || \
+                 COALESCE((SELECT string_agg(t::text, ' ') FROM subscribers t), '') || \
+                 COALESCE((SELECT string_agg(t::text, ' ') FROM consent_events t), '') AS v",
+            )
+            .join(" ")
+    } else {
+        let path = app.db.url.trim_start_matches("sqlite://").to_string();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    assert!(dump.contains(&tidings::domain::token::hash(&token)), "the hash is there");
+    assert!(!dump.contains(&token), "the raw token is not");
+}
+
+#[tokio::test]
+async fn signups_are_rate_limited_per_ip() {
+    let app = spawn_app_with(|s| {
+        s.insert("signup_rate_per_minute".into(), "2".into());
+    })
+    .await;
+    assert_eq!(app.signup("r1@example.com").await.status().as_u16(), 200);
+    assert_eq!(app.signup("r2@example.com").await.status().as_u16(), 200);
+    let res = app.signup("r3@example.com").await;
+    assert_eq!(res.status().as_u16(), 429);
+    let res = app.post_json("/subscriptions", &json!({"email": "r4@example.com"})).await;
+    assert_eq!(res.status().as_u16(), 429);
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM subscribers"), 2);
+}
+
+#[tokio::test]
+async fn forwarded_for_is_believed_only_from_trusted_proxies() {
+    let app = spawn_app_with(|s| {
+        s.insert("trusted_proxies".into(), "127.0.0.1".into());
+    })
+    .await;
+    app.client
+        .post(app.url("/subscriptions"))
+        .header("X-Forwarded-For", "203.0.113.9")
+        .form(&[("email", "proxied@example.com")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(app.db.query_strings("SELECT ip AS v FROM consent_events"), vec!["203.0.113.9"]);
+
+    let direct = spawn_app().await;
+    direct
+        .client
+        .post(direct.url("/subscriptions"))
+        .header("X-Forwarded-For", "203.0.113.9")
+        .form(&[("email", "direct@example.com")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.db.query_strings("SELECT ip AS v FROM consent_events"), vec!["127.0.0.1"]);
+}
+
+#[tokio::test]
+async fn cors_allows_configured_origins_only() {
+    let app = spawn_app_with(|s| {
+        s.insert("cors_origins".into(), "https://news.example".into());
+    })
+    .await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/subscriptions"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header("Access-Control-Request-Headers", "content-type")
+            .send()
+    };
+    let ok = preflight("https://news.example").await.unwrap();
+    assert_eq!(ok.headers()["access-control-allow-origin"], "https://news.example");
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn api_needs_a_valid_token() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/api/subscribers").await.status().as_u16(), 401);
+    let res = app.api_get("wrong-token", "/api/subscribers").await;
+    assert_eq!(res.status().as_u16(), 401);
+    assert!(res.json::<serde_json::Value>().await.unwrap()["error"].is_string());
+    let token = app.api_token().await;
+    assert_eq!(app.api_get(&token, "/api/subscribers").await.status().as_u16(), 200);
+    let res = app.api_get(&token, "/api/subscribers?status=nope").await;
+    assert_eq!(res.status().as_u16(), 422);
+    let res = app.api_get(&token, "/api/subscribers?page=abc").await;
+    assert_eq!(res.status().as_u16(), 400);
+    let res = app.api_get(&token, "/api/subscribers/does-not-exist").await;
+    assert_eq!(res.status().as_u16(), 404);
+}
+
+#[test]
+fn no_address_reaches_the_info_log() {
+    use std::io::{BufRead, BufReader, Read};
+    let db = crate::helpers::TestDb::new();
+    let outbox = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .env("TIDINGS_DATABASE_URL", &db.url)
+        .env("TIDINGS_LISTEN", "127.0.0.1:0")
+        .env("TIDINGS_OUTBOX_DIR", outbox.path())
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut port = 0u16;
+    let mut line = String::new();
+    while stdout.read_line(&mut line).unwrap() > 0 {
+        if let Some(p) = line.split("(port ").nth(1) {
+            port = p.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().unwrap();
+            break;
+        }
+        line.clear();
+    }
+    assert!(port > 0, "startup line names the port");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{port}/subscriptions");
+        for _ in 0..2 {
+            let res = client
+                .post(&url)
+                .form(&[("email", "private.person@example.com"), ("name", "Private Person")])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status().as_u16(), 200);
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    });
+    let _ = child.kill();
+    let mut log = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert!(log.contains("signup"), "the signup was logged: {log}");
+    assert!(!log.contains("private.person"), "{log}");
+    assert!(!rest.contains("private.person"));
+    let files = std::fs::read_dir(outbox.path()).unwrap().count();
+    assert_eq!(files, 1, "one confirmation .eml written to the file outbox");
+}

@@ -17,7 +17,7 @@ RUN mkdir src \
  && cargo build --release --locked --no-default-features \
  && rm -rf src
 
-# The application itself (sources, migrations, templates, diesel.toml).
+# The application itself (sources; migrations and templates are compiled in).
 COPY . .
 # COPY keeps the files' old mtimes: make sure cargo rebuilds the crate over the stub.
 RUN touch src/main.rs src/lib.rs \
@@ -33,7 +33,6 @@ RUN apt-get update \
  && mkdir -p /app/data/outbox \
  && chown -R tidings:tidings /app
 COPY --from=builder /src/target/release/tidings /usr/local/bin/tidings
-COPY --from=builder /src/templates /app/templates
 WORKDIR /app
 USER tidings
 ENV TIDINGS_LISTEN=0.0.0.0:8080

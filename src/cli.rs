@@ -11,7 +11,11 @@ use crate::db;
 use crate::state::AppState;
 
 #[derive(Parser, Debug)]
-#[command(name = "tidings", version, about = "Self-hosted newsletter: double opt-in signups and digests of new articles")]
+#[command(
+    name = "tidings",
+    version,
+    about = "Self-hosted newsletter: double opt-in signups and digests of new articles"
+)]
 pub struct Cli {
     /// TOML settings file (every key can be overridden by TIDINGS_<KEY>)
     #[arg(long, global = true, env = "TIDINGS_CONFIG", value_name = "FILE")]
@@ -89,7 +93,10 @@ pub fn main() -> i32 {
             return 1;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start runtime: {e}");
@@ -192,7 +199,10 @@ async fn admin_create(settings: Settings, name: String) -> anyhow::Result<()> {
     let state = AppState::open(settings).await?;
     let n = name.clone();
     db::run(&state.pool, move |c| db::admins::upsert(c, &n, &hash)).await?;
-    println!("admin \"{name}\" can now log in at {}", state.link("/admin/login"));
+    println!(
+        "admin \"{name}\" can now log in at {}",
+        state.link("/admin/login")
+    );
     Ok(())
 }
 
@@ -205,7 +215,10 @@ async fn digest_send(settings: Settings) -> anyhow::Result<()> {
             return Ok(());
         }
         crate::digest::ComposeOutcome::Created(c) | crate::digest::ComposeOutcome::Existing(c) => {
-            println!("digest {} composed: {} articles, {} recipients", c.id, c.articles, c.recipients);
+            println!(
+                "digest {} composed: {} articles, {} recipients",
+                c.id, c.articles, c.recipients
+            );
             c.id
         }
     };

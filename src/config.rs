@@ -218,9 +218,9 @@ impl Settings {
         if let Some(path) = file {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| bad("config", format!("cannot read {}: {e}", path.display())))?;
-            let table: toml::Table = text
-                .parse()
-                .map_err(|e: toml::de::Error| bad("config", format!("{}: {}", path.display(), e.message())))?;
+            let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+                bad("config", format!("{}: {}", path.display(), e.message()))
+            })?;
             for (key, value) in table {
                 if !KEYS.contains(&key.as_str()) {
                     return Err(bad(&key, "unknown setting"));
@@ -230,7 +230,11 @@ impl Settings {
                     toml::Value::Integer(i) => i.to_string(),
                     toml::Value::Array(items) => items
                         .iter()
-                        .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                        .map(|v| {
+                            v.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| v.to_string())
+                        })
                         .collect::<Vec<_>>()
                         .join(","),
                     other => other.to_string(),
@@ -259,7 +263,10 @@ impl Settings {
                 .parse()
                 .map_err(|_| bad(key, format!("expected a whole number, got \"{raw}\"")))?;
             if n < min || n > max {
-                return Err(bad(key, format!("must be between {min} and {max}, got {n}")));
+                return Err(bad(
+                    key,
+                    format!("must be between {min} and {max}, got {n}"),
+                ));
             }
             Ok(n)
         };
@@ -279,7 +286,10 @@ impl Settings {
 
         let listen = get("listen");
         if listen.to_socket_addrs_checked().is_err() {
-            return Err(bad("listen", format!("expected HOST:PORT, got \"{listen}\"")));
+            return Err(bad(
+                "listen",
+                format!("expected HOST:PORT, got \"{listen}\""),
+            ));
         }
         let base_url = url::Url::parse(&get("base_url"))
             .map_err(|e| bad("base_url", format!("not a valid URL: {e}")))?;
@@ -389,10 +399,24 @@ impl Settings {
 
     /// A printable view with secrets masked (admin console, start-up).
     pub fn masked(&self) -> Vec<(&'static str, String)> {
-        let mask = |present: bool| if present { "********".to_string() } else { String::new() };
+        let mask = |present: bool| {
+            if present {
+                "********".to_string()
+            } else {
+                String::new()
+            }
+        };
         let smtp = self.smtp_url.as_ref().map(|s| {
-            let scheme = if s.tls == SmtpTls::Wrapper { "smtps" } else { "smtp" };
-            let user = s.user.as_ref().map(|u| format!("{u}:********@")).unwrap_or_default();
+            let scheme = if s.tls == SmtpTls::Wrapper {
+                "smtps"
+            } else {
+                "smtp"
+            };
+            let user = s
+                .user
+                .as_ref()
+                .map(|u| format!("{u}:********@"))
+                .unwrap_or_default();
             format!("{scheme}://{user}{}:{}", s.host, s.port)
         });
         let db = match &self.database_url {
@@ -414,21 +438,49 @@ impl Settings {
             ("outbox_dir", self.outbox_dir.display().to_string()),
             ("mail_from", self.mail_from.to_string()),
             ("digest_cron", self.digest_cron.clone()),
-            ("feed_url", self.feed_url.as_ref().map(|u| u.to_string()).unwrap_or_default()),
+            (
+                "feed_url",
+                self.feed_url
+                    .as_ref()
+                    .map(|u| u.to_string())
+                    .unwrap_or_default(),
+            ),
             ("feed_cron", self.feed_cron.clone()),
             ("confirm_ttl_hours", self.confirm_ttl_hours.to_string()),
             ("send_concurrency", self.send_concurrency.to_string()),
             ("send_rate", self.send_rate.to_string()),
             ("secret_key", mask(true)),
-            ("resend_after_minutes", self.resend_after_minutes.to_string()),
-            ("signup_rate_per_minute", self.signup_rate_per_minute.to_string()),
+            (
+                "resend_after_minutes",
+                self.resend_after_minutes.to_string(),
+            ),
+            (
+                "signup_rate_per_minute",
+                self.signup_rate_per_minute.to_string(),
+            ),
             (
                 "trusted_proxies",
-                self.trusted_proxies.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(","),
+                self.trusted_proxies
+                    .iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
             ),
             ("cors_origins", self.cors_origins.join(",")),
-            ("dkim_domain", self.dkim.as_ref().map(|d| d.domain.clone()).unwrap_or_default()),
-            ("dkim_selector", self.dkim.as_ref().map(|d| d.selector.clone()).unwrap_or_default()),
+            (
+                "dkim_domain",
+                self.dkim
+                    .as_ref()
+                    .map(|d| d.domain.clone())
+                    .unwrap_or_default(),
+            ),
+            (
+                "dkim_selector",
+                self.dkim
+                    .as_ref()
+                    .map(|d| d.selector.clone())
+                    .unwrap_or_default(),
+            ),
             ("dkim_private_key_file", mask(self.dkim.is_some())),
         ]
     }
@@ -467,7 +519,10 @@ mod tests {
     fn defaults_are_valid() {
         let s = with(&[]).expect("defaults");
         assert_eq!(s.listen, "127.0.0.1:8080");
-        assert_eq!(s.database_url, DatabaseUrl::Sqlite("data/tidings.db".into()));
+        assert_eq!(
+            s.database_url,
+            DatabaseUrl::Sqlite("data/tidings.db".into())
+        );
         assert!(s.smtp_url.is_none());
         assert_eq!(s.send_concurrency, 8);
     }
@@ -475,7 +530,10 @@ mod tests {
     #[test]
     fn bad_database_scheme_names_the_key() {
         let e = with(&[("database_url", "nonsense://x")]).unwrap_err();
-        assert_eq!(e.to_string(), "setting database_url: unsupported scheme \"nonsense\"");
+        assert_eq!(
+            e.to_string(),
+            "setting database_url: unsupported scheme \"nonsense\""
+        );
     }
 
     #[test]
@@ -493,8 +551,14 @@ mod tests {
 
     #[test]
     fn bad_numbers_and_crons() {
-        assert!(with(&[("send_concurrency", "0")]).unwrap_err().to_string().starts_with("setting send_concurrency:"));
-        assert!(with(&[("digest_cron", "0 8 * * Mon")]).unwrap_err().to_string().starts_with("setting digest_cron:"));
+        assert!(with(&[("send_concurrency", "0")])
+            .unwrap_err()
+            .to_string()
+            .starts_with("setting send_concurrency:"));
+        assert!(with(&[("digest_cron", "0 8 * * Mon")])
+            .unwrap_err()
+            .to_string()
+            .starts_with("setting digest_cron:"));
         assert!(with(&[("trusted_proxies", "nope")]).is_err());
         assert!(with(&[("cors_origins", "https://news.example/path")]).is_err());
         assert!(with(&[("secret_key", "short")]).is_err());
@@ -511,7 +575,9 @@ mod tests {
         assert_eq!(s.send_rate, 7);
         std::fs::write(&file, "nope = 1\n").unwrap();
         assert_eq!(
-            Settings::load_with_env(Some(&file), &BTreeMap::new()).unwrap_err().to_string(),
+            Settings::load_with_env(Some(&file), &BTreeMap::new())
+                .unwrap_err()
+                .to_string(),
             "setting nope: unknown setting"
         );
     }

@@ -49,7 +49,9 @@ struct PoolCollector {
 
 impl PoolCollector {
     fn new(pool: Pool) -> anyhow::Result<Self> {
-        let gauge = |name: &str, help: &str| IntGauge::with_opts(Opts::new(name, help).namespace("tidings"));
+        let gauge = |name: &str, help: &str| {
+            IntGauge::with_opts(Opts::new(name, help).namespace("tidings"))
+        };
         Ok(Self {
             max: gauge("db_pool_max_connections", "Pool size limit")?,
             connections: gauge("db_pool_connections", "Open database connections")?,

@@ -45,11 +45,18 @@ pub fn tick_key(expr: &str) -> Option<String> {
 }
 
 /// Claims the tick for this instance; false when another instance has it.
-pub async fn claim_tick(state: &SharedState, job: &'static str, expr: &str) -> anyhow::Result<bool> {
+pub async fn claim_tick(
+    state: &SharedState,
+    job: &'static str,
+    expr: &str,
+) -> anyhow::Result<bool> {
     let Some(tick) = tick_key(expr) else {
         return Ok(false);
     };
-    Ok(db::run(&state.pool, move |c| db::jobs::claim_tick(c, job, &tick, db::now())).await?)
+    Ok(db::run(&state.pool, move |c| {
+        db::jobs::claim_tick(c, job, &tick, db::now())
+    })
+    .await?)
 }
 
 /// One digest tick: claim it, compose, let the delivery worker send.
@@ -76,7 +83,10 @@ pub async fn feed_tick(state: &SharedState) -> anyhow::Result<()> {
 }
 
 /// Starts the ticker; the returned task ends it when `shutdown` turns true.
-pub async fn start(state: SharedState, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<JoinHandle<()>> {
+pub async fn start(
+    state: SharedState,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<JoinHandle<()>> {
     let mut scheduler = JobScheduler::new().await?;
     let st = state.clone();
     scheduler
@@ -128,6 +138,9 @@ mod tests {
 
     #[test]
     fn weekly_period() {
-        assert_eq!(crate::digest::compose::period("0 0 8 * * Mon"), chrono::Duration::days(7));
+        assert_eq!(
+            crate::digest::compose::period("0 0 8 * * Mon"),
+            chrono::Duration::days(7)
+        );
     }
 }

@@ -98,23 +98,24 @@ fn http_server(state: SharedState, listener: TcpListener) -> anyhow::Result<Serv
         .build()
         .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
     let data = web::Data::from(state.clone());
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap(crate::routes::security_headers())
-            .wrap(middleware::Compat::new(TracingLogger::default()))
-            .wrap(prometheus.clone())
-            .app_data(data.clone())
-            .app_data(web::PayloadConfig::new(BODY_LIMIT))
-            .app_data(web::JsonConfig::default().limit(BODY_LIMIT))
-            .app_data(web::FormConfig::default().limit(BODY_LIMIT))
-            .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                crate::routes::ApiError::BadRequest(e.to_string()).into()
-            }))
-            .configure(|cfg| crate::routes::configure(cfg, &state))
-    })
-    .listen(listener)?
-    .shutdown_timeout(10)
-    .run();
+    let server =
+        HttpServer::new(move || {
+            App::new()
+                .wrap(crate::routes::security_headers())
+                .wrap(middleware::Compat::new(TracingLogger::default()))
+                .wrap(prometheus.clone())
+                .app_data(data.clone())
+                .app_data(web::PayloadConfig::new(BODY_LIMIT))
+                .app_data(web::JsonConfig::default().limit(BODY_LIMIT))
+                .app_data(web::FormConfig::default().limit(BODY_LIMIT))
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    crate::routes::ApiError::BadRequest(e.to_string()).into()
+                }))
+                .configure(|cfg| crate::routes::configure(cfg, &state))
+        })
+        .listen(listener)?
+        .shutdown_timeout(10)
+        .run();
     Ok(server)
 }
 

@@ -125,7 +125,9 @@ pub enum ConfirmOutcome {
     Confirmed,
     AlreadyConfirmed,
     /// The link expired (or the reader left since): offer a new one.
-    Expired { email: Option<String> },
+    Expired {
+        email: Option<String>,
+    },
     Unknown,
 }
 
@@ -191,10 +193,16 @@ pub fn bounce(conn: &mut DbConnection, subscriber_id: &str, reason: &str) -> db:
     let Some(subscriber) = subscribers::find(conn, subscriber_id)? else {
         return Ok(());
     };
-    if matches!(subscriber.status.as_str(), status::PENDING | status::CONFIRMED) {
+    if matches!(
+        subscriber.status.as_str(),
+        status::PENDING | status::CONFIRMED
+    ) {
         subscribers::set_status(conn, subscriber_id, status::BOUNCED, now)?;
         let ctx = consent::Context {
-            source: Some(format!("smtp: {}", reason.chars().take(200).collect::<String>())),
+            source: Some(format!(
+                "smtp: {}",
+                reason.chars().take(200).collect::<String>()
+            )),
             method: Some("bounce".into()),
             ..Default::default()
         };

@@ -80,7 +80,11 @@ pub fn upsert(conn: &mut DbConnection, new: &NewArticle) -> QueryResult<(i64, bo
 }
 
 /// Newest first, optionally only those published at or after `since`.
-pub fn list(conn: &mut DbConnection, since: Option<NaiveDateTime>, limit: i64) -> QueryResult<Vec<Article>> {
+pub fn list(
+    conn: &mut DbConnection,
+    since: Option<NaiveDateTime>,
+    limit: i64,
+) -> QueryResult<Vec<Article>> {
     let mut q = articles::table.into_boxed();
     if let Some(since) = since {
         q = q.filter(articles::published_at.ge(since));

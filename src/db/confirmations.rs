@@ -31,12 +31,19 @@ pub fn find(
 ) -> QueryResult<Option<(String, NaiveDateTime)>> {
     confirmation_tokens::table
         .find(token_hash)
-        .select((confirmation_tokens::subscriber_id, confirmation_tokens::expires_at))
+        .select((
+            confirmation_tokens::subscriber_id,
+            confirmation_tokens::expires_at,
+        ))
         .first(conn)
         .optional()
 }
 
-pub fn mark_used(conn: &mut DbConnection, token_hash: &str, at: NaiveDateTime) -> QueryResult<usize> {
+pub fn mark_used(
+    conn: &mut DbConnection,
+    token_hash: &str,
+    at: NaiveDateTime,
+) -> QueryResult<usize> {
     diesel::update(confirmation_tokens::table.find(token_hash))
         .set(confirmation_tokens::used_at.eq(Some(at)))
         .execute(conn)
@@ -44,6 +51,8 @@ pub fn mark_used(conn: &mut DbConnection, token_hash: &str, at: NaiveDateTime) -
 
 /// Voids every outstanding link of a subscriber (after unsubscribe/erasure).
 pub fn delete_for(conn: &mut DbConnection, subscriber_id: &str) -> QueryResult<usize> {
-    diesel::delete(confirmation_tokens::table.filter(confirmation_tokens::subscriber_id.eq(subscriber_id)))
-        .execute(conn)
+    diesel::delete(
+        confirmation_tokens::table.filter(confirmation_tokens::subscriber_id.eq(subscriber_id)),
+    )
+    .execute(conn)
 }

@@ -67,7 +67,10 @@ pub fn record(
         .map(drop)
 }
 
-pub fn for_subscriber(conn: &mut DbConnection, subscriber_id: &str) -> QueryResult<Vec<ConsentEvent>> {
+pub fn for_subscriber(
+    conn: &mut DbConnection,
+    subscriber_id: &str,
+) -> QueryResult<Vec<ConsentEvent>> {
     consent_events::table
         .filter(consent_events::subscriber_id.eq(subscriber_id))
         .order(consent_events::id.asc())

@@ -76,10 +76,11 @@ pub fn claim(
     Ok(claimed
         .into_iter()
         .map(|c| {
-            let (email, name, status) = by_id
-                .get(&c.subscriber_id)
-                .cloned()
-                .unwrap_or((None, None, "erased".to_string()));
+            let (email, name, status) =
+                by_id
+                    .get(&c.subscriber_id)
+                    .cloned()
+                    .unwrap_or((None, None, "erased".to_string()));
             DeliveryJob {
                 id: c.id,
                 digest_id: c.digest_id,
@@ -113,7 +114,12 @@ pub fn settle_many(
     Ok(n)
 }
 
-pub fn retry_at(conn: &mut DbConnection, id: i64, next: NaiveDateTime, error: &str) -> QueryResult<usize> {
+pub fn retry_at(
+    conn: &mut DbConnection,
+    id: i64,
+    next: NaiveDateTime,
+    error: &str,
+) -> QueryResult<usize> {
     diesel::update(deliveries::table.find(id))
         .set((
             deliveries::status.eq("queued"),

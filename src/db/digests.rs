@@ -155,9 +155,16 @@ pub fn finish_if_done(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> Qu
     if open > 0 {
         return Ok(false);
     }
-    let n = diesel::update(digests::table.find(id).filter(digests::status.eq("sending")))
-        .set((digests::status.eq("sent"), digests::finished_at.eq(Some(at))))
-        .execute(conn)?;
+    let n = diesel::update(
+        digests::table
+            .find(id)
+            .filter(digests::status.eq("sending")),
+    )
+    .set((
+        digests::status.eq("sent"),
+        digests::finished_at.eq(Some(at)),
+    ))
+    .execute(conn)?;
     Ok(n > 0)
 }
 

@@ -6,7 +6,10 @@ use super::schema::feed_state;
 use super::DbConnection;
 
 /// `(etag, last_modified)` from the last successful poll.
-pub fn validators(conn: &mut DbConnection, url: &str) -> QueryResult<(Option<String>, Option<String>)> {
+pub fn validators(
+    conn: &mut DbConnection,
+    url: &str,
+) -> QueryResult<(Option<String>, Option<String>)> {
     Ok(feed_state::table
         .find(url)
         .select((feed_state::etag, feed_state::last_modified))

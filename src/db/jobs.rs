@@ -8,9 +8,18 @@ use super::schema::job_runs;
 use super::DbConnection;
 
 /// True when this caller won the tick.
-pub fn claim_tick(conn: &mut DbConnection, job: &str, tick: &str, at: NaiveDateTime) -> QueryResult<bool> {
+pub fn claim_tick(
+    conn: &mut DbConnection,
+    job: &str,
+    tick: &str,
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
     let inserted = diesel::insert_into(job_runs::table)
-        .values((job_runs::job.eq(job), job_runs::tick.eq(tick), job_runs::started_at.eq(at)))
+        .values((
+            job_runs::job.eq(job),
+            job_runs::tick.eq(tick),
+            job_runs::started_at.eq(at),
+        ))
         .execute(conn);
     match inserted {
         Ok(_) => Ok(true),

@@ -271,7 +271,9 @@ where
         let mut conn = pool.get()?;
         let result = f(&mut conn);
         if conn.observe(&result) {
-            return Err(DbError::Lost(result.err().unwrap_or(diesel::result::Error::NotFound)));
+            return Err(DbError::Lost(
+                result.err().unwrap_or(diesel::result::Error::NotFound),
+            ));
         }
         Ok(result?)
     })

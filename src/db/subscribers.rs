@@ -78,7 +78,10 @@ pub fn set_status(
             .execute(conn)
     } else {
         diesel::update(target)
-            .set((subscribers::status.eq(status), subscribers::updated_at.eq(at)))
+            .set((
+                subscribers::status.eq(status),
+                subscribers::updated_at.eq(at),
+            ))
             .execute(conn)
     }
 }
@@ -153,14 +156,21 @@ pub fn count_by_status(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)
     Ok(crate::domain::status::ALL
         .iter()
         .map(|s| {
-            let n = rows.iter().find(|(k, _)| k == s).map(|(_, n)| *n).unwrap_or(0);
+            let n = rows
+                .iter()
+                .find(|(k, _)| k == s)
+                .map(|(_, n)| *n)
+                .unwrap_or(0);
             (s.to_string(), n)
         })
         .collect())
 }
 
 /// Confirmations per day since `since` (for growth charts).
-pub fn confirmed_since(conn: &mut DbConnection, since: NaiveDateTime) -> QueryResult<Vec<NaiveDateTime>> {
+pub fn confirmed_since(
+    conn: &mut DbConnection,
+    since: NaiveDateTime,
+) -> QueryResult<Vec<NaiveDateTime>> {
     subscribers::table
         .filter(subscribers::confirmed_at.ge(since))
         .filter(subscribers::status.eq(crate::domain::status::CONFIRMED))

@@ -20,7 +20,12 @@ pub fn is_suppressed(conn: &mut DbConnection, secret: &str, email_key: &str) -> 
     Ok(found.is_some())
 }
 
-pub fn add(conn: &mut DbConnection, secret: &str, email_key: &str, reason: &str) -> QueryResult<()> {
+pub fn add(
+    conn: &mut DbConnection,
+    secret: &str,
+    email_key: &str,
+    reason: &str,
+) -> QueryResult<()> {
     let h = hash(secret, email_key);
     if is_suppressed(conn, secret, email_key)? {
         return Ok(());

@@ -47,13 +47,23 @@ pub async fn compose(
     idempotency_key: Option<String>,
 ) -> Result<ComposeOutcome, DbError> {
     let st = state.clone();
-    let outcome = db::transaction(&state.pool, move |c| compose_in(c, &st, idempotency_key.as_deref())).await;
+    let outcome = db::transaction(&state.pool, move |c| {
+        compose_in(c, &st, idempotency_key.as_deref())
+    })
+    .await;
     let outcome = match outcome {
-        Err(DbError::Query(diesel::result::Error::RollbackTransaction)) => ComposeOutcome::NothingNew,
+        Err(DbError::Query(diesel::result::Error::RollbackTransaction)) => {
+            ComposeOutcome::NothingNew
+        }
         other => other?,
     };
     if let ComposeOutcome::Created(created) = &outcome {
-        tracing::info!(digest_id = created.id, articles = created.articles, recipients = created.recipients, "digest composed");
+        tracing::info!(
+            digest_id = created.id,
+            articles = created.articles,
+            recipients = created.recipients,
+            "digest composed"
+        );
         state.wake_deliveries.notify_one();
     }
     Ok(outcome)
@@ -86,7 +96,14 @@ fn compose_in(
     let rendered = render(state, &list, now).map_err(|e| {
         diesel::result::Error::QueryBuilderError(format!("rendering digest: {e:#}").into())
     })?;
-    digests::set_content(c, id, &rendered.subject, &rendered.text, &rendered.html, taken as i32)?;
+    digests::set_content(
+        c,
+        id,
+        &rendered.subject,
+        &rendered.text,
+        &rendered.html,
+        taken as i32,
+    )?;
     let recipients = digests::fan_out(c, id, now)?;
     Ok(ComposeOutcome::Created(Created {
         id,

@@ -82,15 +82,18 @@ enum Outcome {
 pub async fn step(state: &AppState, cache: &mut ContentCache) -> anyhow::Result<usize> {
     let now = db::now();
     let lease = now + chrono::Duration::from_std(LEASE)?;
-    let jobs = db::run(&state.pool, move |c| db::deliveries::claim(c, now, lease, BATCH)).await?;
+    let jobs = db::run(&state.pool, move |c| {
+        db::deliveries::claim(c, now, lease, BATCH)
+    })
+    .await?;
     if jobs.is_empty() {
         return Ok(0);
     }
     let n = jobs.len();
     let mut contents = HashMap::new();
     for job in &jobs {
-        if !contents.contains_key(&job.digest_id) {
-            contents.insert(job.digest_id, cache.get(state, job.digest_id).await?);
+        if let std::collections::hash_map::Entry::Vacant(slot) = contents.entry(job.digest_id) {
+            slot.insert(cache.get(state, job.digest_id).await?);
         }
     }
     let contents = &contents;
@@ -173,7 +176,12 @@ async fn send_one(state: &AppState, job: &DeliveryJob, content: &Rendered) -> Ou
     };
     let msg = match message::build(from, email, job.name.as_deref(), &personal, Some(&list)) {
         Ok(m) => m,
-        Err(reason) => return Outcome::Failed { reason, bounce: false },
+        Err(reason) => {
+            return Outcome::Failed {
+                reason,
+                bounce: false,
+            }
+        }
     };
     let envelope = msg.envelope().clone();
     let raw = state.sign_and_format(msg);

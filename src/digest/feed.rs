@@ -37,7 +37,11 @@ pub async fn poll(state: &AppState) -> anyhow::Result<PollOutcome> {
     let (etag, last_modified) = db::run(&state.pool, move |c| db::feeds::validators(c, &k)).await?;
     let client = reqwest::Client::builder()
         .timeout(TIMEOUT)
-        .user_agent(concat!("Tidings/", env!("CARGO_PKG_VERSION"), " (feed poller)"))
+        .user_agent(concat!(
+            "Tidings/",
+            env!("CARGO_PKG_VERSION"),
+            " (feed poller)"
+        ))
         .build()?;
     let mut request = client.get(url.clone());
     if let Some(etag) = &etag {
@@ -91,14 +95,20 @@ pub async fn poll(state: &AppState) -> anyhow::Result<PollOutcome> {
         Ok(outcome)
     })
     .await?;
-    tracing::info!(new = outcome.new, updated = outcome.updated, skipped = outcome.skipped, "feed polled");
+    tracing::info!(
+        new = outcome.new,
+        updated = outcome.updated,
+        skipped = outcome.skipped,
+        "feed polled"
+    );
     Ok(outcome)
 }
 
 /// Parses RSS or Atom into articles; entries without a title or an http(s)
 /// link are counted as skipped.
 pub fn parse(body: &[u8]) -> anyhow::Result<(Vec<NewArticle>, usize)> {
-    let feed = feed_rs::parser::parse(body).map_err(|e| anyhow::anyhow!("not a valid RSS or Atom feed: {e}"))?;
+    let feed = feed_rs::parser::parse(body)
+        .map_err(|e| anyhow::anyhow!("not a valid RSS or Atom feed: {e}"))?;
     let now = db::now();
     let mut skipped = 0;
     let mut out: Vec<NewArticle> = Vec::new();
@@ -109,7 +119,10 @@ pub fn parse(body: &[u8]) -> anyhow::Result<(Vec<NewArticle>, usize)> {
             .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
             .or_else(|| entry.links.first())
             .map(|l| l.href.trim().to_string());
-        let title = entry.title.map(|t| strip_tags(&t.content)).unwrap_or_default();
+        let title = entry
+            .title
+            .map(|t| strip_tags(&t.content))
+            .unwrap_or_default();
         let valid_link = link
             .as_deref()
             .and_then(|l| url::Url::parse(l).ok())
@@ -130,7 +143,10 @@ pub fn parse(body: &[u8]) -> anyhow::Result<(Vec<NewArticle>, usize)> {
             .unwrap_or(now);
         let guid = (!entry.id.trim().is_empty()).then(|| entry.id.trim().to_string());
         // A feed that repeats an item counts it once.
-        if out.iter().any(|a| a.url == link.as_str() || (guid.is_some() && a.guid == guid)) {
+        if out
+            .iter()
+            .any(|a| a.url == link.as_str() || (guid.is_some() && a.guid == guid))
+        {
             continue;
         }
         out.push(NewArticle {

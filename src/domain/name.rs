@@ -36,7 +36,10 @@ mod tests {
     #[test]
     fn parses() {
         assert_eq!(SubscriberName::parse("  ").unwrap(), None);
-        assert_eq!(SubscriberName::parse(" Zoë ").unwrap().unwrap().as_str(), "Zoë");
+        assert_eq!(
+            SubscriberName::parse(" Zoë ").unwrap().unwrap().as_str(),
+            "Zoë"
+        );
         assert!(SubscriberName::parse("a\r\nBcc: x").is_err());
         assert!(SubscriberName::parse(&"x".repeat(101)).is_err());
         assert!(SubscriberName::parse(&"é".repeat(100)).is_ok());

@@ -46,7 +46,8 @@ pub fn confirmation_token(key: &str, nonce: &str) -> String {
 
 /// Per-reader unsubscribe token: `<subscriber id>.<mac>`; never expires.
 pub fn unsubscribe_token(key: &str, subscriber_id: &str) -> String {
-    let mac = URL_SAFE_NO_PAD.encode(&mac_bytes(key, &format!("unsubscribe:{subscriber_id}"))[..16]);
+    let mac =
+        URL_SAFE_NO_PAD.encode(&mac_bytes(key, &format!("unsubscribe:{subscriber_id}"))[..16]);
     format!("{subscriber_id}.{mac}")
 }
 
@@ -86,7 +87,10 @@ mod tests {
     #[test]
     fn unsubscribe_round_trip() {
         let t = unsubscribe_token("key", "abc-123");
-        assert_eq!(verify_unsubscribe_token("key", &t).as_deref(), Some("abc-123"));
+        assert_eq!(
+            verify_unsubscribe_token("key", &t).as_deref(),
+            Some("abc-123")
+        );
         assert_eq!(verify_unsubscribe_token("other", &t), None);
         assert_eq!(verify_unsubscribe_token("key", "abc-123.forged"), None);
         assert_eq!(verify_unsubscribe_token("key", "nodot"), None);

@@ -55,7 +55,10 @@ pub fn build(
         builder = builder
             .raw_header(header(
                 "List-Unsubscribe",
-                format!("<{}>, <{}>", list.unsubscribe_https, list.unsubscribe_mailto),
+                format!(
+                    "<{}>, <{}>",
+                    list.unsubscribe_https, list.unsubscribe_mailto
+                ),
             ))
             .raw_header(header(
                 "List-Unsubscribe-Post",
@@ -160,7 +163,9 @@ mod tests {
             list_id: "<digest.n.example>".into(),
         };
         let msg = build(&from, "a@example.com", None, &rendered(), Some(&list)).unwrap();
-        let raw = String::from_utf8(msg.formatted()).unwrap().replace("\r\n ", " ");
+        let raw = String::from_utf8(msg.formatted())
+            .unwrap()
+            .replace("\r\n ", " ");
         assert!(raw.contains("List-Unsubscribe: <https://n.example/unsubscribe?token=abc>, <mailto:news@example.com?subject=unsubscribe>"), "{raw}");
         assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
         assert!(raw.contains("List-Id: <digest.n.example>"));

@@ -45,7 +45,9 @@ pub async fn run(state: SharedState, mut shutdown: watch::Receiver<bool>) {
 /// Exponential backoff with jitter: 2 s, 4 s, 8 s … capped at one hour
 /// (16 attempts span about seven hours of an outage).
 pub fn backoff(attempts: i32) -> chrono::Duration {
-    let base = 2i64.saturating_mul(1i64 << (attempts - 1).clamp(0, 12)).min(3600);
+    let base = 2i64
+        .saturating_mul(1i64 << (attempts - 1).clamp(0, 12))
+        .min(3600);
     let jitter = rand::thread_rng().gen_range(0.75..1.25);
     chrono::Duration::milliseconds((base as f64 * 1000.0 * jitter) as i64)
 }
@@ -60,7 +62,10 @@ enum Outcome {
 pub async fn step(state: &AppState) -> anyhow::Result<usize> {
     let now = db::now();
     let lease = now + chrono::Duration::from_std(LEASE)?;
-    let jobs = db::run(&state.pool, move |c| db::outbox::claim(c, now, lease, BATCH)).await?;
+    let jobs = db::run(&state.pool, move |c| {
+        db::outbox::claim(c, now, lease, BATCH)
+    })
+    .await?;
     if jobs.is_empty() {
         return Ok(0);
     }
@@ -79,7 +84,11 @@ pub async fn step(state: &AppState) -> anyhow::Result<usize> {
             Outcome::Sent => state.metrics.emails_sent.with_label_values(&[kind]).inc(),
             Outcome::Retry(e) => {
                 tracing::info!(outbox_id = job.id, attempt = job.attempts, error = %e, "send will be retried");
-                state.metrics.emails_retried.with_label_values(&[kind]).inc()
+                state
+                    .metrics
+                    .emails_retried
+                    .with_label_values(&[kind])
+                    .inc()
             }
             Outcome::Failed { reason, .. } => {
                 tracing::warn!(outbox_id = job.id, error = %reason, "send failed for good");
@@ -131,7 +140,12 @@ async fn send_one(state: &AppState, job: &OutboxJob) -> Outcome {
         None,
     ) {
         Ok(m) => m,
-        Err(reason) => return Outcome::Failed { reason, bounce: false },
+        Err(reason) => {
+            return Outcome::Failed {
+                reason,
+                bounce: false,
+            }
+        }
     };
     let raw = state.sign_and_format(msg);
     let envelope = match lettre::address::Envelope::new(
@@ -177,7 +191,11 @@ fn render(state: &AppState, job: &OutboxJob) -> anyhow::Result<Rendered> {
                 site => state.settings.base_url.as_str(),
             };
             let render = |part: &str| {
-                crate::mail::templates::render(&state.templates, &format!("emails/confirm/{part}"), &ctx)
+                crate::mail::templates::render(
+                    &state.templates,
+                    &format!("emails/confirm/{part}"),
+                    &ctx,
+                )
             };
             Ok(Rendered {
                 subject: render("subject.txt")?.trim().to_string(),

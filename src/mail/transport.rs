@@ -63,8 +63,8 @@ impl Mailer {
                 Transport::File(settings.outbox_dir.clone())
             }
         };
-        let rate = NonZeroU32::new(settings.send_rate)
-            .map(|n| RateLimiter::direct(Quota::per_second(n)));
+        let rate =
+            NonZeroU32::new(settings.send_rate).map(|n| RateLimiter::direct(Quota::per_second(n)));
         Ok(Self {
             transport,
             in_flight: Arc::new(Semaphore::new(settings.send_concurrency)),
@@ -177,9 +177,7 @@ impl SmtpConnector {
                 _ => false,
             };
             if upgrade {
-                conn.starttls(tls()?, &self.hello)
-                    .await
-                    .map_err(classify)?;
+                conn.starttls(tls()?, &self.hello).await.map_err(classify)?;
             }
             conn
         };

@@ -223,6 +223,28 @@ impl From<anyhow::Error> for PageError {
     }
 }
 
+/// Parses a JSON object body; broken JSON or another shape is a 400.
+pub fn json_object(body: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
+    match value {
+        serde_json::Value::Object(map) => Ok(map),
+        _ => Err(ApiError::BadRequest("expected a JSON object".into())),
+    }
+}
+
+/// An optional string field of a JSON object; another type is a 422 naming it.
+pub fn json_text(
+    obj: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Result<Option<String>, ApiError> {
+    match obj.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::validation(name, "must be a string")),
+    }
+}
+
 /// Escapes text for HTML outside templates (templates escape on their own).
 pub fn html_escape(s: &str) -> String {
     minijinja::HtmlEscape(s).to_string()

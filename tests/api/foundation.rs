@@ -48,7 +48,9 @@ async fn ready_is_503_while_the_database_is_gone() {
         let name = app.db.url.rsplit('/').next().unwrap().to_string();
         let admin = std::env::var("TIDINGS_TEST_DATABASE_URL").unwrap();
         let admin_db = TestDbAdmin(admin);
-        admin_db.exec(&format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false"));
+        admin_db.exec(&format!(
+            "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false"
+        ));
         admin_db.exec(&format!(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
         ));
@@ -57,7 +59,9 @@ async fn ready_is_503_while_the_database_is_gone() {
         let res = app.signup("down@example.com").await;
         assert_eq!(res.status().as_u16(), 503);
         assert_eq!(app.get("/health").await.status().as_u16(), 200);
-        admin_db.exec(&format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true"));
+        admin_db.exec(&format!(
+            "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true"
+        ));
     } else {
         // An embedded SQLite file cannot "go away" while open; the outage
         // half of this test is PostgreSQL's (CI runs both backends).
@@ -95,16 +99,28 @@ fn bad_setting_stops_startup_naming_the_key() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.trim(), "error: setting database_url: unsupported scheme \"nonsense\"");
-    let out = tidings().env("TIDINGS_SEND_CONCURRENCY", "lots").output().unwrap();
+    assert_eq!(
+        stderr.trim(),
+        "error: setting database_url: unsupported scheme \"nonsense\""
+    );
+    let out = tidings()
+        .env("TIDINGS_SEND_CONCURRENCY", "lots")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("setting send_concurrency:"));
 }
 
 #[test]
 fn usage_errors_exit_2_and_version_works() {
-    assert_eq!(tidings().arg("frobnicate").output().unwrap().status.code(), Some(2));
-    assert_eq!(tidings().arg("--bogus").output().unwrap().status.code(), Some(2));
+    assert_eq!(
+        tidings().arg("frobnicate").output().unwrap().status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        tidings().arg("--bogus").output().unwrap().status.code(),
+        Some(2)
+    );
     let out = tidings().arg("--version").output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("tidings "));
@@ -119,7 +135,10 @@ fn database_down_at_start_is_one_line_exit_1() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.starts_with("error: database unreachable:"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: database unreachable:"),
+        "{stderr}"
+    );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
 
@@ -130,8 +149,18 @@ fn migrate_is_idempotent_and_config_file_is_read() {
     let file = dir.path().join("tidings.toml");
     std::fs::write(&file, format!("database_url = \"{}\"\n", db.url)).unwrap();
     for _ in 0..2 {
-        let out = tidings().arg("--config").arg(&file).arg("migrate").output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = tidings()
+            .arg("--config")
+            .arg(&file)
+            .arg("migrate")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert_eq!(db.count("SELECT COUNT(*) FROM subscribers"), 0);
 }
@@ -149,6 +178,11 @@ fn token_create_prints_the_token_alone_on_the_last_line() {
     let token = stdout.lines().last().unwrap();
     assert!(token.starts_with("tid_") && !token.contains(' '));
     // Stored hashed, never raw.
-    assert_eq!(db.count(&format!("SELECT COUNT(*) FROM api_tokens WHERE token_hash = '{token}'")), 0);
+    assert_eq!(
+        db.count(&format!(
+            "SELECT COUNT(*) FROM api_tokens WHERE token_hash = '{token}'"
+        )),
+        0
+    );
     assert_eq!(db.count("SELECT COUNT(*) FROM api_tokens"), 1);
 }

@@ -98,7 +98,10 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some(admin) = &self.admin_url {
             if let Ok(mut conn) = diesel::PgConnection::establish(admin) {
-                let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+                let _ = conn.batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ));
             }
         }
     }
@@ -106,7 +109,6 @@ impl Drop for TestDb {
 
 pub struct TestApp {
     pub address: String,
-    pub port: u16,
     pub state: SharedState,
     pub sink: MailSink,
     pub db: TestDb,
@@ -123,7 +125,10 @@ pub fn base_settings(db: &TestDb, sink: &MailSink) -> BTreeMap<String, String> {
     map.insert("database_url".into(), db.url.clone());
     map.insert("smtp_url".into(), sink.url());
     map.insert("signup_rate_per_minute".into(), "0".into());
-    map.insert("mail_from".into(), "The Daily Test <news@tidings.test>".into());
+    map.insert(
+        "mail_from".into(),
+        "The Daily Test <news@tidings.test>".into(),
+    );
     map
 }
 
@@ -152,7 +157,6 @@ pub async fn start(db: TestDb, sink: MailSink, map: BTreeMap<String, String>) ->
     });
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
-        port,
         state,
         sink,
         db,
@@ -174,7 +178,9 @@ impl TestApp {
         if let Some(server) = self.server.take() {
             let _ = tokio::time::timeout(Duration::from_secs(30), server).await;
         }
-        let TestApp { db, sink, settings, .. } = self;
+        let TestApp {
+            db, sink, settings, ..
+        } = self;
         (db, sink, settings)
     }
 
@@ -201,21 +207,28 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("request")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
     }
 
     /// Signs up through the HTML form.
     pub async fn signup(&self, email: &str) -> reqwest::Response {
-        self.post_form("/subscriptions", &[("email", email), ("name", "")]).await
+        self.post_form("/subscriptions", &[("email", email), ("name", "")])
+            .await
     }
 
     /// Creates an API token the way ops do and returns it.
     pub async fn api_token(&self) -> String {
         let token = format!("tid_test_{}", uuid::Uuid::new_v4().simple());
         let hash = tidings::domain::token::hash(&token);
-        tidings::db::run(&self.state.pool, move |c| tidings::db::api_tokens::create(c, "test", &hash))
-            .await
-            .expect("token");
+        tidings::db::run(&self.state.pool, move |c| {
+            tidings::db::api_tokens::create(c, "test", &hash)
+        })
+        .await
+        .expect("token");
         token
     }
 
@@ -228,7 +241,12 @@ impl TestApp {
             .expect("request")
     }
 
-    pub async fn api_post(&self, token: &str, path: &str, body: &serde_json::Value) -> reqwest::Response {
+    pub async fn api_post(
+        &self,
+        token: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
         self.client
             .post(self.url(path))
             .bearer_auth(token)
@@ -271,7 +289,9 @@ impl TestApp {
     /// Waits until no outbox row is queued or in flight.
     pub async fn outbox_drained(&self) {
         wait_until(Duration::from_secs(15), || async {
-            self.db.count("SELECT COUNT(*) FROM outbox WHERE status IN ('queued','sending')") == 0
+            self.db
+                .count("SELECT COUNT(*) FROM outbox WHERE status IN ('queued','sending')")
+                == 0
         })
         .await;
     }
@@ -309,7 +329,10 @@ where
         if check().await {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "condition not met within {limit:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -8,6 +8,7 @@ mod support {
 mod helpers;
 
 mod compose;
+mod digests;
 mod foundation;
 mod signup;
 mod smtp_selftest;

@@ -42,7 +42,9 @@ async fn happy_path_form_signup_confirm_and_consent_log() {
     let token = confirmation_token(&mail);
 
     // A link scanner's GET only shows a button.
-    let page = app.get(&format!("/subscriptions/confirm?token={token}")).await;
+    let page = app
+        .get(&format!("/subscriptions/confirm?token={token}"))
+        .await;
     assert_eq!(page.status().as_u16(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("method=\"post\"") && html.contains(&token));
@@ -60,8 +62,14 @@ async fn happy_path_form_signup_confirm_and_consent_log() {
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 200);
-    assert_eq!(app.db.query_strings("SELECT status AS v FROM subscribers"), vec!["confirmed"]);
-    assert_eq!(app.db.query_strings("SELECT email AS v FROM subscribers"), vec!["Reader@example.com"]);
+    assert_eq!(
+        app.db.query_strings("SELECT status AS v FROM subscribers"),
+        vec!["confirmed"]
+    );
+    assert_eq!(
+        app.db.query_strings("SELECT email AS v FROM subscribers"),
+        vec!["Reader@example.com"]
+    );
 
     let token_api = app.api_token().await;
     let list: serde_json::Value = app
@@ -88,7 +96,10 @@ async fn happy_path_form_signup_confirm_and_consent_log() {
     assert_eq!(consent[0]["user_agent"], "TestBrowser/1.0");
     assert_eq!(consent[0]["source"], "https://news.example/articles/42");
     assert_eq!(consent[0]["method"], "form");
-    assert_eq!(consent[0]["consent_text_version"], tidings::domain::CONSENT_TEXT_VERSION);
+    assert_eq!(
+        consent[0]["consent_text_version"],
+        tidings::domain::CONSENT_TEXT_VERSION
+    );
     assert_eq!(consent[1]["event"], "confirmed");
     assert_eq!(consent[1]["user_agent"], "ConfirmBrowser/2.0");
 }
@@ -97,10 +108,13 @@ async fn happy_path_form_signup_confirm_and_consent_log() {
 async fn confirm_is_idempotent() {
     let app = spawn_app().await;
     let token = app.confirmed_reader("twice@example.com").await;
-    let res = app.post_form("/subscriptions/confirm", &[("token", &token)]).await;
+    let res = app
+        .post_form("/subscriptions/confirm", &[("token", &token)])
+        .await;
     assert_eq!(res.status().as_u16(), 200);
     assert_eq!(
-        app.db.count("SELECT COUNT(*) FROM consent_events WHERE event = 'confirmed'"),
+        app.db
+            .count("SELECT COUNT(*) FROM consent_events WHERE event = 'confirmed'"),
         1
     );
 }
@@ -108,20 +122,32 @@ async fn confirm_is_idempotent() {
 #[tokio::test]
 async fn json_signup_and_validation_errors() {
     let app = spawn_app().await;
-    let res = app.post_json("/subscriptions", &json!({"email": "json@example.com"})).await;
+    let res = app
+        .post_json("/subscriptions", &json!({"email": "json@example.com"}))
+        .await;
     assert_eq!(res.status().as_u16(), 202);
-    assert_eq!(res.json::<serde_json::Value>().await.unwrap(), json!({"status": "pending"}));
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap(),
+        json!({"status": "pending"})
+    );
     app.wait_mail_to("json@example.com", 1).await;
     assert_eq!(
-        app.db.query_strings("SELECT method AS v FROM consent_events"),
+        app.db
+            .query_strings("SELECT method AS v FROM consent_events"),
         vec!["api"]
     );
 
     for (body, field) in [
         (json!({"email": "not-an-address"}), "email"),
         (json!({}), "email"),
-        (json!({"email": "a@example.com", "name": "x".repeat(101)}), "name"),
-        (json!({"email": "a@example.com", "name": "Eve\r\nBcc: x@evil.test"}), "name"),
+        (
+            json!({"email": "a@example.com", "name": "x".repeat(101)}),
+            "name",
+        ),
+        (
+            json!({"email": "a@example.com", "name": "Eve\r\nBcc: x@evil.test"}),
+            "name",
+        ),
         (json!({"email": 42}), "email"),
     ] {
         let res = app.post_json("/subscriptions", &body).await;
@@ -138,11 +164,17 @@ async fn json_signup_and_validation_errors() {
 async fn invalid_form_rerenders_with_message_and_values() {
     let app = spawn_app().await;
     let res = app
-        .post_form("/subscriptions", &[("email", "broken@"), ("name", "Bo <b>")])
+        .post_form(
+            "/subscriptions",
+            &[("email", "broken@"), ("name", "Bo <b>")],
+        )
         .await;
     assert_eq!(res.status().as_u16(), 422);
     let html = res.text().await.unwrap();
-    assert!(html.contains("Email is not a valid email address"), "{html}");
+    assert!(
+        html.contains("Email is not a valid email address"),
+        "{html}"
+    );
     assert!(html.contains("value=\"broken@\""));
     assert!(html.contains("Bo &lt;b&gt;"), "typed values are escaped");
     assert_eq!(app.db.count("SELECT COUNT(*) FROM subscribers"), 0);
@@ -165,7 +197,9 @@ async fn no_enumeration_same_answer_for_every_state() {
     }
     assert!(bodies.windows(2).all(|w| w[0] == w[1]));
     for email in ["new@example.com", "confirmed@example.com"] {
-        let res = app.post_json("/subscriptions", &json!({"email": email})).await;
+        let res = app
+            .post_json("/subscriptions", &json!({"email": email}))
+            .await;
         assert_eq!(res.status().as_u16(), 202);
         assert_eq!(res.text().await.unwrap(), "{\"status\":\"pending\"}");
     }
@@ -189,14 +223,19 @@ async fn pending_address_gets_a_new_link_at_most_every_few_minutes() {
     } else {
         "datetime('now', '-6 minutes')"
     };
-    app.db.execute(&format!("UPDATE subscribers SET last_confirmation_at = {past}"));
+    app.db.execute(&format!(
+        "UPDATE subscribers SET last_confirmation_at = {past}"
+    ));
     app.signup("again@example.com").await;
     let second = app.wait_mail_to("again@example.com", 2).await;
     let first = app.sink.messages_to("again@example.com")[0].clone();
     assert_ne!(confirmation_token(&first), confirmation_token(&second));
     // Both links work until one is used.
     let res = app
-        .post_form("/subscriptions/confirm", &[("token", &confirmation_token(&first))])
+        .post_form(
+            "/subscriptions/confirm",
+            &[("token", &confirmation_token(&first))],
+        )
         .await;
     assert_eq!(res.status().as_u16(), 200);
 }
@@ -205,13 +244,21 @@ async fn pending_address_gets_a_new_link_at_most_every_few_minutes() {
 async fn unsubscribed_reader_signing_up_again_gets_a_fresh_opt_in() {
     let app = spawn_app().await;
     app.confirmed_reader("back@example.com").await;
-    let id = app.db.query_strings("SELECT id AS v FROM subscribers").remove(0);
+    let id = app
+        .db
+        .query_strings("SELECT id AS v FROM subscribers")
+        .remove(0);
     let token = tidings::domain::token::unsubscribe_token(&app.state.secret, &id);
-    let res = app.post_form(&format!("/unsubscribe?token={token}"), &[]).await;
+    let res = app
+        .post_form(&format!("/unsubscribe?token={token}"), &[])
+        .await;
     assert_eq!(res.status().as_u16(), 200);
     app.signup("back@example.com").await;
     app.wait_mail_to("back@example.com", 2).await;
-    assert_eq!(app.db.query_strings("SELECT status AS v FROM subscribers"), vec!["pending"]);
+    assert_eq!(
+        app.db.query_strings("SELECT status AS v FROM subscribers"),
+        vec!["pending"]
+    );
 }
 
 #[tokio::test]
@@ -221,7 +268,10 @@ async fn honeypot_answers_normally_and_stores_nothing() {
     let res = app
         .post_form(
             "/subscriptions",
-            &[("email", "bot@example.com"), ("website", "http://spam.example")],
+            &[
+                ("email", "bot@example.com"),
+                ("website", "http://spam.example"),
+            ],
         )
         .await;
     assert_eq!(res.status().as_u16(), 200);
@@ -241,18 +291,32 @@ async fn expired_and_unknown_tokens() {
     } else {
         "datetime('now', '-1 hour')"
     };
-    app.db.execute(&format!("UPDATE confirmation_tokens SET expires_at = {past}"));
-    let res = app.post_form("/subscriptions/confirm", &[("token", &token)]).await;
+    app.db.execute(&format!(
+        "UPDATE confirmation_tokens SET expires_at = {past}"
+    ));
+    let res = app
+        .post_form("/subscriptions/confirm", &[("token", &token)])
+        .await;
     assert_eq!(res.status().as_u16(), 410);
     let html = res.text().await.unwrap();
-    assert!(html.contains("action=\"/subscriptions\""), "offers a new link");
+    assert!(
+        html.contains("action=\"/subscriptions\""),
+        "offers a new link"
+    );
     assert!(html.contains("late@example.com"));
-    assert_eq!(app.db.query_strings("SELECT status AS v FROM subscribers"), vec!["pending"]);
+    assert_eq!(
+        app.db.query_strings("SELECT status AS v FROM subscribers"),
+        vec!["pending"]
+    );
 
     let unknown = "A".repeat(32);
-    let res = app.post_form("/subscriptions/confirm", &[("token", &unknown)]).await;
+    let res = app
+        .post_form("/subscriptions/confirm", &[("token", &unknown)])
+        .await;
     assert_eq!(res.status().as_u16(), 404);
-    let res = app.get(&format!("/subscriptions/confirm?token={unknown}")).await;
+    let res = app
+        .get(&format!("/subscriptions/confirm?token={unknown}"))
+        .await;
     assert_eq!(res.status().as_u16(), 404);
     let res = app.get("/subscriptions/confirm").await;
     assert_eq!(res.status().as_u16(), 404);
@@ -265,7 +329,10 @@ async fn hostile_input_gets_4xx_and_is_escaped() {
     let res = app
         .post_form(
             "/subscriptions",
-            &[("email", "html@example.com"), ("name", "<script>alert(1)</script>")],
+            &[
+                ("email", "html@example.com"),
+                ("name", "<script>alert(1)</script>"),
+            ],
         )
         .await;
     assert_eq!(res.status().as_u16(), 200);
@@ -278,7 +345,10 @@ async fn hostile_input_gets_4xx_and_is_escaped() {
     let res = app
         .post_form(
             "/subscriptions",
-            &[("email", "crlf@example.com"), ("name", "Eve\r\nBcc: victim@example.com")],
+            &[
+                ("email", "crlf@example.com"),
+                ("name", "Eve\r\nBcc: victim@example.com"),
+            ],
         )
         .await;
     assert_eq!(res.status().as_u16(), 422);
@@ -299,9 +369,18 @@ async fn hostile_input_gets_4xx_and_is_escaped() {
     for (ctype, body) in [
         ("application/json", b"{\"email\": ".to_vec()),
         ("application/json", b"[1,2]".to_vec()),
-        ("application/json", b"{\"email\": \"\xff@example.com\"}".to_vec()),
-        ("application/x-www-form-urlencoded", b"email=\xff\xfe@example.com".to_vec()),
-        ("application/x-www-form-urlencoded", b"email=%FF%FE%40example.com".to_vec()),
+        (
+            "application/json",
+            b"{\"email\": \"\xff@example.com\"}".to_vec(),
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            b"email=\xff\xfe@example.com".to_vec(),
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            b"email=%FF%FE%40example.com".to_vec(),
+        ),
     ] {
         let res = app
             .client
@@ -312,14 +391,20 @@ async fn hostile_input_gets_4xx_and_is_escaped() {
             .await
             .unwrap();
         let status = res.status().as_u16();
-        assert!((400..500).contains(&status), "{ctype} {body:?} gave {status}");
+        assert!(
+            (400..500).contains(&status),
+            "{ctype} {body:?} gave {status}"
+        );
     }
 
     // An internationalised domain is a valid address.
-    let res = app.post_json("/subscriptions", &json!({"email": "leser@bücher.example"})).await;
+    let res = app
+        .post_json("/subscriptions", &json!({"email": "leser@bücher.example"}))
+        .await;
     assert_eq!(res.status().as_u16(), 202);
     assert_eq!(
-        app.db.count("SELECT COUNT(*) FROM subscribers WHERE email = 'leser@bücher.example'"),
+        app.db
+            .count("SELECT COUNT(*) FROM subscribers WHERE email = 'leser@bücher.example'"),
         1
     );
     assert_eq!(app.db.count("SELECT COUNT(*) FROM subscribers"), 2);
@@ -331,13 +416,12 @@ async fn smtp_down_at_first_then_back_mail_arrives_once() {
     app.sink.stop().await;
     app.signup("patient@example.com").await;
     wait_until(Duration::from_secs(10), || async {
-        app.db.count("SELECT COUNT(*) FROM outbox WHERE attempts >= 1 AND status = 'queued'") == 1
+        app.db
+            .count("SELECT COUNT(*) FROM outbox WHERE attempts >= 1 AND status = 'queued'")
+            == 1
     })
     .await;
-    assert!(app
-        .db
-        .query_strings("SELECT last_error AS v FROM outbox")[0]
-        .contains("connect"));
+    assert!(app.db.query_strings("SELECT last_error AS v FROM outbox")[0].contains("connect"));
     app.sink.restart().await;
     app.wait_mail_to("patient@example.com", 1).await;
     app.outbox_drained().await;
@@ -350,21 +434,32 @@ async fn temporary_refusal_is_retried_and_permanent_one_bounces() {
     let app = spawn_app().await;
     app.sink.set_mode(crate::support::smtp::Mode::TempFail);
     app.signup("later@example.com").await;
-    wait_until(Duration::from_secs(10), || async { app.sink.temp_failures() >= 1 }).await;
+    wait_until(Duration::from_secs(10), || async {
+        app.sink.temp_failures() >= 1
+    })
+    .await;
     app.sink.set_mode(crate::support::smtp::Mode::Accept);
     app.wait_mail_to("later@example.com", 1).await;
 
     app.sink.reject_recipient("nobody@example.com");
     app.signup("nobody@example.com").await;
     wait_until(Duration::from_secs(10), || async {
-        app.db.count("SELECT COUNT(*) FROM outbox WHERE status = 'failed'") == 1
+        app.db
+            .count("SELECT COUNT(*) FROM outbox WHERE status = 'failed'")
+            == 1
     })
     .await;
     assert_eq!(
-        app.db.query_strings("SELECT status AS v FROM subscribers WHERE email = 'nobody@example.com'"),
+        app.db.query_strings(
+            "SELECT status AS v FROM subscribers WHERE email = 'nobody@example.com'"
+        ),
         vec!["bounced"]
     );
-    assert_eq!(app.db.count("SELECT COUNT(*) FROM consent_events WHERE event = 'bounced'"), 1);
+    assert_eq!(
+        app.db
+            .count("SELECT COUNT(*) FROM consent_events WHERE event = 'bounced'"),
+        1
+    );
 }
 
 #[tokio::test]
@@ -387,7 +482,10 @@ async fn raw_confirmation_token_is_never_stored() {
         bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
         String::from_utf8_lossy(&bytes).into_owned()
     };
-    assert!(dump.contains(&tidings::domain::token::hash(&token)), "the hash is there");
+    assert!(
+        dump.contains(&tidings::domain::token::hash(&token)),
+        "the hash is there"
+    );
     assert!(!dump.contains(&token), "the raw token is not");
 }
 
@@ -401,7 +499,9 @@ async fn signups_are_rate_limited_per_ip() {
     assert_eq!(app.signup("r2@example.com").await.status().as_u16(), 200);
     let res = app.signup("r3@example.com").await;
     assert_eq!(res.status().as_u16(), 429);
-    let res = app.post_json("/subscriptions", &json!({"email": "r4@example.com"})).await;
+    let res = app
+        .post_json("/subscriptions", &json!({"email": "r4@example.com"}))
+        .await;
     assert_eq!(res.status().as_u16(), 429);
     assert_eq!(app.db.count("SELECT COUNT(*) FROM subscribers"), 2);
 }
@@ -419,7 +519,10 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies() {
         .send()
         .await
         .unwrap();
-    assert_eq!(app.db.query_strings("SELECT ip AS v FROM consent_events"), vec!["203.0.113.9"]);
+    assert_eq!(
+        app.db.query_strings("SELECT ip AS v FROM consent_events"),
+        vec!["203.0.113.9"]
+    );
 
     let direct = spawn_app().await;
     direct
@@ -430,7 +533,12 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies() {
         .send()
         .await
         .unwrap();
-    assert_eq!(direct.db.query_strings("SELECT ip AS v FROM consent_events"), vec!["127.0.0.1"]);
+    assert_eq!(
+        direct
+            .db
+            .query_strings("SELECT ip AS v FROM consent_events"),
+        vec!["127.0.0.1"]
+    );
 }
 
 #[tokio::test]
@@ -448,7 +556,10 @@ async fn cors_allows_configured_origins_only() {
             .send()
     };
     let ok = preflight("https://news.example").await.unwrap();
-    assert_eq!(ok.headers()["access-control-allow-origin"], "https://news.example");
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://news.example"
+    );
     let other = preflight("https://evil.example").await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
@@ -461,7 +572,13 @@ async fn api_needs_a_valid_token() {
     assert_eq!(res.status().as_u16(), 401);
     assert!(res.json::<serde_json::Value>().await.unwrap()["error"].is_string());
     let token = app.api_token().await;
-    assert_eq!(app.api_get(&token, "/api/subscribers").await.status().as_u16(), 200);
+    assert_eq!(
+        app.api_get(&token, "/api/subscribers")
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
     let res = app.api_get(&token, "/api/subscribers?status=nope").await;
     assert_eq!(res.status().as_u16(), 422);
     let res = app.api_get(&token, "/api/subscribers?page=abc").await;
@@ -489,7 +606,10 @@ fn no_address_reaches_the_info_log() {
     let mut line = String::new();
     while stdout.read_line(&mut line).unwrap() > 0 {
         if let Some(p) = line.split("(port ").nth(1) {
-            port = p.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().unwrap();
+            port = p
+                .trim_end_matches(|c: char| !c.is_ascii_digit())
+                .parse()
+                .unwrap();
             break;
         }
         line.clear();
@@ -502,7 +622,10 @@ fn no_address_reaches_the_info_log() {
         for _ in 0..2 {
             let res = client
                 .post(&url)
-                .form(&[("email", "private.person@example.com"), ("name", "Private Person")])
+                .form(&[
+                    ("email", "private.person@example.com"),
+                    ("name", "Private Person"),
+                ])
                 .send()
                 .await
                 .unwrap();
@@ -511,8 +634,14 @@ fn no_address_reaches_the_info_log() {
         tokio::time::sleep(Duration::from_millis(1500)).await;
     });
     let _ = child.kill();
+    let _ = child.wait();
     let mut log = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     assert!(log.contains("signup"), "the signup was logged: {log}");

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::ApiToken;
 use crate::db::{self, articles::NewArticle};
-use crate::routes::ApiError;
+use crate::routes::{json_object, json_text, ApiError};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -14,12 +14,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/articles", web::get().to(list));
 }
 
-#[derive(Deserialize)]
 pub struct ArticleInput {
     url: Option<String>,
     title: Option<String>,
     summary: Option<String>,
     published_at: Option<String>,
+}
+
+impl ArticleInput {
+    fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        let obj = json_object(body)?;
+        Ok(Self {
+            url: json_text(&obj, "url")?,
+            title: json_text(&obj, "title")?,
+            summary: json_text(&obj, "summary")?,
+            published_at: json_text(&obj, "published_at")?,
+        })
+    }
 }
 
 /// RFC 3339 (`2026-11-29T08:00:00Z`) or a naive UTC `2026-11-29T08:00:00`.
@@ -31,7 +42,9 @@ pub fn parse_time(field: &str, raw: &str) -> Result<NaiveDateTime, ApiError> {
             chrono::NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
                 .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
         })
-        .map_err(|_| ApiError::validation(field, "must be an RFC 3339 time like 2026-11-29T08:00:00Z"))
+        .map_err(|_| {
+            ApiError::validation(field, "must be an RFC 3339 time like 2026-11-29T08:00:00Z")
+        })
 }
 
 fn validate(input: ArticleInput) -> Result<NewArticle, ApiError> {
@@ -40,9 +53,13 @@ fn validate(input: ArticleInput) -> Result<NewArticle, ApiError> {
         return Err(ApiError::validation("url", "is required"));
     }
     if url.len() > 2048 {
-        return Err(ApiError::validation("url", "is longer than 2048 characters"));
+        return Err(ApiError::validation(
+            "url",
+            "is longer than 2048 characters",
+        ));
     }
-    let parsed = url::Url::parse(&url).map_err(|_| ApiError::validation("url", "is not a valid URL"))?;
+    let parsed =
+        url::Url::parse(&url).map_err(|_| ApiError::validation("url", "is not a valid URL"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(ApiError::validation("url", "must be an http(s) URL"));
     }
@@ -51,14 +68,26 @@ fn validate(input: ArticleInput) -> Result<NewArticle, ApiError> {
         return Err(ApiError::validation("title", "is required"));
     }
     if title.chars().count() > 300 {
-        return Err(ApiError::validation("title", "is longer than 300 characters"));
+        return Err(ApiError::validation(
+            "title",
+            "is longer than 300 characters",
+        ));
     }
     if title.chars().any(char::is_control) {
-        return Err(ApiError::validation("title", "must not contain control characters"));
+        return Err(ApiError::validation(
+            "title",
+            "must not contain control characters",
+        ));
     }
-    let summary = input.summary.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let summary = input
+        .summary
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
     if summary.as_ref().is_some_and(|s| s.chars().count() > 5000) {
-        return Err(ApiError::validation("summary", "is longer than 5000 characters"));
+        return Err(ApiError::validation(
+            "summary",
+            "is longer than 5000 characters",
+        ));
     }
     let published_at = match input.published_at.filter(|s| !s.trim().is_empty()) {
         Some(raw) => parse_time("published_at", &raw)?,
@@ -75,10 +104,10 @@ fn validate(input: ArticleInput) -> Result<NewArticle, ApiError> {
 
 async fn create(
     _auth: ApiToken,
-    body: web::Json<ArticleInput>,
+    body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let article = validate(body.into_inner())?;
+    let article = validate(ArticleInput::from_json(&body)?)?;
     let (id, created) = db::run(&state.pool, move |c| db::articles::upsert(c, &article)).await?;
     let body = serde_json::json!({"id": id, "created": created});
     Ok(if created {

@@ -27,7 +27,10 @@ async fn create(
                 .trim()
                 .to_string();
             if k.is_empty() || k.len() > 200 {
-                return Err(ApiError::validation("Idempotency-Key", "must be 1 to 200 characters"));
+                return Err(ApiError::validation(
+                    "Idempotency-Key",
+                    "must be 1 to 200 characters",
+                ));
             }
             Some(k)
         }

@@ -17,25 +17,6 @@ use crate::state::AppState;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api")
-            .app_data(web::JsonConfig::default().limit(crate::startup::BODY_LIMIT).error_handler(
-                |e, _| match &e {
-                    actix_web::error::JsonPayloadError::OverflowKnownLength { .. }
-                    | actix_web::error::JsonPayloadError::Overflow { .. } => e.into(),
-                    actix_web::error::JsonPayloadError::ContentType => {
-                        ApiError::BadRequest("expected Content-Type: application/json".into()).into()
-                    }
-                    actix_web::error::JsonPayloadError::Deserialize(d) if d.is_data() => {
-                        let msg = d.to_string();
-                        let field = msg
-                            .split('`')
-                            .nth(1)
-                            .unwrap_or("body")
-                            .to_string();
-                        ApiError::validation(&field, msg).into()
-                    }
-                    other => ApiError::BadRequest(other.to_string()).into(),
-                },
-            ))
             .configure(subscribers::configure)
             .configure(articles::configure)
             .configure(digests::configure)
@@ -70,8 +51,10 @@ impl FromRequest for ApiToken {
                 return Err(ApiError::Unauthorized);
             }
             let hash = crate::domain::token::hash(&token);
-            let name = db::run(&state.pool, move |c| db::api_tokens::find_by_hash(c, &hash)).await?;
-            name.map(|name| ApiToken { name }).ok_or(ApiError::Unauthorized)
+            let name =
+                db::run(&state.pool, move |c| db::api_tokens::find_by_hash(c, &hash)).await?;
+            name.map(|name| ApiToken { name })
+                .ok_or(ApiError::Unauthorized)
         })
     }
 }

@@ -48,8 +48,10 @@ async fn list(
         status: query.status,
         q: query.q,
     };
-    let (items, total) =
-        db::run(&state.pool, move |c| db::subscribers::list(c, &filter, page, PER_PAGE)).await?;
+    let (items, total) = db::run(&state.pool, move |c| {
+        db::subscribers::list(c, &filter, page, PER_PAGE)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "items": items,
         "page": page,
@@ -72,7 +74,8 @@ async fn show(
         Ok(Some((s, consent)))
     })
     .await?;
-    let (subscriber, consent) = found.ok_or_else(|| ApiError::NotFound("no such subscriber".into()))?;
+    let (subscriber, consent) =
+        found.ok_or_else(|| ApiError::NotFound("no such subscriber".into()))?;
     let mut body = serde_json::to_value(&subscriber).map_err(anyhow::Error::from)?;
     body["consent"] = serde_json::to_value(&consent).map_err(anyhow::Error::from)?;
     Ok(HttpResponse::Ok().json(body))

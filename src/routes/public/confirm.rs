@@ -78,7 +78,10 @@ pub async fn confirm(
         source: Some(state.link("/subscriptions/confirm")),
         method: Some("link".into()),
     };
-    let outcome = db::transaction(&state.pool, move |c| subscriptions::confirm(c, &token, &ctx)).await?;
+    let outcome = db::transaction(&state.pool, move |c| {
+        subscriptions::confirm(c, &token, &ctx)
+    })
+    .await?;
     tracing::info!(outcome = ?outcome, "confirmation");
     let json = wants_json(req.headers());
     match outcome {

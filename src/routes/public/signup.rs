@@ -7,7 +7,9 @@ use serde::Serialize;
 use super::{field, parse_form};
 use crate::db::{self, consent};
 use crate::domain::{SubscriberEmail, SubscriberName, CONSENT_TEXT, CONSENT_TEXT_VERSION};
-use crate::routes::{client_ip, page, user_agent, wants_json, ApiError, PageError};
+use crate::routes::{
+    client_ip, json_object, json_text, page, user_agent, wants_json, ApiError, PageError,
+};
 use crate::state::{AppState, SharedState};
 use crate::subscriptions::{self, SignupOutcome, SignupPolicy};
 
@@ -47,18 +49,8 @@ struct Input {
 }
 
 fn read_json(body: &[u8]) -> Result<Input, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
-    let obj = value
-        .as_object()
-        .ok_or_else(|| ApiError::BadRequest("expected a JSON object".into()))?;
-    let text = |name: &str| -> Result<String, ApiError> {
-        match obj.get(name) {
-            None | Some(serde_json::Value::Null) => Ok(String::new()),
-            Some(serde_json::Value::String(s)) => Ok(s.clone()),
-            Some(_) => Err(ApiError::validation(name, "must be a string")),
-        }
-    };
+    let obj = json_object(body)?;
+    let text = |name: &str| json_text(&obj, name).map(Option::unwrap_or_default);
     Ok(Input {
         email: text("email")?,
         name: text("name")?,
@@ -105,7 +97,9 @@ pub async fn subscribe(
     let input = match input {
         Ok(i) => i,
         Err(e) if json => return actix_web::ResponseError::error_response(&e),
-        Err(e) => return actix_web::ResponseError::error_response(&PageError::BadRequest(e.to_string())),
+        Err(e) => {
+            return actix_web::ResponseError::error_response(&PageError::BadRequest(e.to_string()))
+        }
     };
     if input.honeypot {
         tracing::info!("honeypot filled; signup ignored");
@@ -183,15 +177,30 @@ fn accepted(state: &SharedState, json: bool) -> HttpResponse {
     if json {
         return HttpResponse::Accepted().json(serde_json::json!({"status": "pending"}));
     }
-    page(state, StatusCode::OK, "pages/signup_done.html", minijinja::context! {})
-        .unwrap_or_else(|e| actix_web::ResponseError::error_response(&e))
+    page(
+        state,
+        StatusCode::OK,
+        "pages/signup_done.html",
+        minijinja::context! {},
+    )
+    .unwrap_or_else(|e| actix_web::ResponseError::error_response(&e))
 }
 
-fn invalid(state: &SharedState, json: bool, field_name: &str, reason: &str, input: &Input) -> HttpResponse {
+fn invalid(
+    state: &SharedState,
+    json: bool,
+    field_name: &str,
+    reason: &str,
+    input: &Input,
+) -> HttpResponse {
     if json {
         return actix_web::ResponseError::error_response(&ApiError::validation(field_name, reason));
     }
-    let label = if field_name == "email" { "Email" } else { "Name" };
+    let label = if field_name == "email" {
+        "Email"
+    } else {
+        "Name"
+    };
     let ctx = FormContext {
         email: &input.email,
         name: &input.name,
@@ -199,6 +208,11 @@ fn invalid(state: &SharedState, json: bool, field_name: &str, reason: &str, inpu
         error_field: Some(field_name),
         ..base_context()
     };
-    page(state, StatusCode::UNPROCESSABLE_ENTITY, "pages/signup.html", ctx)
-        .unwrap_or_else(|e| actix_web::ResponseError::error_response(&e))
+    page(
+        state,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "pages/signup.html",
+        ctx,
+    )
+    .unwrap_or_else(|e| actix_web::ResponseError::error_response(&e))
 }

@@ -77,7 +77,10 @@ pub async fn unsubscribe(
         source: Some(state.link("/unsubscribe")),
         method: Some(if one_click { "one-click" } else { "page" }.into()),
     };
-    let outcome = db::transaction(&state.pool, move |c| subscriptions::unsubscribe(c, &id, &ctx)).await?;
+    let outcome = db::transaction(&state.pool, move |c| {
+        subscriptions::unsubscribe(c, &id, &ctx)
+    })
+    .await?;
     tracing::info!(outcome = ?outcome, one_click, "unsubscribe");
     if outcome == UnsubscribeOutcome::Unknown {
         return not_found(&state);
@@ -85,5 +88,10 @@ pub async fn unsubscribe(
     if wants_json(req.headers()) {
         return Ok(HttpResponse::Ok().json(serde_json::json!({"status": "unsubscribed"})));
     }
-    page(&state, StatusCode::OK, "pages/unsubscribe_done.html", minijinja::context! {})
+    page(
+        &state,
+        StatusCode::OK,
+        "pages/unsubscribe_done.html",
+        minijinja::context! {},
+    )
 }

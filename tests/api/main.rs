@@ -9,6 +9,7 @@ mod helpers;
 
 mod compose;
 mod digests;
+mod feed;
 mod foundation;
 mod signup;
 mod smtp_selftest;

@@ -631,7 +631,14 @@ fn no_address_reaches_the_info_log() {
                 .unwrap();
             assert_eq!(res.status().as_u16(), 200);
         }
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Wait for the confirmation to leave through the file outbox.
+        for _ in 0..200 {
+            if std::fs::read_dir(outbox.path()).unwrap().count() > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
     });
     let _ = child.kill();
     let _ = child.wait();

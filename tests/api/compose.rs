@@ -4,29 +4,8 @@ use std::path::PathBuf;
 
 use serde_yaml::Value;
 
-/// Setting keys from DESIGN.md's "Settings" table; each is `TIDINGS_<KEY>` in the environment.
-const SETTING_KEYS: &[&str] = &[
-    "listen",
-    "base_url",
-    "database_url",
-    "smtp_url",
-    "outbox_dir",
-    "mail_from",
-    "digest_cron",
-    "feed_url",
-    "feed_cron",
-    "confirm_ttl_hours",
-    "send_concurrency",
-    "send_rate",
-    "secret_key",
-    "resend_after_minutes",
-    "signup_rate_per_minute",
-    "trusted_proxies",
-    "cors_origins",
-    "dkim_domain",
-    "dkim_selector",
-    "dkim_private_key_file",
-];
+/// Setting keys (DESIGN.md's "Settings" table); each is `TIDINGS_<KEY>` in the environment.
+use tidings::config::KEYS as SETTING_KEYS;
 
 fn repo_file(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(name);

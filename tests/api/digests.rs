@@ -514,3 +514,92 @@ async fn two_instances_on_one_database_compose_one_digest_per_tick() {
     }
     drop(second);
 }
+
+#[tokio::test]
+async fn dkim_signs_every_digest_including_the_unsubscribe_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("dkim.key");
+    // An Ed25519 key: base64 of a 32-byte seed.
+    std::fs::write(&key, "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=").unwrap();
+    let app = spawn_app_with(|s| {
+        s.insert("dkim_domain".into(), "tidings.test".into());
+        s.insert("dkim_selector".into(), "mail".into());
+        s.insert("dkim_private_key_file".into(), key.display().to_string());
+    })
+    .await;
+    let token = app.api_token().await;
+    app.confirmed_reader("signed@example.com").await;
+    add_article(&app, &token, "https://news.example/signed", "Signed").await;
+    app.api_post(&token, "/api/digests", &json!({})).await;
+    let digest = app.wait_mail_to("signed@example.com", 2).await;
+    let sig = digest.header("DKIM-Signature").expect("DKIM-Signature");
+    let compact: String = sig.split_whitespace().collect();
+    assert!(
+        compact.contains("d=tidings.test") && compact.contains("s=mail"),
+        "{sig}"
+    );
+    assert!(compact.contains("a=ed25519-sha256"), "{sig}");
+    let signed = compact
+        .split(';')
+        .find_map(|p| p.strip_prefix("h="))
+        .unwrap()
+        .to_ascii_lowercase();
+    for h in [
+        "from",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+        "list-id",
+    ] {
+        assert!(
+            signed.split(':').any(|x| x == h),
+            "{h} not signed: {signed}"
+        );
+    }
+}
+
+#[test]
+fn digest_send_command_composes_sends_and_reports() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(spawn_app());
+    let token = rt.block_on(app.api_token());
+    let cli = || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("TIDINGS_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("TIDINGS_DATABASE_URL", &app.db.url)
+            .env("TIDINGS_SMTP_URL", app.sink.url())
+            .env("TIDINGS_MAIL_FROM", "news@tidings.test")
+            .args(["digest", "send"]);
+        cmd
+    };
+    let out = cli().output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing new"));
+
+    rt.block_on(app.confirmed_reader("cli@example.com"));
+    rt.block_on(add_article(
+        &app,
+        &token,
+        "https://news.example/cli",
+        "From the CLI",
+    ));
+    let out = cli().output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 sent, 0 failed"), "{stdout}");
+    let mails = app.sink.messages_to("cli@example.com");
+    assert_eq!(mails.len(), 2);
+    assert!(mails[1].subject().unwrap().contains("From the CLI"));
+    assert_eq!(
+        app.db.query_strings("SELECT status AS v FROM digests"),
+        vec!["sent"]
+    );
+}

@@ -46,11 +46,16 @@ pub async fn compose(
     state: &SharedState,
     idempotency_key: Option<String>,
 ) -> Result<ComposeOutcome, DbError> {
-    let st = state.clone();
-    let outcome = db::transaction(&state.pool, move |c| {
-        compose_in(c, &st, idempotency_key.as_deref())
-    })
-    .await;
+    let run = |key: Option<String>| {
+        let st = state.clone();
+        db::transaction(&state.pool, move |c| compose_in(c, &st, key.as_deref()))
+    };
+    let mut outcome = run(idempotency_key.clone()).await;
+    if idempotency_key.is_some() && outcome.as_ref().is_err_and(DbError::is_unique_violation) {
+        // A concurrent request with the same key won the race: answer with
+        // the digest it made.
+        outcome = run(idempotency_key).await;
+    }
     let outcome = match outcome {
         Err(DbError::Query(diesel::result::Error::RollbackTransaction)) => {
             ComposeOutcome::NothingNew
@@ -105,6 +110,10 @@ fn compose_in(
         taken as i32,
     )?;
     let recipients = digests::fan_out(c, id, now)?;
+    if recipients == 0 {
+        // No reader to wait for: the digest is done as composed.
+        digests::finish_if_done(c, id, now)?;
+    }
     Ok(ComposeOutcome::Created(Created {
         id,
         articles: taken,

@@ -603,3 +603,19 @@ fn digest_send_command_composes_sends_and_reports() {
         vec!["sent"]
     );
 }
+
+#[tokio::test]
+async fn a_digest_with_no_readers_is_done_at_once() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    add_article(&app, &token, "https://news.example/alone", "Alone").await;
+    let body: serde_json::Value = app
+        .api_post(&token, "/api/digests", &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["recipients"], 0);
+    let status = digest_status(&app, &token, body["id"].as_i64().unwrap()).await;
+    assert_eq!(status["status"], "sent", "{status}");
+}

@@ -53,6 +53,7 @@ impl Application {
             tokio::spawn(crate::mail::outbox::run(state.clone(), rx.clone())),
             tokio::spawn(crate::digest::delivery::run(state.clone(), rx.clone())),
         ];
+        workers.push(tokio::spawn(housekeeping(state.clone(), rx.clone())));
         workers.push(crate::scheduler::start(state.clone(), rx).await?);
         Ok(Self {
             port,
@@ -87,6 +88,32 @@ impl Application {
             let _ = worker.await;
         }
         result
+    }
+}
+
+/// Once a minute: forget rate-limit state of quiet addresses (the keyed
+/// limiter otherwise grows with every address it has seen) and prune old
+/// bookkeeping rows. Failures are logged; the loop goes on.
+async fn housekeeping(state: SharedState, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => {}
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+        if let Some(limiter) = &state.signup_limiter {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        let cutoff = crate::db::now() - chrono::Duration::days(7);
+        if let Err(e) =
+            crate::db::run(&state.pool, move |c| crate::db::jobs::prune(c, cutoff)).await
+        {
+            tracing::warn!(error = %e, "housekeeping failed");
+        }
     }
 }
 

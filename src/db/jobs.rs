@@ -30,3 +30,8 @@ pub fn claim_tick(
         Err(e) => Err(e),
     }
 }
+
+/// Forgets ticks older than `before` (their leadership is long decided).
+pub fn prune(conn: &mut DbConnection, before: NaiveDateTime) -> QueryResult<usize> {
+    diesel::delete(job_runs::table.filter(job_runs::started_at.lt(before))).execute(conn)
+}

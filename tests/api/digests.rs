@@ -619,3 +619,23 @@ async fn a_digest_with_no_readers_is_done_at_once() {
     let status = digest_status(&app, &token, body["id"].as_i64().unwrap()).await;
     assert_eq!(status["status"], "sent", "{status}");
 }
+
+#[tokio::test]
+async fn old_scheduler_ticks_are_pruned() {
+    let app = spawn_app().await;
+    app.db.execute(
+        "INSERT INTO job_runs (job, tick, started_at) VALUES ('digest', 'old', '2026-01-01 00:00:00'); \
+         INSERT INTO job_runs (job, tick, started_at) VALUES ('digest', 'new', '2099-01-01 00:00:00')",
+    );
+    let cutoff = tidings::db::now() - chrono::Duration::days(7);
+    let n = tidings::db::run(&app.state.pool, move |c| {
+        tidings::db::jobs::prune(c, cutoff)
+    })
+    .await
+    .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(
+        app.db.query_strings("SELECT tick AS v FROM job_runs"),
+        vec!["new"]
+    );
+}

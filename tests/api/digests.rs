@@ -639,3 +639,35 @@ async fn old_scheduler_ticks_are_pruned() {
         vec!["new"]
     );
 }
+
+#[tokio::test]
+async fn delivery_stays_under_send_rate_and_send_concurrency() {
+    let app = spawn_app_with(|s| {
+        s.insert("send_rate".into(), "20".into());
+        s.insert("send_concurrency".into(), "3".into());
+    })
+    .await;
+    let token = app.api_token().await;
+    seed_confirmed(&app, 60);
+    add_article(&app, &token, "https://news.example/rate", "Rate").await;
+    let started = std::time::Instant::now();
+    let body: serde_json::Value = app
+        .api_post(&token, "/api/digests", &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    wait_digest_sent(&app, &token, body["id"].as_i64().unwrap()).await;
+    // 60 emails at 20/s with a burst of at most 20: no faster than 2 s.
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(app.sink.messages().len(), 60);
+    assert!(
+        app.sink.peak_connections() <= 3,
+        "peak {}",
+        app.sink.peak_connections()
+    );
+}

@@ -1,8 +1,8 @@
 //! The ops API: JSON only, `Authorization: Bearer <token>` on every route.
 
-mod articles;
-mod digests;
-mod subscribers;
+pub mod articles;
+pub mod digests;
+pub mod subscribers;
 
 use std::future::Future;
 use std::pin::Pin;

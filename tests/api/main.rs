@@ -7,6 +7,7 @@ mod support {
 }
 mod helpers;
 
+mod admin;
 mod compose;
 mod digests;
 mod feed;

@@ -8,6 +8,7 @@ mod support {
 mod helpers;
 
 mod admin;
+mod browser;
 mod compose;
 mod digests;
 mod feed;

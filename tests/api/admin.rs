@@ -797,3 +797,68 @@ async fn console_script_is_served_and_unknown_console_paths_are_404() {
     let mut b = logged_in(&app).await;
     assert_eq!(b.get("/admin/nothing-here").await.status, 404);
 }
+
+#[tokio::test]
+async fn erase_button_erases_with_the_csrf_token_only() {
+    let app = spawn_app().await;
+    app.confirmed_reader("carol@example.com").await;
+    let id = app
+        .db
+        .query_strings("SELECT id AS v FROM subscribers")
+        .remove(0);
+    let mut b = logged_in(&app).await;
+    let page = b.get(&format!("/admin/subscribers/{id}")).await;
+    assert!(page
+        .body
+        .contains(&format!("action=\"/admin/subscribers/{id}/erase\"")));
+    let path = format!("/admin/subscribers/{id}/erase");
+
+    for form in [vec![], vec![("csrf_token", "forged")]] {
+        let res = b.post(&path, &form).await;
+        assert_eq!(res.status, 403);
+    }
+    assert_eq!(
+        app.db
+            .count("SELECT COUNT(*) FROM subscribers WHERE email = 'carol@example.com'"),
+        1
+    );
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM suppressions"), 0);
+
+    let token = b.csrf().await;
+    let res = b.post(&path, &[("csrf_token", &token)]).await;
+
+    assert_eq!(res.status, 303);
+    assert_eq!(
+        res.location(),
+        Some(format!("/admin/subscribers/{id}?erased=1").as_str())
+    );
+    assert_eq!(
+        app.db.query_strings("SELECT status AS v FROM subscribers"),
+        ["erased"]
+    );
+    assert_eq!(
+        app.db
+            .count("SELECT COUNT(*) FROM subscribers WHERE email IS NOT NULL"),
+        0
+    );
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM suppressions"), 1);
+    assert_eq!(
+        app.db
+            .query_strings("SELECT source AS v FROM consent_events WHERE event = 'erased'"),
+        ["admin console (editor)"]
+    );
+    let page = b.get(res.location().unwrap()).await;
+    assert!(page.body.contains("Erased: the address is gone"));
+    assert!(!page.body.contains("carol@example.com"));
+    assert!(!page.body.contains("/erase\""), "no button once erased");
+    // Again: nothing more to do; an unknown id is 404.
+    let res = b.post(&path, &[("csrf_token", &token)]).await;
+    assert_eq!(
+        res.location(),
+        Some(format!("/admin/subscribers/{id}").as_str())
+    );
+    let res = b
+        .post("/admin/subscribers/nobody/erase", &[("csrf_token", &token)])
+        .await;
+    assert_eq!(res.status, 404);
+}

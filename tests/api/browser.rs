@@ -292,6 +292,7 @@ async fn console_in_headless_chromium() {
         first < 100,
         "the digest was already sent when the page loaded"
     );
+    shot(&c, &app, "digests-sending-desktop").await;
     let mut seen = vec![first];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {

@@ -862,3 +862,38 @@ async fn erase_button_erases_with_the_csrf_token_only() {
         .await;
     assert_eq!(res.status, 404);
 }
+
+#[tokio::test]
+async fn concurrent_logins_queue_for_the_hashing_permits() {
+    let app = spawn_app().await;
+    create_admin(&app, ADMIN, PASSWORD).await;
+    let mut forms = Vec::new();
+    for _ in 0..8 {
+        let mut b = Browser::new(&app);
+        let token = b.get("/admin/login").await.csrf_token();
+        forms.push((b.cookie_header(), token));
+    }
+    let started = Instant::now();
+    let answers =
+        futures_util::future::join_all(forms.iter().enumerate().map(|(i, (cookie, token))| {
+            let name = format!("flood{i}");
+            app.client
+                .post(app.url("/admin/login"))
+                .header(COOKIE, cookie.as_str())
+                .form(&[
+                    ("name", name.as_str()),
+                    ("password", "x"),
+                    ("csrf_token", token.as_str()),
+                ])
+                .send()
+        }))
+        .await;
+    for res in answers {
+        assert_eq!(res.unwrap().status().as_u16(), 401);
+    }
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_eq!(
+        app.state.login_guard.hashing_permits_free(),
+        tidings::routes::admin::auth::HASHING_PERMITS
+    );
+}

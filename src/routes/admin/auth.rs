@@ -75,6 +75,11 @@ impl Default for LoginGuard {
 }
 
 impl LoginGuard {
+    /// Permits not held by a password check right now.
+    pub fn hashing_permits_free(&self) -> usize {
+        self.hashing.available_permits()
+    }
+
     /// Takes one attempt from both budgets; false when either is spent.
     fn allow(&self, ip: Option<IpAddr>, account: &str) -> bool {
         if self.per_ip.len() > LIMITER_KEYS {

@@ -1,7 +1,7 @@
 //! The ops API: JSON only, `Authorization: Bearer <token>` on every route.
 
 pub mod articles;
-pub mod digests;
+mod digests;
 pub mod subscribers;
 
 use std::future::Future;

@@ -15,6 +15,7 @@
 //! - [`digest`]: article intake, digest composition, fan-out and delivery.
 //! - [`scheduler`]: cron wiring; calls plain functions the tests call too.
 //! - [`metrics`]: Prometheus registry and collectors.
+//! - [`privacy`]: GDPR access (export) and erasure.
 
 pub mod cli;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod digest;
 pub mod domain;
 pub mod mail;
 pub mod metrics;
+pub mod privacy;
 pub mod routes;
 pub mod scheduler;
 pub mod startup;

@@ -25,6 +25,8 @@ pub struct AppState {
     /// Poked after a digest was fanned out.
     pub wake_deliveries: Notify,
     pub signup_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Console login throttles and the bound on concurrent argon2 work.
+    pub login_guard: crate::routes::admin::LoginGuard,
     pub metrics: Metrics,
     pub dkim: Option<lettre::message::dkim::DkimConfig>,
 }
@@ -70,6 +72,7 @@ impl AppState {
             wake_outbox: Notify::new(),
             wake_deliveries: Notify::new(),
             signup_limiter,
+            login_guard: Default::default(),
             metrics,
             dkim,
         }))

@@ -38,6 +38,38 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/pages/unsubscribe_done.html"),
     ),
     (
+        "admin/base.html",
+        include_str!("../../templates/admin/base.html"),
+    ),
+    (
+        "admin/login.html",
+        include_str!("../../templates/admin/login.html"),
+    ),
+    (
+        "admin/dashboard.html",
+        include_str!("../../templates/admin/dashboard.html"),
+    ),
+    (
+        "admin/subscribers.html",
+        include_str!("../../templates/admin/subscribers.html"),
+    ),
+    (
+        "admin/subscriber.html",
+        include_str!("../../templates/admin/subscriber.html"),
+    ),
+    (
+        "admin/articles.html",
+        include_str!("../../templates/admin/articles.html"),
+    ),
+    (
+        "admin/digests.html",
+        include_str!("../../templates/admin/digests.html"),
+    ),
+    (
+        "admin/settings.html",
+        include_str!("../../templates/admin/settings.html"),
+    ),
+    (
         "emails/confirm/subject.txt",
         include_str!("../../templates/emails/confirm/subject.txt"),
     ),

@@ -1,7 +1,9 @@
 //! HTTP handlers. `public/` serves readers (pages by default, JSON when asked),
-//! `api/` serves ops (Bearer tokens, JSON only). Errors are mapped to status
+//! `api/` serves ops (Bearer tokens, JSON only), `admin/` is the console
+//! (session cookie, server-rendered pages). Errors are mapped to status
 //! codes in one place each: [`ApiError`] for JSON, [`PageError`] for pages.
 
+pub mod admin;
 pub mod api;
 pub mod health;
 pub mod public;
@@ -21,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &SharedState) {
     health::configure(cfg);
     public::configure(cfg, state);
     api::configure(cfg);
+    admin::configure(cfg);
 }
 
 /// Headers on every response. Pages carry no inline script; the strict CSP

@@ -7,6 +7,8 @@ mod support {
 }
 mod helpers;
 
+mod admin;
+mod browser;
 mod compose;
 mod digests;
 mod feed;

@@ -14,11 +14,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/articles", web::get().to(list));
 }
 
+/// An article as submitted, before validation (the API's JSON and the
+/// console's form both fill it in).
+#[derive(Default)]
 pub struct ArticleInput {
-    url: Option<String>,
-    title: Option<String>,
-    summary: Option<String>,
-    published_at: Option<String>,
+    pub url: Option<String>,
+    pub title: Option<String>,
+    pub summary: Option<String>,
+    pub published_at: Option<String>,
 }
 
 impl ArticleInput {
@@ -47,7 +50,8 @@ pub fn parse_time(field: &str, raw: &str) -> Result<NaiveDateTime, ApiError> {
         })
 }
 
-fn validate(input: ArticleInput) -> Result<NewArticle, ApiError> {
+/// The one set of article rules, shared by POST /api/articles and the console.
+pub fn validate(input: ArticleInput) -> Result<NewArticle, ApiError> {
     let url = input.url.unwrap_or_default().trim().to_string();
     if url.is_empty() {
         return Err(ApiError::validation("url", "is required"));

@@ -1,8 +1,8 @@
 //! The ops API: JSON only, `Authorization: Bearer <token>` on every route.
 
-mod articles;
+pub mod articles;
 mod digests;
-mod subscribers;
+pub mod subscribers;
 
 use std::future::Future;
 use std::pin::Pin;

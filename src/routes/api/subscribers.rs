@@ -23,13 +23,13 @@ pub struct ListQuery {
     page: Option<i64>,
 }
 
-async fn list(
-    _auth: ApiToken,
-    query: web::Query<ListQuery>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
-    if let Some(s) = &query.status {
+/// The listing's filter and page, checked: shared by the API and the console.
+pub fn parse_list(
+    status: Option<String>,
+    q: Option<String>,
+    page: Option<i64>,
+) -> Result<(Filter, i64), ApiError> {
+    if let Some(s) = &status {
         if !status::ALL.contains(&s.as_str()) {
             return Err(ApiError::validation(
                 "status",
@@ -37,17 +37,23 @@ async fn list(
             ));
         }
     }
-    let page = query.page.unwrap_or(1);
+    let page = page.unwrap_or(1);
     if !(1..=1_000_000).contains(&page) {
         return Err(ApiError::validation("page", "must be a number from 1"));
     }
-    if query.q.as_ref().is_some_and(|q| q.len() > 254) {
+    if q.as_ref().is_some_and(|q| q.len() > 254) {
         return Err(ApiError::validation("q", "is longer than 254 characters"));
     }
-    let filter = Filter {
-        status: query.status,
-        q: query.q,
-    };
+    Ok((Filter { status, q }, page))
+}
+
+async fn list(
+    _auth: ApiToken,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let (filter, page) = parse_list(query.status, query.q, query.page)?;
     let (items, total) = db::run(&state.pool, move |c| {
         db::subscribers::list(c, &filter, page, PER_PAGE)
     })

@@ -1,0 +1,206 @@
+//! GDPR requests: access ([`export`]) and erasure ([`erase`]).
+//!
+//! Both take a connection and open no transaction of their own, so a caller
+//! (API handler, admin console) composes them inside one with
+//! [`db::transaction`](crate::db::transaction). Erasure keeps an anonymised
+//! skeleton: the subscriber id, its status (`erased`) and timestamps, and
+//! each consent event's event, time, source, consent text version and method
+//! — proof that consent was given and withdrawn without saying by whom. The
+//! address survives only as a keyed hash on the suppression list.
+//!
+//! On SQLite, `PRAGMA secure_delete` zeroes what erasure overwrites in the
+//! database file, but the write-ahead log still holds the old pages until a
+//! checkpoint: call [`purge_freed`] after the erasure's transaction commits.
+
+use diesel::prelude::*;
+use serde_json::{json, Value};
+
+use crate::db::schema::{confirmation_tokens, consent_events, deliveries, outbox, subscribers};
+use crate::db::{self, consent, suppressions, DbConnection};
+use crate::domain::{consent as event, status};
+
+/// What a consent event's source becomes when it contained the address
+/// (a bounce's SMTP reply, a referer with `?email=`).
+pub const REMOVED_SOURCE: &str = "[removed at erasure]";
+
+/// Erases a subscriber's personal data; false when the id is unknown or
+/// already erased. See the module doc for what is kept.
+///
+/// The `erased` event takes `source` and `method` from `ctx` but never an IP
+/// or user agent: the skeleton holds none at all.
+pub fn erase(
+    conn: &mut DbConnection,
+    secret: &str,
+    subscriber_id: &str,
+    ctx: &consent::Context,
+) -> diesel::QueryResult<bool> {
+    let Some(subscriber) = db::subscribers::find(conn, subscriber_id)? else {
+        return Ok(false);
+    };
+    if subscriber.status == status::ERASED {
+        return Ok(false);
+    }
+    let now = db::now();
+    let key = subscriber
+        .email_key
+        .clone()
+        .or_else(|| subscriber.email.as_deref().map(str::to_lowercase));
+
+    if let Some(key) = &key {
+        suppressions::add(conn, secret, key, "erased")?;
+    }
+
+    // The consent skeleton: no IP, no user agent, no source naming the address.
+    let mine = consent_events::table.filter(consent_events::subscriber_id.eq(subscriber_id));
+    diesel::update(mine)
+        .set((
+            consent_events::ip.eq(None::<String>),
+            consent_events::user_agent.eq(None::<String>),
+        ))
+        .execute(conn)?;
+    if let Some(key) = &key {
+        let sources: Vec<(i64, Option<String>)> = mine
+            .select((consent_events::id, consent_events::source))
+            .load(conn)?;
+        let tainted: Vec<i64> = sources
+            .into_iter()
+            .filter(|(_, source)| source.as_deref().is_some_and(|s| mentions(s, key)))
+            .map(|(id, _)| id)
+            .collect();
+        if !tainted.is_empty() {
+            diesel::update(consent_events::table.filter(consent_events::id.eq_any(&tainted)))
+                .set(consent_events::source.eq(Some(REMOVED_SOURCE)))
+                .execute(conn)?;
+        }
+    }
+
+    diesel::delete(
+        confirmation_tokens::table.filter(confirmation_tokens::subscriber_id.eq(subscriber_id)),
+    )
+    .execute(conn)?;
+    // Every outbox row of theirs, sent ones too: each carries the address as
+    // its recipient and the name in its payload.
+    diesel::delete(outbox::table.filter(outbox::subscriber_id.eq(subscriber_id))).execute(conn)?;
+    if let Some(key) = &key {
+        diesel::delete(outbox::table.filter(outbox::recipient.eq(key))).execute(conn)?;
+        if subscriber.email.as_deref() != Some(key.as_str()) {
+            if let Some(email) = &subscriber.email {
+                diesel::delete(outbox::table.filter(outbox::recipient.eq(email))).execute(conn)?;
+            }
+        }
+    }
+    let theirs = deliveries::table.filter(deliveries::subscriber_id.eq(subscriber_id));
+    diesel::delete(theirs.filter(deliveries::status.eq_any(["queued", "sending"])))
+        .execute(conn)?;
+    // Settled deliveries stay (digest, status, time) but an SMTP error text
+    // may quote the address.
+    diesel::update(theirs)
+        .set(deliveries::last_error.eq(None::<String>))
+        .execute(conn)?;
+
+    diesel::update(subscribers::table.find(subscriber_id))
+        .set((
+            subscribers::email.eq(None::<String>),
+            subscribers::email_key.eq(None::<String>),
+            subscribers::name.eq(None::<String>),
+            subscribers::status.eq(status::ERASED),
+            subscribers::updated_at.eq(now),
+            subscribers::last_confirmation_at.eq(None::<chrono::NaiveDateTime>),
+        ))
+        .execute(conn)?;
+    let skeleton = consent::Context {
+        ip: None,
+        user_agent: None,
+        source: ctx.source.clone(),
+        method: ctx.method.clone(),
+    };
+    consent::record(conn, subscriber_id, event::ERASED, now, &skeleton)?;
+    Ok(true)
+}
+
+/// Whether `text` contains the address, in any case or percent-encoded.
+fn mentions(text: &str, key: &str) -> bool {
+    let lower = text.to_lowercase();
+    lower.contains(key) || lower.replace("%40", "@").contains(key)
+}
+
+/// Everything held about a person (GDPR access): the subscriber row, every
+/// consent event, their deliveries and whether a confirmation link is
+/// pending. `None` when the id is unknown or erased (an erased skeleton
+/// holds nothing about anyone).
+pub fn export(
+    conn: &mut DbConnection,
+    subscriber_id: &str,
+) -> diesel::QueryResult<Option<serde_json::Value>> {
+    let Some(s) = db::subscribers::find(conn, subscriber_id)? else {
+        return Ok(None);
+    };
+    if s.status == status::ERASED {
+        return Ok(None);
+    }
+    let now = db::now();
+    let consent = db::consent::for_subscriber(conn, subscriber_id)?;
+    let sent: Vec<(i64, String, Option<chrono::NaiveDateTime>)> = deliveries::table
+        .filter(deliveries::subscriber_id.eq(subscriber_id))
+        .order(deliveries::id.asc())
+        .select((
+            deliveries::digest_id,
+            deliveries::status,
+            deliveries::sent_at,
+        ))
+        .load(conn)?;
+    let pending_links: i64 = confirmation_tokens::table
+        .filter(confirmation_tokens::subscriber_id.eq(subscriber_id))
+        .filter(confirmation_tokens::used_at.is_null())
+        .filter(confirmation_tokens::expires_at.gt(now))
+        .count()
+        .get_result(conn)?;
+    let deliveries: Vec<Value> = sent
+        .into_iter()
+        .map(|(digest_id, status, sent_at)| {
+            json!({"digest_id": digest_id, "status": status, "sent_at": sent_at})
+        })
+        .collect();
+    Ok(Some(json!({
+        "subscriber": {
+            "id": s.id,
+            "email": s.email,
+            "name": s.name,
+            "status": s.status,
+            "created_at": s.created_at,
+            "updated_at": s.updated_at,
+            "confirmed_at": s.confirmed_at,
+            "last_confirmation_sent_at": s.last_confirmation_at,
+        },
+        "consent": serde_json::to_value(&consent).map_err(serialization_error)?,
+        "deliveries": deliveries,
+        "confirmation_pending": pending_links > 0,
+        "exported_at": now,
+    })))
+}
+
+fn serialization_error(e: serde_json::Error) -> diesel::result::Error {
+    diesel::result::Error::SerializationError(Box::new(e))
+}
+
+/// Moves what erasure overwrote out of SQLite's write-ahead log into the
+/// (secure-deleted) database file and truncates the log, so the old pages
+/// are gone from disk too. Runs outside any transaction, after the erasure
+/// committed. True when the log was emptied; false when a reader kept it
+/// busy (the next checkpoint completes the job). PostgreSQL: nothing to do
+/// at this level.
+pub fn purge_freed(conn: &mut DbConnection) -> diesel::QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Checkpoint {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        busy: i32,
+    }
+    match conn {
+        DbConnection::Pg(_) => Ok(true),
+        DbConnection::Sqlite(c) => {
+            let rows: Vec<Checkpoint> =
+                diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").load(c)?;
+            Ok(rows.first().is_some_and(|r| r.busy == 0))
+        }
+    }
+}

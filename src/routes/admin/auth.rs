@@ -1,0 +1,417 @@
+//! Logging in and out of the console, and the session every page needs.
+//!
+//! - Passwords are argon2id; at most [`HASHING_PERMITS`] verifications run at
+//!   once (each takes ~19 MiB), so a flood of logins queues instead of
+//!   ballooning memory. An unknown name is verified against a dummy hash, so
+//!   it costs what a wrong password costs.
+//! - Attempts are throttled per client IP and per account name (429).
+//! - A session is a random 256-bit id in an HttpOnly, SameSite=Strict cookie
+//!   (Secure when `base_url` is https); the database keeps only its SHA-256,
+//!   so sessions survive restarts and work across instances. Every login makes
+//!   a new id and deletes the session the browser had before.
+//! - The login form has no session yet, so its CSRF defence is a signed double
+//!   submit: a random nonce in a cookie and, in the form, its HMAC under the
+//!   secret key. A cross-site page can neither read the cookie nor forge the
+//!   MAC. Every console POST also rejects a foreign `Origin`.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use actix_web::cookie::{time, Cookie, SameSite};
+use actix_web::dev::Payload;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use super::{field, form, AdminError};
+use crate::db;
+use crate::domain::{password, token};
+use crate::routes::client_ip;
+use crate::state::{AppState, SharedState};
+
+pub const SESSION_COOKIE: &str = "tidings_session";
+pub const LOGIN_COOKIE: &str = "tidings_login";
+/// How long a session lasts from login.
+pub const SESSION_HOURS: i64 = 12;
+/// Login attempts per minute from one IP address (the burst, then one per 6 s).
+pub const LOGIN_PER_IP_PER_MINUTE: u32 = 10;
+/// Login attempts per minute for one account name, from anywhere.
+pub const LOGIN_PER_ACCOUNT_PER_MINUTE: u32 = 5;
+/// argon2 verifications running at once.
+pub const HASHING_PERMITS: usize = 2;
+/// How long a login waits for a hashing permit before giving up with 503.
+const HASHING_WAIT: Duration = Duration::from_secs(15);
+/// Keyed limiters past this many keys forget the ones that are full again.
+const LIMITER_KEYS: usize = 10_000;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/login", web::get().to(login_form))
+        .route("/login", web::post().to(login))
+        .route("/logout", web::post().to(logout));
+}
+
+/// The login throttles and the bound on concurrent password hashing.
+pub struct LoginGuard {
+    per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    per_account: DefaultKeyedRateLimiter<String>,
+    hashing: Semaphore,
+}
+
+impl Default for LoginGuard {
+    fn default() -> Self {
+        let quota = |n: u32| Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
+        Self {
+            per_ip: RateLimiter::keyed(quota(LOGIN_PER_IP_PER_MINUTE)),
+            per_account: RateLimiter::keyed(quota(LOGIN_PER_ACCOUNT_PER_MINUTE)),
+            hashing: Semaphore::new(HASHING_PERMITS),
+        }
+    }
+}
+
+impl LoginGuard {
+    /// Permits not held by a password check right now.
+    pub fn hashing_permits_free(&self) -> usize {
+        self.hashing.available_permits()
+    }
+
+    /// Takes one attempt from both budgets; false when either is spent.
+    fn allow(&self, ip: Option<IpAddr>, account: &str) -> bool {
+        if self.per_ip.len() > LIMITER_KEYS {
+            self.per_ip.retain_recent();
+        }
+        if self.per_account.len() > LIMITER_KEYS {
+            self.per_account.retain_recent();
+        }
+        if let Some(ip) = ip {
+            if self.per_ip.check_key(&ip).is_err() {
+                return false;
+            }
+        }
+        let key: String = account.to_lowercase().chars().take(64).collect();
+        self.per_account.check_key(&key).is_ok()
+    }
+}
+
+/// A logged-in admin: what the session row says.
+pub struct Admin {
+    pub id: i64,
+    pub name: String,
+    pub csrf_token: String,
+    id_hash: String,
+}
+
+impl Admin {
+    /// The form's `csrf_token` must be this session's, compared in constant time.
+    pub fn check_csrf(&self, pairs: &[(String, String)]) -> Result<(), AdminError> {
+        let sent = field(pairs, "csrf_token").unwrap_or_default();
+        if sent.is_empty() || !token::constant_time_eq(sent.as_bytes(), self.csrf_token.as_bytes())
+        {
+            tracing::warn!(admin_id = self.id, "console POST with a wrong csrf_token");
+            return Err(AdminError::Forbidden);
+        }
+        Ok(())
+    }
+}
+
+/// The session id in the cookie, when it looks like one of ours.
+fn cookie_token(req: &HttpRequest, name: &str) -> Option<String> {
+    let value = req.cookie(name)?.value().to_string();
+    let plausible = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    plausible.then_some(value)
+}
+
+async fn load_session(req: &HttpRequest) -> Result<Admin, AdminError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| AdminError::Unexpected(anyhow::anyhow!("no app state")))?;
+    let raw = cookie_token(req, SESSION_COOKIE).ok_or(AdminError::LoginRequired)?;
+    let id_hash = token::hash(&raw);
+    let lookup = id_hash.clone();
+    let session = db::run(&state.pool, move |c| db::admins::find_session(c, &lookup))
+        .await?
+        .ok_or(AdminError::LoginRequired)?;
+    Ok(Admin {
+        id: session.admin_id,
+        name: session.admin_name,
+        csrf_token: session.csrf_token,
+        id_hash,
+    })
+}
+
+/// A POST whose `Origin` names another site is refused before anything runs.
+/// Browsers send `Origin` on every POST; tools that send none are not
+/// browsers riding a cookie, and the CSRF token still guards them.
+fn check_origin(req: &HttpRequest, state: &AppState) -> Result<(), AdminError> {
+    if req.method() != actix_web::http::Method::POST {
+        return Ok(());
+    }
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().map_err(|_| AdminError::Forbidden)?;
+    let parsed = url::Url::parse(origin).map_err(|_| AdminError::Forbidden)?;
+    if parsed.origin() == state.settings.base_url.origin() {
+        return Ok(());
+    }
+    let host_port = match (parsed.host_str(), parsed.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        _ => return Err(AdminError::Forbidden),
+    };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    if host.eq_ignore_ascii_case(&host_port) {
+        Ok(())
+    } else {
+        tracing::warn!("console POST from a foreign origin refused");
+        Err(AdminError::Forbidden)
+    }
+}
+
+/// Console pages: a live session or a redirect to the login form.
+impl FromRequest for Admin {
+    type Error = AdminError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AdminError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            if let Some(state) = req.app_data::<web::Data<AppState>>() {
+                check_origin(&req, state)?;
+            }
+            load_session(&req).await
+        })
+    }
+}
+
+/// JSON endpoints of the console: a live session or 401.
+pub struct AdminJson(pub Admin);
+
+impl FromRequest for AdminJson {
+    type Error = AdminError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AdminError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            match load_session(&req).await {
+                Ok(admin) => Ok(AdminJson(admin)),
+                Err(AdminError::LoginRequired) => Err(AdminError::Unauthorized),
+                Err(e) => Err(e),
+            }
+        })
+    }
+}
+
+fn secure(state: &AppState) -> bool {
+    state.settings.base_url.scheme() == "https"
+}
+
+fn cookie<'a>(
+    state: &AppState,
+    name: &'a str,
+    value: String,
+    max_age: time::Duration,
+) -> Cookie<'a> {
+    Cookie::build(name, value)
+        .path("/admin")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure(state))
+        .max_age(max_age)
+        .finish()
+}
+
+fn expired_cookie<'a>(state: &AppState, name: &'a str) -> Cookie<'a> {
+    let mut c = cookie(state, name, String::new(), time::Duration::ZERO);
+    c.make_removal();
+    c
+}
+
+/// The login form's token: the HMAC of the nonce in the login cookie.
+fn login_csrf(state: &AppState, nonce: &str) -> String {
+    token::mac_hex(&state.secret, &format!("admin-login:{nonce}"))
+}
+
+#[derive(Serialize, Default)]
+struct LoginPage<'a> {
+    csrf_token: String,
+    name: &'a str,
+    error: Option<&'a str>,
+    no_admin: bool,
+}
+
+/// Renders the login form, (re)setting the nonce cookie its token is tied to.
+async fn login_page(
+    state: &SharedState,
+    req: &HttpRequest,
+    status: StatusCode,
+    name: &str,
+    error: Option<&str>,
+) -> Result<HttpResponse, AdminError> {
+    let nonce = cookie_token(req, LOGIN_COOKIE).unwrap_or_else(token::random_token);
+    let no_admin = db::run(&state.pool, db::admins::count).await? == 0;
+    let body = crate::mail::templates::render(
+        &state.templates,
+        "admin/login.html",
+        LoginPage {
+            csrf_token: login_csrf(state, &nonce),
+            name,
+            error,
+            no_admin,
+        },
+    )?;
+    let mut res = HttpResponse::build(status);
+    res.content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .cookie(cookie(state, LOGIN_COOKIE, nonce, time::Duration::hours(2)));
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        res.insert_header((header::RETRY_AFTER, "60"));
+    }
+    Ok(res.body(body))
+}
+
+async fn login_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let state = state.into_inner();
+    if load_session(&req).await.is_ok() {
+        return Ok(see_other("/admin"));
+    }
+    login_page(&state, &req, StatusCode::OK, "", None).await
+}
+
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+/// A PHC string with the same parameters as real ones, so an unknown name
+/// costs one full verification like a wrong password.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| password::hash(&token::random_token()).unwrap_or_default())
+}
+
+async fn login(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let state = state.into_inner();
+    check_origin(&req, &state)?;
+    let pairs = form(&body)?;
+    let nonce = cookie_token(&req, LOGIN_COOKIE).ok_or(AdminError::Forbidden)?;
+    let sent = field(&pairs, "csrf_token").unwrap_or_default();
+    if !token::constant_time_eq(sent.as_bytes(), login_csrf(&state, &nonce).as_bytes()) {
+        tracing::warn!("login POST with a wrong csrf_token");
+        return Err(AdminError::Forbidden);
+    }
+    let name = field(&pairs, "name").unwrap_or_default().trim().to_string();
+    let password = field(&pairs, "password").unwrap_or_default().to_string();
+    let ip = client_ip(&req, &state.settings.trusted_proxies);
+    if !state.login_guard.allow(ip, &name) {
+        tracing::warn!(ip = ?ip, "login throttled");
+        let msg = "Too many login attempts. Wait a minute and try again.";
+        return login_page(
+            &state,
+            &req,
+            StatusCode::TOO_MANY_REQUESTS,
+            &name,
+            Some(msg),
+        )
+        .await;
+    }
+    let wrong = |state: SharedState, req: HttpRequest, name: String| async move {
+        let msg = "Wrong name or password.";
+        login_page(&state, &req, StatusCode::UNAUTHORIZED, &name, Some(msg)).await
+    };
+    if name.is_empty() || password.is_empty() || name.len() > 200 || password.len() > 1024 {
+        return wrong(state, req, name).await;
+    }
+    let lookup = name.clone();
+    let account = db::run(&state.pool, move |c| db::admins::find_by_name(c, &lookup)).await?;
+    let ok = {
+        let _permit = tokio::time::timeout(HASHING_WAIT, state.login_guard.hashing.acquire())
+            .await
+            .map_err(|_| AdminError::Unavailable)?
+            .map_err(|_| AdminError::Unavailable)?;
+        let stored = account.as_ref().map(|(_, h)| h.clone());
+        tokio::task::spawn_blocking(move || match stored {
+            Some(hash) => password::verify(&password, &hash),
+            None => {
+                password::verify(&password, dummy_hash());
+                false
+            }
+        })
+        .await
+        .map_err(|e| AdminError::Unexpected(anyhow::anyhow!("password check: {e}")))?
+    };
+    let admin_id = match (ok, account) {
+        (true, Some((id, _))) => id,
+        _ => {
+            tracing::warn!(ip = ?ip, "console login failed");
+            return wrong(state, req, name).await;
+        }
+    };
+    // A new id at every login; the session this browser had before is gone.
+    let previous = cookie_token(&req, SESSION_COOKIE).map(|raw| token::hash(&raw));
+    let raw = token::random_token();
+    let id_hash = token::hash(&raw);
+    let csrf = token::random_token();
+    let expires = db::now() + chrono::Duration::hours(SESSION_HOURS);
+    db::transaction(&state.pool, move |c| {
+        if let Some(previous) = previous {
+            db::admins::delete_session(c, &previous)?;
+        }
+        db::admins::create_session(c, &id_hash, admin_id, &csrf, expires)
+    })
+    .await?;
+    tracing::info!(admin_id, "console login");
+    let mut res = see_other("/admin");
+    res.add_cookie(&cookie(
+        &state,
+        SESSION_COOKIE,
+        raw,
+        time::Duration::hours(SESSION_HOURS),
+    ))
+    .map_err(|e| AdminError::Unexpected(anyhow::anyhow!("cookie: {e}")))?;
+    res.add_cookie(&expired_cookie(&state, LOGIN_COOKIE))
+        .map_err(|e| AdminError::Unexpected(anyhow::anyhow!("cookie: {e}")))?;
+    Ok(res)
+}
+
+async fn logout(
+    admin: Admin,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    admin.check_csrf(&form(&body)?)?;
+    let id_hash = admin.id_hash.clone();
+    db::run(&state.pool, move |c| {
+        db::admins::delete_session(c, &id_hash)
+    })
+    .await?;
+    tracing::info!(admin_id = admin.id, "console logout");
+    let mut res = see_other("/admin/login");
+    res.add_cookie(&expired_cookie(&state, SESSION_COOKIE))
+        .map_err(|e| AdminError::Unexpected(anyhow::anyhow!("cookie: {e}")))?;
+    Ok(res)
+}

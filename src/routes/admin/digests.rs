@@ -1,0 +1,138 @@
+//! GET /admin/digests (list with live progress bars), POST
+//! /admin/digests/send ("Send now"), GET /admin/digests/progress (the JSON the
+//! bars poll).
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use super::auth::{Admin, AdminJson};
+use super::{form, query, render, AdminError};
+use crate::db::{self, DbConnection};
+use crate::digest::ComposeOutcome;
+use crate::state::AppState;
+
+/// Digests shown on the page and in the JSON.
+const LISTED: i64 = 20;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/digests", web::get().to(list))
+        .route("/digests/send", web::post().to(send_now))
+        .route("/digests/progress", web::get().to(progress));
+}
+
+/// A digest with its delivery counts, ready for a page or JSON.
+#[derive(Serialize)]
+pub struct DigestRow {
+    pub id: i64,
+    pub status: String,
+    pub subject: String,
+    pub articles: i32,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+    pub total: i64,
+    pub sent: i64,
+    pub failed: i64,
+    pub skipped: i64,
+    pub queued: i64,
+    /// Deliveries settled (sent, failed or skipped).
+    pub done: i64,
+    pub percent: i64,
+}
+
+/// The newest `limit` digests with their progress.
+pub fn rows(c: &mut DbConnection, limit: i64) -> db::QueryResult<Vec<DigestRow>> {
+    let digests = db::digests::recent(c, limit)?;
+    digests
+        .into_iter()
+        .map(|d| {
+            let p = db::digests::progress(c, d.id)?;
+            let done = p.sent + p.failed + p.skipped;
+            let percent = if p.total > 0 {
+                (done * 100 / p.total).min(100)
+            } else if d.status == "sending" {
+                0
+            } else {
+                100
+            };
+            Ok(DigestRow {
+                id: d.id,
+                status: d.status,
+                subject: d.subject,
+                articles: d.article_count,
+                created_at: d.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+                finished_at: d
+                    .finished_at
+                    .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
+                total: p.total,
+                sent: p.sent,
+                failed: p.failed,
+                skipped: p.skipped,
+                queued: p.queued,
+                done,
+                percent,
+            })
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct Notice {
+    composed: Option<i64>,
+    nothing_new: Option<String>,
+}
+
+async fn list(
+    admin: Admin,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let state = state.into_inner();
+    let notice: Notice = query(&req)?;
+    let items = db::run(&state.pool, |c| rows(c, LISTED)).await?;
+    render(
+        &state,
+        StatusCode::OK,
+        "admin/digests.html",
+        &admin,
+        "digests",
+        serde_json::json!({
+            "digests": items,
+            "composed": notice.composed,
+            "nothing_new": notice.nothing_new.is_some(),
+        }),
+    )
+}
+
+async fn send_now(
+    admin: Admin,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    admin.check_csrf(&form(&body)?)?;
+    let state = state.into_inner();
+    let location = match crate::digest::compose(&state, None).await? {
+        ComposeOutcome::Created(c) | ComposeOutcome::Existing(c) => {
+            tracing::info!(
+                admin_id = admin.id,
+                digest_id = c.id,
+                "digest sent from the console"
+            );
+            format!("/admin/digests?composed={}", c.id)
+        }
+        ComposeOutcome::NothingNew => "/admin/digests?nothing_new=1".to_string(),
+    };
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish())
+}
+
+async fn progress(
+    _admin: AdminJson,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let items = db::run(&state.pool, |c| rows(c, LISTED)).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({ "items": items })))
+}

@@ -1,0 +1,145 @@
+//! GET /admin/subscribers (search, status filter, paging),
+//! GET /admin/subscribers/{id} (the reader and their consent history) and
+//! POST /admin/subscribers/{id}/erase (GDPR erasure, [`crate::privacy::erase`]).
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::auth::Admin;
+use super::{form, non_empty, query, render, AdminError};
+use crate::db;
+use crate::domain::status;
+use crate::routes::api::subscribers::{parse_list, PER_PAGE};
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/subscribers", web::get().to(list))
+        .route("/subscribers/{id}", web::get().to(show))
+        .route("/subscribers/{id}/erase", web::post().to(erase));
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    q: Option<String>,
+    status: Option<String>,
+    page: Option<String>,
+}
+
+async fn list(
+    admin: Admin,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let state = state.into_inner();
+    let raw: ListQuery = query(&req)?;
+    let page = match non_empty(raw.page) {
+        Some(p) => Some(
+            p.parse::<i64>()
+                .map_err(|_| AdminError::BadRequest("page must be a number from 1".into()))?,
+        ),
+        None => None,
+    };
+    let (filter, page) = parse_list(non_empty(raw.status), non_empty(raw.q), page)?;
+    let shown = filter.clone();
+    let (items, total) = db::run(&state.pool, move |c| {
+        db::subscribers::list(c, &filter, page, PER_PAGE)
+    })
+    .await?;
+    let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
+    render(
+        &state,
+        StatusCode::OK,
+        "admin/subscribers.html",
+        &admin,
+        "subscribers",
+        serde_json::json!({
+            "items": items,
+            "total": total,
+            "page": page,
+            "pages": pages,
+            "q": shown.q.unwrap_or_default(),
+            "status": shown.status.unwrap_or_default(),
+            "statuses": status::ALL,
+        }),
+    )
+}
+
+async fn show(
+    admin: Admin,
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let state = state.into_inner();
+    let id = path.into_inner();
+    if id.len() > 64 {
+        return Err(AdminError::NotFound);
+    }
+    let found = db::run(&state.pool, move |c| {
+        let Some(s) = db::subscribers::find(c, &id)? else {
+            return Ok(None);
+        };
+        let consent = db::consent::for_subscriber(c, &id)?;
+        Ok(Some((s, consent)))
+    })
+    .await?;
+    let (subscriber, consent) = found.ok_or(AdminError::NotFound)?;
+    render(
+        &state,
+        StatusCode::OK,
+        "admin/subscriber.html",
+        &admin,
+        "subscribers",
+        serde_json::json!({
+            "subscriber": subscriber,
+            "consent": consent,
+            "erased": req.query_string() == "erased=1",
+        }),
+    )
+}
+
+/// Erases the reader's personal data in one transaction (the `erased` event
+/// names the admin), then clears SQLite's log of the old pages.
+async fn erase(
+    admin: Admin,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    admin.check_csrf(&form(&body)?)?;
+    let id = path.into_inner();
+    if id.len() > 64 {
+        return Err(AdminError::NotFound);
+    }
+    let ctx = crate::db::consent::Context {
+        ip: None,
+        user_agent: None,
+        source: Some(format!("admin console ({})", admin.name)),
+        method: Some("admin".into()),
+    };
+    let secret = state.secret.clone();
+    let target = id.clone();
+    let erased = db::transaction(&state.pool, move |c| {
+        crate::privacy::erase(c, &secret, &target, &ctx)
+    })
+    .await?;
+    let location = if erased {
+        tracing::info!(admin_id = admin.id, subscriber_id = %id, "subscriber erased from the console");
+        if let Err(e) = db::run(&state.pool, crate::privacy::purge_freed).await {
+            tracing::warn!(error = %e, "WAL checkpoint after erasure failed; the next one completes it");
+        }
+        format!("/admin/subscribers/{id}?erased=1")
+    } else {
+        let lookup = id.clone();
+        let known = db::run(&state.pool, move |c| db::subscribers::find(c, &lookup)).await?;
+        if known.is_none() {
+            return Err(AdminError::NotFound);
+        }
+        // Erased before: the page says so.
+        format!("/admin/subscribers/{id}")
+    };
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish())
+}

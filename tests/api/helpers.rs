@@ -70,7 +70,7 @@ impl TestDb {
             diesel::sql_query(sql).load(&mut c).expect("query")
         } else {
             let path = self.url.trim_start_matches("sqlite://");
-            let mut c = diesel::SqliteConnection::establish(path).expect("sqlite");
+            let mut c = sqlite(path);
             diesel::sql_query(sql).load(&mut c).expect("query")
         };
         rows.into_iter().map(|r| r.v).collect()
@@ -88,10 +88,19 @@ impl TestDb {
             c.batch_execute(sql).expect("execute");
         } else {
             let path = self.url.trim_start_matches("sqlite://");
-            let mut c = diesel::SqliteConnection::establish(path).expect("sqlite");
+            let mut c = sqlite(path);
             c.batch_execute(sql).expect("execute");
         }
     }
+}
+
+/// A side connection to the app's SQLite file that waits for the app's
+/// writers instead of failing with "database is locked".
+fn sqlite(path: &str) -> diesel::SqliteConnection {
+    let mut c = diesel::SqliteConnection::establish(path).expect("sqlite");
+    c.batch_execute("PRAGMA busy_timeout = 10000")
+        .expect("busy_timeout");
+    c
 }
 
 impl Drop for TestDb {

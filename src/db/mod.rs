@@ -124,6 +124,16 @@ pub fn sql(pg: bool, text: &str) -> String {
     out
 }
 
+/// The `n`th (1-based) numbered placeholder: `$n` on PostgreSQL, `?n` on
+/// SQLite. For statements built at run time that reuse a parameter.
+pub fn placeholder(pg: bool, n: usize) -> String {
+    if pg {
+        format!("${n}")
+    } else {
+        format!("?{n}")
+    }
+}
+
 /// Timestamps are naive UTC with microsecond precision on both backends.
 pub fn now() -> NaiveDateTime {
     Utc::now().naive_utc().trunc_subsecs(6)

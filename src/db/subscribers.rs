@@ -177,3 +177,101 @@ pub fn confirmed_since(
         .select(subscribers::confirmed_at.assume_not_null())
         .load(conn)
 }
+
+/// One reader of a bulk import, already parsed.
+#[derive(Clone, Debug)]
+pub struct ImportRow {
+    pub id: String,
+    pub email: String,
+    pub email_key: String,
+    pub name: Option<String>,
+}
+
+/// Inserts readers as `confirmed` in one multi-row statement, skipping any
+/// address already present (whatever its status: an unsubscribed reader is
+/// not re-subscribed by an import). Returns the ids actually inserted. At
+/// most a few thousand rows per call (bind-parameter limits).
+pub fn insert_confirmed_many(
+    conn: &mut DbConnection,
+    rows: &[ImportRow],
+    at: NaiveDateTime,
+) -> QueryResult<Vec<String>> {
+    use diesel::sql_types::{Nullable, Text, Timestamp};
+    #[derive(QueryableByName)]
+    struct Inserted {
+        #[diesel(sql_type = Text)]
+        id: String,
+    }
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let inserted: Vec<Inserted> = crate::with_backend!(conn, |c, pg| {
+        let p = |n| super::placeholder(pg, n);
+        let mut text = String::from(if pg {
+            "INSERT INTO subscribers (id, email, email_key, name, status, created_at, \
+             updated_at, confirmed_at) VALUES "
+        } else {
+            "INSERT OR IGNORE INTO subscribers (id, email, email_key, name, status, created_at, \
+             updated_at, confirmed_at) VALUES "
+        });
+        for i in 0..rows.len() {
+            if i > 0 {
+                text.push_str(", ");
+            }
+            let n = 3 + 4 * i;
+            text.push_str(&format!(
+                "({}, {}, {}, {}, {}, {t}, {t}, {t})",
+                p(n),
+                p(n + 1),
+                p(n + 2),
+                p(n + 3),
+                p(2),
+                t = p(1)
+            ));
+        }
+        if pg {
+            text.push_str(" ON CONFLICT (email_key) DO NOTHING");
+        }
+        text.push_str(" RETURNING id");
+        let mut q = diesel::sql_query(text)
+            .into_boxed()
+            .bind::<Timestamp, _>(at)
+            .bind::<Text, _>(crate::domain::status::CONFIRMED);
+        for r in rows {
+            q = q
+                .bind::<Text, _>(r.id.as_str())
+                .bind::<Text, _>(r.email.as_str())
+                .bind::<Text, _>(r.email_key.as_str())
+                .bind::<Nullable<Text>, _>(r.name.as_deref());
+        }
+        q.load(c)
+    })?;
+    Ok(inserted.into_iter().map(|r| r.id).collect())
+}
+
+/// One page of subscribers for a CSV export, oldest first, after the
+/// `(created_at, id)` of the last row of the previous page. Erased
+/// skeletons only when `status` asks for them.
+pub fn export_page(
+    conn: &mut DbConnection,
+    status: Option<&str>,
+    after: Option<&(NaiveDateTime, String)>,
+    limit: i64,
+) -> QueryResult<Vec<Subscriber>> {
+    let mut q = subscribers::table.into_boxed();
+    q = match status {
+        Some(s) => q.filter(subscribers::status.eq(s.to_string())),
+        None => q.filter(subscribers::status.ne(crate::domain::status::ERASED)),
+    };
+    if let Some((at, id)) = after {
+        q = q.filter(
+            subscribers::created_at.gt(*at).or(subscribers::created_at
+                .eq(*at)
+                .and(subscribers::id.gt(id.clone()))),
+        );
+    }
+    q.select(Subscriber::as_select())
+        .order((subscribers::created_at.asc(), subscribers::id.asc()))
+        .limit(limit)
+        .load(conn)
+}

@@ -8,6 +8,7 @@ mod support {
 mod helpers;
 
 mod compose;
+mod csv;
 mod digests;
 mod feed;
 mod foundation;

@@ -12,5 +12,6 @@ mod csv;
 mod digests;
 mod feed;
 mod foundation;
+mod privacy;
 mod signup;
 mod smtp_selftest;

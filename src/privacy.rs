@@ -204,3 +204,17 @@ pub fn purge_freed(conn: &mut DbConnection) -> diesel::QueryResult<bool> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mentions_finds_the_address_in_any_case_or_percent_encoded() {
+        let key = "ann@example.com";
+        assert!(super::mentions("smtp: 550 <Ann@Example.com> unknown", key));
+        assert!(super::mentions(
+            "https://news.example/?email=ann%40example.com",
+            key
+        ));
+        assert!(!super::mentions("https://news.example/articles/7", key));
+    }
+}

@@ -173,6 +173,12 @@ async fn erasure_keeps_a_consent_skeleton_and_nothing_personal() {
     let id = known_reader(&app, &token).await;
     app.confirmed_reader("bystander@example.com").await;
     app.outbox_drained().await;
+    // A bounce whose SMTP reply quotes the address, as real ones do.
+    app.db.execute(&format!(
+        "INSERT INTO consent_events (subscriber_id, event, occurred_at, source, method) \
+         VALUES ('{id}', 'bounced', '2026-11-30 00:00:00', \
+         'smtp: 550 5.1.1 <{STORED}>: Recipient address rejected', 'bounce')"
+    ));
 
     // Act
     let res = api_delete(&app, &token, &format!("/api/subscribers/{id}")).await;
@@ -200,20 +206,21 @@ async fn erasure_keeps_a_consent_skeleton_and_nothing_personal() {
         .iter()
         .map(|e| e["event"].as_str().unwrap())
         .collect();
-    assert_eq!(events, ["requested", "confirmed", "erased"]);
+    assert_eq!(events, ["requested", "confirmed", "bounced", "erased"]);
     for e in consent {
         assert_eq!(e["ip"], serde_json::Value::Null, "{e}");
         assert_eq!(e["user_agent"], serde_json::Value::Null, "{e}");
         assert!(e["occurred_at"].is_string(), "{e}");
         assert!(e["method"].is_string(), "{e}");
-        assert_eq!(
-            e["consent_text_version"],
-            tidings::domain::CONSENT_TEXT_VERSION
-        );
     }
+    assert_eq!(
+        consent[0]["consent_text_version"],
+        tidings::domain::CONSENT_TEXT_VERSION
+    );
     assert_eq!(consent[0]["source"], "https://news.example/articles/7");
-    assert_eq!(consent[2]["method"], "api");
-    assert_eq!(consent[2]["source"], "api token \"test\"");
+    assert_eq!(consent[2]["source"], tidings::privacy::REMOVED_SOURCE);
+    assert_eq!(consent[3]["method"], "api");
+    assert_eq!(consent[3]["source"], "api token \"test\"");
 
     // Erased readers are not listed by a search on their address, nor exported.
     let list: serde_json::Value = app

@@ -21,7 +21,7 @@ use std::io::{Read, Write};
 use anyhow::Context as _;
 
 use crate::db::{self, consent, subscribers, suppressions, DbConnection};
-use crate::domain::{consent as event, SubscriberEmail, SubscriberName};
+use crate::domain::{SubscriberEmail, SubscriberName};
 
 /// Rows per multi-row INSERT; five statements make one transaction.
 const ROWS_PER_STATEMENT: usize = 1000;
@@ -138,6 +138,7 @@ pub fn import<R: Read>(
     })?;
     let name_col = column("name");
 
+    db::prepare_bulk(conn)?;
     let suppressed = suppressions::all_hashes(conn)?;
     let ctx = consent::Context {
         source: Some(source.to_string()),
@@ -193,7 +194,10 @@ pub fn import<R: Read>(
             continue;
         }
         batch.push(subscribers::ImportRow {
-            id: uuid::Uuid::new_v4().to_string(),
+            // rand's user-space generator: no getrandom call per row.
+            id: uuid::Builder::from_random_bytes(rand::random())
+                .into_uuid()
+                .to_string(),
             email: email.as_str().to_string(),
             email_key: key,
             name: name.map(SubscriberName::into_inner),
@@ -227,11 +231,7 @@ fn flush(
     let inserted = db::in_transaction(conn, |c| {
         let mut inserted = 0;
         for rows in batch.chunks(ROWS_PER_STATEMENT) {
-            let ids = subscribers::insert_confirmed_many(c, rows, now)?;
-            for ids in ids.chunks(ROWS_PER_STATEMENT) {
-                consent::record_many(c, ids, event::IMPORTED, now, ctx)?;
-            }
-            inserted += ids.len();
+            inserted += subscribers::import_confirmed(c, rows, now, ctx)?;
         }
         Ok(inserted)
     })?;

@@ -239,7 +239,6 @@ async fn subscribers_import(
     let pool = state.pool.clone();
     let secret = state.secret.clone();
     let summary = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let mut conn = pool.get()?;
         let bar = indicatif::ProgressBar::new(len);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
@@ -250,7 +249,7 @@ async fn subscribers_import(
         let mut problems = AboveBar(&bar);
         let mut progress = |bytes| bar.set_position(bytes);
         let result = crate::subscriber_csv::import(
-            &mut conn,
+            &pool,
             &secret,
             std::io::BufReader::with_capacity(1 << 16, input),
             &source,

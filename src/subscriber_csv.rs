@@ -11,16 +11,20 @@
 //! operator's `--source`). Bad rows are reported and skipped; addresses on
 //! the suppression list, already present (whatever their status: an import
 //! never re-subscribes someone who left) or repeated in the file are skipped
-//! and counted. Rows go in as multi-row INSERTs, a few thousand per
-//! transaction, so a large file is not one long lock and an interrupted
-//! import keeps what it committed (running it again skips those rows).
+//! and counted. Rows go in set-based, 5,000 per transaction, so a large
+//! file is not one long lock and an interrupted import keeps what it
+//! committed (running it again skips those rows); on PostgreSQL several
+//! connections write batches at once (see `bench/README.md`).
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::Mutex;
 
 use anyhow::Context as _;
 
-use crate::db::{self, consent, subscribers, suppressions, DbConnection};
+use crate::db::{self, consent, subscribers, suppressions, DbConnection, Pool};
 use crate::domain::{SubscriberEmail, SubscriberName};
 
 /// Rows per multi-row INSERT; five statements make one transaction.
@@ -103,15 +107,25 @@ pub enum ImportError {
     Header(String),
     #[error("reading the CSV: {0}")]
     Read(#[from] csv::Error),
+    #[error("database unavailable: {0}")]
+    Pool(#[from] r2d2::Error),
     #[error(transparent)]
     Db(#[from] diesel::result::Error),
 }
 
+/// Connections writing batches at once on PostgreSQL, where the server's
+/// index and foreign-key work per row is the bottleneck and several
+/// backends spread it over the cores. SQLite has one writer: one.
+const PG_WRITERS: usize = 3;
+
 /// Imports readers from `input`. `problems` gets one line per bad row
 /// (line number, value, reason); `progress` is told how many bytes of the
-/// input were read so far.
+/// input were read so far. This thread parses; batches are written by
+/// [`PG_WRITERS`] pooled connections on PostgreSQL, one on SQLite. A
+/// database error stops the import; what was committed stays (importing
+/// the file again skips it as existing).
 pub fn import<R: Read>(
-    conn: &mut DbConnection,
+    pool: &Pool,
     secret: &str,
     input: R,
     source: &str,
@@ -138,14 +152,77 @@ pub fn import<R: Read>(
     })?;
     let name_col = column("name");
 
-    db::prepare_bulk(conn)?;
-    let suppressed = suppressions::all_hashes(conn)?;
+    let mut first = pool.get()?;
+    let suppressed = suppressions::all_hashes(&mut first)?;
+    let writers = match &**first {
+        DbConnection::Pg(_) => PG_WRITERS,
+        DbConnection::Sqlite(_) => 1,
+    };
+    let mut conns = vec![first];
+    for _ in 1..writers {
+        conns.push(pool.get()?);
+    }
     let ctx = consent::Context {
         source: Some(source.to_string()),
         method: Some("import".into()),
         ..Default::default()
     };
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<subscribers::ImportRow>>(writers);
+    let rx = Mutex::new(rx);
+    let failed = AtomicBool::new(false);
+
     let mut summary = ImportSummary::default();
+    let (read, written) = std::thread::scope(|scope| {
+        let handles: Vec<_> = conns
+            .into_iter()
+            .map(|mut conn| {
+                let (rx, ctx, failed) = (&rx, &ctx, &failed);
+                scope.spawn(move || write_batches(&mut conn, rx, ctx, failed))
+            })
+            .collect();
+        let read = read_rows(
+            &mut reader,
+            (email_col, name_col),
+            |key| suppressed.contains(&suppressions::hash(secret, key)),
+            &mut summary,
+            problems,
+            |batch, bytes| {
+                if failed.load(Ordering::Relaxed) || tx.send(batch).is_err() {
+                    return false;
+                }
+                progress(bytes);
+                true
+            },
+        );
+        drop(tx);
+        let written: Vec<_> = handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(ImportError::Header("a writer thread panicked".into())))
+            })
+            .collect();
+        (read, written)
+    });
+    read?;
+    for w in written {
+        let (inserted, existing) = w?;
+        summary.imported += inserted;
+        summary.existing += existing;
+    }
+    Ok(summary)
+}
+
+/// Parses rows into batches of new readers and hands each to `send` (false:
+/// stop reading). Bad, suppressed and repeated rows are counted here.
+fn read_rows<R: Read>(
+    reader: &mut csv::Reader<R>,
+    (email_col, name_col): (usize, Option<usize>),
+    is_suppressed: impl Fn(&str) -> bool,
+    summary: &mut ImportSummary,
+    problems: &mut dyn Write,
+    mut send: impl FnMut(Vec<subscribers::ImportRow>, u64) -> bool,
+) -> Result<(), ImportError> {
     let mut seen = HashSet::new();
     let mut batch = Vec::with_capacity(ROWS_PER_TRANSACTION);
     let mut record = csv::StringRecord::new();
@@ -162,7 +239,7 @@ pub fn import<R: Read>(
             Ok(true) => {}
             Err(e) if is_row_error(&e) => {
                 let line = e.position().map_or(line, |p| p.line());
-                bad(&mut summary, line, "row", "", &e.to_string());
+                bad(summary, line, "row", "", &e.to_string());
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -172,7 +249,7 @@ pub fn import<R: Read>(
         let email = match SubscriberEmail::parse(raw_email) {
             Ok(e) => e,
             Err(why) => {
-                bad(&mut summary, line, "email", raw_email, &why);
+                bad(summary, line, "email", raw_email, &why);
                 continue;
             }
         };
@@ -180,12 +257,12 @@ pub fn import<R: Read>(
         let name = match SubscriberName::parse(raw_name) {
             Ok(n) => n,
             Err(why) => {
-                bad(&mut summary, line, "name", raw_name, &why);
+                bad(summary, line, "name", raw_name, &why);
                 continue;
             }
         };
         let key = email.key();
-        if suppressed.contains(&suppressions::hash(secret, &key)) {
+        if is_suppressed(&key) {
             summary.suppressed += 1;
             continue;
         }
@@ -203,13 +280,16 @@ pub fn import<R: Read>(
             name: name.map(SubscriberName::into_inner),
         });
         if batch.len() == ROWS_PER_TRANSACTION {
-            flush(conn, &mut batch, &ctx, &mut summary)?;
-            progress(reader.position().byte());
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(ROWS_PER_TRANSACTION));
+            if !send(full, reader.position().byte()) {
+                return Ok(());
+            }
         }
     }
-    flush(conn, &mut batch, &ctx, &mut summary)?;
-    progress(reader.position().byte());
-    Ok(summary)
+    if !batch.is_empty() {
+        send(batch, reader.position().byte());
+    }
+    Ok(())
 }
 
 /// Errors confined to one row (bad UTF-8); anything else stops the import.
@@ -217,28 +297,53 @@ fn is_row_error(e: &csv::Error) -> bool {
     matches!(e.kind(), csv::ErrorKind::Utf8 { .. })
 }
 
-/// Inserts one transaction's worth of readers and their consent events.
-fn flush(
+/// One writer: takes batches until the reader is done, one transaction
+/// each; returns (inserted, already present). After any writer failed it
+/// only drains the queue so the reader is never left blocked.
+fn write_batches(
     conn: &mut DbConnection,
-    batch: &mut Vec<subscribers::ImportRow>,
+    rx: &Mutex<Receiver<Vec<subscribers::ImportRow>>>,
     ctx: &consent::Context,
-    summary: &mut ImportSummary,
-) -> Result<(), ImportError> {
-    if batch.is_empty() {
-        return Ok(());
+    failed: &AtomicBool,
+) -> Result<(u64, u64), ImportError> {
+    let mut done = (0, 0);
+    let mut error = None;
+    if let Err(e) = db::prepare_bulk(conn) {
+        failed.store(true, Ordering::Relaxed);
+        error = Some(e.into());
     }
-    let now = db::now();
-    let inserted = db::in_transaction(conn, |c| {
-        let mut inserted = 0;
-        for rows in batch.chunks(ROWS_PER_STATEMENT) {
-            inserted += subscribers::import_confirmed(c, rows, now, ctx)?;
+    loop {
+        let next = match rx.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => break,
+        };
+        let Ok(batch) = next else { break };
+        if failed.load(Ordering::Relaxed) {
+            continue;
         }
-        Ok(inserted)
-    })?;
-    summary.imported += inserted as u64;
-    summary.existing += (batch.len() - inserted) as u64;
-    batch.clear();
-    Ok(())
+        let now = db::now();
+        let result = db::in_transaction(conn, |c| {
+            let mut inserted = 0;
+            for rows in batch.chunks(ROWS_PER_STATEMENT) {
+                inserted += subscribers::import_confirmed(c, rows, now, ctx)?;
+            }
+            Ok(inserted)
+        });
+        match result {
+            Ok(inserted) => {
+                done.0 += inserted as u64;
+                done.1 += (batch.len() - inserted) as u64;
+            }
+            Err(e) => {
+                failed.store(true, Ordering::Relaxed);
+                error = Some(e.into());
+            }
+        }
+    }
+    match error {
+        Some(e) => Err(e),
+        None => Ok(done),
+    }
 }
 
 /// Opens the import file, naming it in the error.

@@ -351,3 +351,30 @@ async fn an_erased_address_is_not_signed_up_by_json_or_imported_again() {
         vec!["new.reader@example.com"]
     );
 }
+
+#[tokio::test]
+async fn two_erasures_at_once_erase_once() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    app.confirmed_reader("twice@example.com").await;
+    let id = app
+        .db
+        .query_strings("SELECT id AS v FROM subscribers")
+        .remove(0);
+    let path = format!("/api/subscribers/{id}");
+
+    let (a, b) = tokio::join!(
+        api_delete(&app, &token, &path),
+        api_delete(&app, &token, &path)
+    );
+
+    let mut codes = [a.status().as_u16(), b.status().as_u16()];
+    codes.sort();
+    assert_eq!(codes, [200, 404]);
+    assert_eq!(
+        app.db
+            .count("SELECT COUNT(*) FROM consent_events WHERE event = 'erased'"),
+        1
+    );
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM suppressions"), 1);
+}

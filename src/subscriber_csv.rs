@@ -105,12 +105,26 @@ impl std::fmt::Display for ImportSummary {
 pub enum ImportError {
     #[error("{0}")]
     Header(String),
+    // No #[source] on these two: their Display already ends with the
+    // cause, and an error chain would print it twice.
     #[error("reading the CSV: {0}")]
-    Read(#[from] csv::Error),
+    Read(csv::Error),
     #[error("database unavailable: {0}")]
-    Pool(#[from] r2d2::Error),
+    Pool(r2d2::Error),
     #[error(transparent)]
     Db(#[from] diesel::result::Error),
+}
+
+impl From<csv::Error> for ImportError {
+    fn from(e: csv::Error) -> Self {
+        Self::Read(e)
+    }
+}
+
+impl From<r2d2::Error> for ImportError {
+    fn from(e: r2d2::Error) -> Self {
+        Self::Pool(e)
+    }
 }
 
 /// Connections writing batches at once on PostgreSQL, where the server's
@@ -226,11 +240,10 @@ fn read_rows<R: Read>(
     let mut seen = HashSet::new();
     let mut batch = Vec::with_capacity(ROWS_PER_TRANSACTION);
     let mut record = csv::StringRecord::new();
-    let mut bad = |summary: &mut ImportSummary, line: u64, what: &str, value: &str, why: &str| {
+    // A report line for the operator; failing to write it must not stop the import.
+    let mut bad = |summary: &mut ImportSummary, line: u64, what: String| {
         summary.invalid += 1;
-        // A report line for the operator; failing to write it must not stop the import.
-        let report = format!("line {line}: {what} {value:?} {why}\n");
-        let _ = problems.write_all(report.as_bytes());
+        let _ = problems.write_all(format!("line {line}: {what}\n").as_bytes());
     };
     loop {
         let line = reader.position().line();
@@ -239,7 +252,7 @@ fn read_rows<R: Read>(
             Ok(true) => {}
             Err(e) if is_row_error(&e) => {
                 let line = e.position().map_or(line, |p| p.line());
-                bad(summary, line, "row", "", &e.to_string());
+                bad(summary, line, "row is not valid UTF-8".into());
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -249,7 +262,7 @@ fn read_rows<R: Read>(
         let email = match SubscriberEmail::parse(raw_email) {
             Ok(e) => e,
             Err(why) => {
-                bad(summary, line, "email", raw_email, &why);
+                bad(summary, line, format!("email {raw_email:?} {why}"));
                 continue;
             }
         };
@@ -257,7 +270,7 @@ fn read_rows<R: Read>(
         let name = match SubscriberName::parse(raw_name) {
             Ok(n) => n,
             Err(why) => {
-                bad(summary, line, "name", raw_name, &why);
+                bad(summary, line, format!("name {raw_name:?} {why}"));
                 continue;
             }
         };

@@ -71,6 +71,9 @@ fn import_reports_bad_rows_by_line_and_imports_the_rest() {
          eve@example.com\n",
     )
     .unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes.extend(b"fay@example.com,\xff\xfe not UTF-8\n");
+    std::fs::write(&file, bytes).unwrap();
 
     // Act
     let out = import(&db, &file, "spring fair sign-up sheet");
@@ -79,7 +82,7 @@ fn import_reports_bad_rows_by_line_and_imports_the_rest() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout).trim(),
-        "imported 3, skipped: 1 existing, 0 suppressed, 3 invalid"
+        "imported 3, skipped: 1 existing, 0 suppressed, 4 invalid"
     );
     let stderr = text(&out.stderr);
     assert!(
@@ -94,7 +97,11 @@ fn import_reports_bad_rows_by_line_and_imports_the_rest() {
         stderr.contains("line 8: email \"\" is required"),
         "{stderr}"
     );
-    assert_eq!(stderr.lines().count(), 3, "{stderr}");
+    assert!(
+        stderr.contains("line 10: row is not valid UTF-8"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 4, "{stderr}");
 
     let mut emails = db.query_strings(
         "SELECT email || '|' || COALESCE(name, '') || '|' || status AS v FROM subscribers",
@@ -129,7 +136,7 @@ fn import_reports_bad_rows_by_line_and_imports_the_rest() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
         text(&out.stdout).trim(),
-        "imported 0, skipped: 4 existing, 0 suppressed, 3 invalid"
+        "imported 0, skipped: 4 existing, 0 suppressed, 4 invalid"
     );
     assert_eq!(db.count("SELECT COUNT(*) FROM consent_events"), 3);
 }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
@@ -50,6 +51,11 @@ pub enum Command {
         #[command(subcommand)]
         command: FeedCommand,
     },
+    /// Subscribers as CSV
+    Subscribers {
+        #[command(subcommand)]
+        command: SubscribersCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -74,6 +80,26 @@ pub enum DigestCommand {
 pub enum FeedCommand {
     /// Poll feed_url once
     Poll,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SubscribersCommand {
+    /// Write subscribers as CSV to stdout (id,email,name,status,created_at,confirmed_at);
+    /// erased readers only with --status erased
+    Export {
+        /// Only readers with this status
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::domain::status::ALL))]
+        status: Option<String>,
+    },
+    /// Import readers from a CSV file (header row with an `email` column,
+    /// optional `name`) as confirmed, recording the import in the consent log
+    Import {
+        /// The CSV file
+        file: PathBuf,
+        /// Where the list comes from, kept in each reader's consent log
+        #[arg(long)]
+        source: String,
+    },
 }
 
 /// Runs the command line; returns the exit status.
@@ -173,6 +199,81 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Subscribers {
+            command: SubscribersCommand::Export { status },
+        } => subscribers_export(settings, status).await,
+        Command::Subscribers {
+            command: SubscribersCommand::Import { file, source },
+        } => subscribers_import(settings, file, source).await,
+    }
+}
+
+async fn subscribers_export(settings: Settings, status: Option<String>) -> anyhow::Result<()> {
+    let state = AppState::open(settings).await?;
+    let pool = state.pool.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut conn = pool.get()?;
+        let stdout = std::io::stdout().lock();
+        crate::subscriber_csv::export(
+            &mut conn,
+            status.as_deref(),
+            std::io::BufWriter::new(stdout),
+        )?;
+        Ok(())
+    })
+    .await?
+}
+
+async fn subscribers_import(
+    settings: Settings,
+    file: PathBuf,
+    source: String,
+) -> anyhow::Result<()> {
+    let source = source.trim().to_string();
+    if source.is_empty() || source.len() > 500 || source.chars().any(char::is_control) {
+        anyhow::bail!("--source must be 1 to 500 printable characters");
+    }
+    // The file first: a typo in its name should not wait on the database.
+    let (input, len) = crate::subscriber_csv::open(&file)?;
+    let state = AppState::open(settings).await?;
+    let pool = state.pool.clone();
+    let secret = state.secret.clone();
+    let summary = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let bar = indicatif::ProgressBar::new(len);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {binary_bytes}/{binary_total_bytes} read {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let mut problems = AboveBar(&bar);
+        let mut progress = |bytes| bar.set_position(bytes);
+        let result = crate::subscriber_csv::import(
+            &pool,
+            &secret,
+            std::io::BufReader::with_capacity(1 << 16, input),
+            &source,
+            &mut problems,
+            &mut progress,
+        );
+        bar.finish_and_clear();
+        result.with_context(|| format!("importing {}", file.display()))
+    })
+    .await??;
+    println!("{summary}");
+    Ok(())
+}
+
+/// Writes report lines to stderr above a progress bar instead of through it.
+struct AboveBar<'a>(&'a indicatif::ProgressBar);
+
+impl std::io::Write for AboveBar<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.suspend(|| std::io::stderr().write(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }
 

@@ -16,6 +16,7 @@
 //! - [`scheduler`]: cron wiring; calls plain functions the tests call too.
 //! - [`metrics`]: Prometheus registry and collectors.
 //! - [`privacy`]: GDPR access (export) and erasure.
+//! - [`subscriber_csv`]: CSV export and bulk import of subscribers.
 
 pub mod cli;
 pub mod config;
@@ -29,5 +30,6 @@ pub mod routes;
 pub mod scheduler;
 pub mod startup;
 pub mod state;
+pub mod subscriber_csv;
 pub mod subscriptions;
 pub mod telemetry;

@@ -34,12 +34,9 @@ pub fn erase(
     subscriber_id: &str,
     ctx: &consent::Context,
 ) -> diesel::QueryResult<bool> {
-    let Some(subscriber) = db::subscribers::find(conn, subscriber_id)? else {
+    let Some(subscriber) = lock_erasable(conn, subscriber_id)? else {
         return Ok(false);
     };
-    if subscriber.status == status::ERASED {
-        return Ok(false);
-    }
     let now = db::now();
     let key = subscriber
         .email_key
@@ -116,6 +113,33 @@ pub fn erase(
     };
     consent::record(conn, subscriber_id, event::ERASED, now, &skeleton)?;
     Ok(true)
+}
+
+#[derive(QueryableByName)]
+struct Erasable {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    email: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    email_key: Option<String>,
+}
+
+/// The subscriber's address unless unknown or erased, row-locked on
+/// PostgreSQL: a second erasure of the same reader racing this one waits,
+/// then finds it erased (instead of failing on the suppression hash's
+/// unique key). SQLite's `BEGIN IMMEDIATE` already serialises writers.
+fn lock_erasable(conn: &mut DbConnection, id: &str) -> diesel::QueryResult<Option<Erasable>> {
+    use diesel::sql_types::Text;
+    crate::with_backend!(conn, |c, pg| {
+        let text = format!(
+            "SELECT email, email_key FROM subscribers WHERE id = ? AND status <> ? {}",
+            if pg { "FOR UPDATE" } else { "" }
+        );
+        diesel::sql_query(db::sql(pg, &text))
+            .bind::<Text, _>(id)
+            .bind::<Text, _>(status::ERASED)
+            .get_result(c)
+            .optional()
+    })
 }
 
 /// Whether `text` contains the address, in any case or percent-encoded.
@@ -202,5 +226,19 @@ pub fn purge_freed(conn: &mut DbConnection) -> diesel::QueryResult<bool> {
                 diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").load(c)?;
             Ok(rows.first().is_some_and(|r| r.busy == 0))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mentions_finds_the_address_in_any_case_or_percent_encoded() {
+        let key = "ann@example.com";
+        assert!(super::mentions("smtp: 550 <Ann@Example.com> unknown", key));
+        assert!(super::mentions(
+            "https://news.example/?email=ann%40example.com",
+            key
+        ));
+        assert!(!super::mentions("https://news.example/articles/7", key));
     }
 }

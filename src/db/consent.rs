@@ -77,3 +77,45 @@ pub fn for_subscriber(
         .select(ConsentEvent::as_select())
         .load(conn)
 }
+
+/// Appends the same event for many subscribers in one statement (bulk
+/// import). At most a few thousand ids per call (bind-parameter limits).
+pub fn record_many(
+    conn: &mut DbConnection,
+    subscriber_ids: &[String],
+    event: &str,
+    at: NaiveDateTime,
+    ctx: &Context,
+) -> QueryResult<usize> {
+    use diesel::sql_types::{Nullable, Text, Timestamp};
+    if subscriber_ids.is_empty() {
+        return Ok(0);
+    }
+    crate::with_backend!(conn, |c, pg| {
+        let p = |n| super::placeholder(pg, n);
+        let shared = format!("{}, {}, {}, {}, {}, {}", p(1), p(2), p(3), p(4), p(5), p(6));
+        let mut text = String::from(
+            "INSERT INTO consent_events (event, occurred_at, ip, user_agent, source, method, \
+             consent_text_version, subscriber_id) VALUES ",
+        );
+        for i in 0..subscriber_ids.len() {
+            if i > 0 {
+                text.push_str(", ");
+            }
+            text.push_str(&format!("({shared}, {}, {})", p(7), p(8 + i)));
+        }
+        let mut q = diesel::sql_query(text)
+            .into_boxed()
+            .bind::<Text, _>(event)
+            .bind::<Timestamp, _>(at)
+            .bind::<Nullable<Text>, _>(ctx.ip.as_deref())
+            .bind::<Nullable<Text>, _>(ctx.user_agent.as_deref())
+            .bind::<Nullable<Text>, _>(ctx.source.as_deref())
+            .bind::<Nullable<Text>, _>(ctx.method.as_deref())
+            .bind::<Text, _>(crate::domain::CONSENT_TEXT_VERSION);
+        for id in subscriber_ids {
+            q = q.bind::<Text, _>(id.as_str());
+        }
+        q.execute(c)
+    })
+}

@@ -124,6 +124,26 @@ pub fn sql(pg: bool, text: &str) -> String {
     out
 }
 
+/// The `n`th (1-based) numbered placeholder: `$n` on PostgreSQL, `?n` on
+/// SQLite. For statements built at run time that reuse a parameter.
+pub fn placeholder(pg: bool, n: usize) -> String {
+    if pg {
+        format!("${n}")
+    } else {
+        format!("?{n}")
+    }
+}
+
+/// Readies this connection for a bulk write: on SQLite a 64 MB page cache
+/// (the default 2 MB spills dirty pages to the WAL in the middle of a large
+/// transaction, rewriting them many times). A no-op on PostgreSQL.
+pub fn prepare_bulk(conn: &mut DbConnection) -> QueryResult<()> {
+    match conn {
+        DbConnection::Pg(_) => Ok(()),
+        DbConnection::Sqlite(c) => c.batch_execute("PRAGMA cache_size = -65536"),
+    }
+}
+
 /// Timestamps are naive UTC with microsecond precision on both backends.
 pub fn now() -> NaiveDateTime {
     Utc::now().naive_utc().trunc_subsecs(6)

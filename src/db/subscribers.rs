@@ -177,3 +177,142 @@ pub fn confirmed_since(
         .select(subscribers::confirmed_at.assume_not_null())
         .load(conn)
 }
+
+/// One reader of a bulk import, already parsed.
+#[derive(Clone, Debug)]
+pub struct ImportRow {
+    pub id: String,
+    pub email: String,
+    pub email_key: String,
+    pub name: Option<String>,
+}
+
+/// Inserts readers as `confirmed`, each with an `imported` consent event,
+/// skipping any address already present (whatever its status: an import
+/// never re-subscribes someone who left). Returns how many were inserted.
+/// Set-based: on PostgreSQL one statement (arrays through `unnest`, the
+/// events written from the `RETURNING` of the insert); on SQLite one
+/// multi-row `INSERT OR IGNORE … RETURNING id` and one multi-row insert of
+/// events. At most a few thousand rows per call (SQLite bind limits).
+pub fn import_confirmed(
+    conn: &mut DbConnection,
+    rows: &[ImportRow],
+    at: NaiveDateTime,
+    ctx: &super::consent::Context,
+) -> QueryResult<usize> {
+    use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
+    #[derive(QueryableByName)]
+    struct Inserted {
+        #[diesel(sql_type = Text)]
+        id: String,
+    }
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    match conn {
+        DbConnection::Pg(c) => {
+            let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+            let emails: Vec<&str> = rows.iter().map(|r| r.email.as_str()).collect();
+            let keys: Vec<&str> = rows.iter().map(|r| r.email_key.as_str()).collect();
+            let names: Vec<Option<&str>> = rows.iter().map(|r| r.name.as_deref()).collect();
+            let counted: Vec<Count> = diesel::sql_query(
+                "WITH ins AS ( \
+                   INSERT INTO subscribers (id, email, email_key, name, status, created_at, \
+                     updated_at, confirmed_at) \
+                   SELECT u.id, u.email, u.email_key, u.name, $5, $6, $6, $6 \
+                   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) \
+                     AS u(id, email, email_key, name) \
+                   ON CONFLICT (email_key) DO NOTHING RETURNING id), \
+                 ev AS ( \
+                   INSERT INTO consent_events (subscriber_id, event, occurred_at, ip, \
+                     user_agent, source, method, consent_text_version) \
+                   SELECT id, $7, $6, $8, $9, $10, $11, $12 FROM ins) \
+                 SELECT COUNT(*) AS n FROM ins",
+            )
+            .bind::<Array<Text>, _>(&ids)
+            .bind::<Array<Text>, _>(&emails)
+            .bind::<Array<Text>, _>(&keys)
+            .bind::<Array<Nullable<Text>>, _>(&names)
+            .bind::<Text, _>(crate::domain::status::CONFIRMED)
+            .bind::<Timestamp, _>(at)
+            .bind::<Text, _>(crate::domain::consent::IMPORTED)
+            .bind::<Nullable<Text>, _>(ctx.ip.as_deref())
+            .bind::<Nullable<Text>, _>(ctx.user_agent.as_deref())
+            .bind::<Nullable<Text>, _>(ctx.source.as_deref())
+            .bind::<Nullable<Text>, _>(ctx.method.as_deref())
+            .bind::<Text, _>(crate::domain::CONSENT_TEXT_VERSION)
+            .load(c)?;
+            Ok(counted.first().map_or(0, |c| c.n as usize))
+        }
+        DbConnection::Sqlite(c) => {
+            let p = |n| super::placeholder(false, n);
+            let mut text = String::from(
+                "INSERT OR IGNORE INTO subscribers (id, email, email_key, name, status, \
+                 created_at, updated_at, confirmed_at) VALUES ",
+            );
+            for i in 0..rows.len() {
+                if i > 0 {
+                    text.push_str(", ");
+                }
+                let n = 3 + 4 * i;
+                text.push_str(&format!(
+                    "({}, {}, {}, {}, {}, {t}, {t}, {t})",
+                    p(n),
+                    p(n + 1),
+                    p(n + 2),
+                    p(n + 3),
+                    p(2),
+                    t = p(1)
+                ));
+            }
+            text.push_str(" RETURNING id");
+            let mut q = diesel::sql_query(text)
+                .into_boxed()
+                .bind::<Timestamp, _>(at)
+                .bind::<Text, _>(crate::domain::status::CONFIRMED);
+            for r in rows {
+                q = q
+                    .bind::<Text, _>(r.id.as_str())
+                    .bind::<Text, _>(r.email.as_str())
+                    .bind::<Text, _>(r.email_key.as_str())
+                    .bind::<Nullable<Text>, _>(r.name.as_deref());
+            }
+            let inserted: Vec<Inserted> = q.load(c)?;
+            let ids: Vec<String> = inserted.into_iter().map(|r| r.id).collect();
+            super::consent::record_many(conn, &ids, crate::domain::consent::IMPORTED, at, ctx)?;
+            Ok(ids.len())
+        }
+    }
+}
+
+/// One page of subscribers for a CSV export, oldest first, after the
+/// `(created_at, id)` of the last row of the previous page. Erased
+/// skeletons only when `status` asks for them.
+pub fn export_page(
+    conn: &mut DbConnection,
+    status: Option<&str>,
+    after: Option<&(NaiveDateTime, String)>,
+    limit: i64,
+) -> QueryResult<Vec<Subscriber>> {
+    let mut q = subscribers::table.into_boxed();
+    q = match status {
+        Some(s) => q.filter(subscribers::status.eq(s.to_string())),
+        None => q.filter(subscribers::status.ne(crate::domain::status::ERASED)),
+    };
+    if let Some((at, id)) = after {
+        q = q.filter(
+            subscribers::created_at.gt(*at).or(subscribers::created_at
+                .eq(*at)
+                .and(subscribers::id.gt(id.clone()))),
+        );
+    }
+    q.select(Subscriber::as_select())
+        .order((subscribers::created_at.asc(), subscribers::id.asc()))
+        .limit(limit)
+        .load(conn)
+}

@@ -39,3 +39,11 @@ pub fn add(
         .execute(conn)
         .map(drop)
 }
+
+/// Every hash on the list, for checking many addresses at once (bulk import).
+pub fn all_hashes(conn: &mut DbConnection) -> QueryResult<std::collections::HashSet<String>> {
+    let rows: Vec<String> = suppressions::table
+        .select(suppressions::email_hash)
+        .load(conn)?;
+    Ok(rows.into_iter().collect())
+}

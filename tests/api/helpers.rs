@@ -345,3 +345,15 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The real `tidings` binary, without the TIDINGS_* settings of the
+/// environment the tests run in.
+pub fn tidings() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TIDINGS_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}

@@ -1,4 +1,6 @@
-//! GET /api/subscribers, GET /api/subscribers/{id}.
+//! GET /api/subscribers, GET /api/subscribers/{id}, and the GDPR pair:
+//! GET /api/subscribers/{id}/export (access) and DELETE /api/subscribers/{id}
+//! (erasure).
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -13,7 +15,9 @@ pub const PER_PAGE: i64 = 50;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/subscribers", web::get().to(list))
-        .route("/subscribers/{id}", web::get().to(show));
+        .route("/subscribers/{id}", web::get().to(show))
+        .route("/subscribers/{id}", web::delete().to(erase))
+        .route("/subscribers/{id}/export", web::get().to(export));
 }
 
 #[derive(Deserialize)]
@@ -85,4 +89,50 @@ async fn show(
     let mut body = serde_json::to_value(&subscriber).map_err(anyhow::Error::from)?;
     body["consent"] = serde_json::to_value(&consent).map_err(anyhow::Error::from)?;
     Ok(HttpResponse::Ok().json(body))
+}
+
+async fn export(
+    _auth: ApiToken,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let found = db::run(&state.pool, move |c| crate::privacy::export(c, &id)).await?;
+    let body = found.ok_or_else(|| ApiError::NotFound("no such subscriber".into()))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(body))
+}
+
+async fn erase(
+    auth: ApiToken,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let ctx = db::consent::Context {
+        source: Some(format!("api token \"{}\"", auth.name)),
+        method: Some("api".into()),
+        ..Default::default()
+    };
+    let secret = state.secret.clone();
+    let target = id.clone();
+    let erased = db::transaction(&state.pool, move |c| {
+        crate::privacy::erase(c, &secret, &target, &ctx)
+    })
+    .await?;
+    if !erased {
+        return Err(ApiError::NotFound("no such subscriber".into()));
+    }
+    // Old page images of the erased rows linger in SQLite's write-ahead log
+    // until a checkpoint; do it now. Erasure stands even if this fails.
+    match db::run(&state.pool, crate::privacy::purge_freed).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            "erasure committed; WAL checkpoint busy, old pages remain until the next one"
+        ),
+        Err(e) => tracing::warn!(error = %e, "erasure committed; WAL checkpoint failed"),
+    }
+    tracing::info!(subscriber = %id, "subscriber erased");
+    Ok(HttpResponse::Ok().json(serde_json::json!({"id": id, "status": status::ERASED})))
 }

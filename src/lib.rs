@@ -18,6 +18,8 @@
 //! - [`privacy`]: GDPR access (export) and erasure.
 //! - [`subscriber_csv`]: CSV export and bulk import of subscribers.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod cli;
 pub mod config;
 pub mod db;

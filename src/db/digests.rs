@@ -147,12 +147,15 @@ pub fn progress(conn: &mut DbConnection, id: i64) -> QueryResult<Progress> {
 
 /// Marks the digest sent once no delivery is left queued or in flight.
 pub fn finish_if_done(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResult<bool> {
-    let open: i64 = deliveries::table
-        .filter(deliveries::digest_id.eq(id))
-        .filter(deliveries::status.eq_any(["queued", "sending"]))
-        .count()
-        .get_result(conn)?;
-    if open > 0 {
+    // EXISTS stops at the first open row; a count walked every open row of
+    // the digest after each batch (quadratic over a million readers).
+    let open: bool = diesel::select(diesel::dsl::exists(
+        deliveries::table
+            .filter(deliveries::digest_id.eq(id))
+            .filter(deliveries::status.eq_any(["queued", "sending"])),
+    ))
+    .get_result(conn)?;
+    if open {
         return Ok(false);
     }
     let n = diesel::update(

@@ -6,7 +6,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$TARGET_DIR/release/tidings
+# TIDINGS_BIN: measure a given binary (e.g. an older build) instead of building.
+BIN=${TIDINGS_BIN:-$TARGET_DIR/release/tidings}
 PG_ADMIN_URL=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 PIDS=()
 PG_DBS=()
@@ -47,6 +48,7 @@ ensure_tools() {
 }
 
 build_release() {
+  [ -n "${TIDINGS_BIN:-}" ] && return 0
   log "cargo build --release (target dir $TARGET_DIR)"
   (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --quiet)
 }

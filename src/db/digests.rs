@@ -2,6 +2,7 @@
 //! delivery row per confirmed reader in one set-based statement.
 
 use chrono::NaiveDateTime;
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Timestamp};
 use serde::Serialize;
@@ -93,6 +94,12 @@ pub fn fan_out(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResu
     diesel::update(digests::table.find(id))
         .set(digests::total.eq(n as i32))
         .execute(conn)?;
+    if let DbConnection::Pg(c) = conn {
+        // The planner's row counts for deliveries are stale right after a
+        // large fan-out; with them it reads and sorts every queued row on
+        // each claim instead of walking deliveries_queued_idx.
+        c.batch_execute("ANALYZE deliveries")?;
+    }
     Ok(n)
 }
 

@@ -49,26 +49,35 @@ pub fn signup(
         return Ok(SignupOutcome::Suppressed);
     }
     let name = name.map(SubscriberName::as_str);
-    let id = match subscribers::find_by_key(conn, &key)? {
-        None => {
-            let id = uuid::Uuid::new_v4().to_string();
-            subscribers::insert(
-                conn,
-                &subscribers::NewSubscriber {
-                    id: &id,
-                    email: email.as_str(),
-                    email_key: &key,
-                    name,
-                    status: status::PENDING,
-                    created_at: now,
-                    updated_at: now,
-                    confirmed_at: None,
-                    last_confirmation_at: None,
-                },
-            )?;
-            id
-        }
-        Some(existing) => match existing.status.as_str() {
+    // The common case, a new address, costs one statement: the row goes in
+    // with its name and the time of its first link already set.
+    let fresh = uuid::Uuid::new_v4().to_string();
+    let inserted = subscribers::insert_if_absent(
+        conn,
+        &subscribers::NewSubscriber {
+            id: &fresh,
+            email: email.as_str(),
+            email_key: &key,
+            name,
+            status: status::PENDING,
+            created_at: now,
+            updated_at: now,
+            confirmed_at: None,
+            last_confirmation_at: Some(now),
+        },
+    )?;
+    let id = if inserted {
+        fresh
+    } else {
+        let Some(existing) = subscribers::find_by_key(conn, &key)? else {
+            // The row that was in the way is gone (erased meanwhile): let
+            // the caller's retry start over.
+            return Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                Box::new("subscriber vanished during signup".to_string()),
+            ));
+        };
+        let id = match existing.status.as_str() {
             status::CONFIRMED => return Ok(SignupOutcome::AlreadyConfirmed),
             status::PENDING => {
                 let recent = existing
@@ -84,11 +93,13 @@ pub fn signup(
                 subscribers::set_status(conn, &existing.id, status::PENDING, now)?;
                 existing.id
             }
-        },
+        };
+        if name.is_some() {
+            subscribers::set_name(conn, &id, name)?;
+        }
+        subscribers::mark_confirmation_sent(conn, &id, now)?;
+        id
     };
-    if name.is_some() {
-        subscribers::set_name(conn, &id, name)?;
-    }
     consent::record(conn, &id, event::REQUESTED, now, ctx)?;
     queue_confirmation(conn, &id, email.as_str(), name, policy, now)?;
     Ok(SignupOutcome::Queued)
@@ -111,7 +122,6 @@ fn queue_confirmation(
         now,
         now + policy.confirm_ttl,
     )?;
-    subscribers::mark_confirmation_sent(conn, subscriber_id, now)?;
     let payload = serde_json::to_string(&ConfirmPayload {
         nonce,
         name: name.map(str::to_string),

@@ -39,23 +39,26 @@ pub fn claim(
     lease_until: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Vec<DeliveryJob>> {
-    let claimed: Vec<Claimed> = crate::with_backend!(conn, |c, pg| {
-        let text = format!(
-            "UPDATE deliveries SET status = 'sending', locked_until = ?, attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM deliveries \
-               WHERE (status = 'queued' AND next_attempt_at <= ?) \
-                  OR (status = 'sending' AND locked_until < ?) \
-               ORDER BY id LIMIT ? {}) \
-             RETURNING id, digest_id, subscriber_id, attempts",
-            if pg { "FOR UPDATE SKIP LOCKED" } else { "" }
-        );
-        diesel::sql_query(super::sql(pg, &text))
-            .bind::<Timestamp, _>(lease_until)
-            .bind::<Timestamp, _>(now)
-            .bind::<Timestamp, _>(now)
-            .bind::<BigInt, _>(limit)
-            .load(c)
-    })?;
+    // Leases that ran out first (a crashed worker's rows; few), then the
+    // lowest queued ids through deliveries_queued_idx, which stops after one
+    // batch instead of reading every queued row of the digest.
+    let mut claimed = claim_where(
+        conn,
+        "status = 'sending' AND locked_until < ?",
+        now,
+        lease_until,
+        limit,
+    )?;
+    let left = limit - claimed.len() as i64;
+    if left > 0 {
+        claimed.extend(claim_where(
+            conn,
+            "status = 'queued' AND next_attempt_at <= ?",
+            now,
+            lease_until,
+            left,
+        )?);
+    }
     if claimed.is_empty() {
         return Ok(Vec::new());
     }
@@ -92,6 +95,29 @@ pub fn claim(
             }
         })
         .collect())
+}
+
+fn claim_where(
+    conn: &mut DbConnection,
+    condition: &str,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<Claimed>> {
+    crate::with_backend!(conn, |c, pg| {
+        let text = format!(
+            "UPDATE deliveries SET status = 'sending', locked_until = ?, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM deliveries WHERE {condition} \
+               ORDER BY id LIMIT ? {}) \
+             RETURNING id, digest_id, subscriber_id, attempts",
+            if pg { "FOR UPDATE SKIP LOCKED" } else { "" }
+        );
+        diesel::sql_query(super::sql(pg, &text))
+            .bind::<Timestamp, _>(lease_until)
+            .bind::<Timestamp, _>(now)
+            .bind::<BigInt, _>(limit)
+            .load(c)
+    })
 }
 
 /// Settles many rows with one status (sent, skipped).

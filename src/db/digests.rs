@@ -2,6 +2,7 @@
 //! delivery row per confirmed reader in one set-based statement.
 
 use chrono::NaiveDateTime;
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Timestamp};
 use serde::Serialize;
@@ -93,6 +94,12 @@ pub fn fan_out(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResu
     diesel::update(digests::table.find(id))
         .set(digests::total.eq(n as i32))
         .execute(conn)?;
+    if let DbConnection::Pg(c) = conn {
+        // The planner's row counts for deliveries are stale right after a
+        // large fan-out; with them it reads and sorts every queued row on
+        // each claim instead of walking deliveries_queued_idx.
+        c.batch_execute("ANALYZE deliveries")?;
+    }
     Ok(n)
 }
 
@@ -147,12 +154,15 @@ pub fn progress(conn: &mut DbConnection, id: i64) -> QueryResult<Progress> {
 
 /// Marks the digest sent once no delivery is left queued or in flight.
 pub fn finish_if_done(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResult<bool> {
-    let open: i64 = deliveries::table
-        .filter(deliveries::digest_id.eq(id))
-        .filter(deliveries::status.eq_any(["queued", "sending"]))
-        .count()
-        .get_result(conn)?;
-    if open > 0 {
+    // EXISTS stops at the first open row; a count walked every open row of
+    // the digest after each batch (quadratic over a million readers).
+    let open: bool = diesel::select(diesel::dsl::exists(
+        deliveries::table
+            .filter(deliveries::digest_id.eq(id))
+            .filter(deliveries::status.eq_any(["queued", "sending"])),
+    ))
+    .get_result(conn)?;
+    if open {
         return Ok(false);
     }
     let n = diesel::update(

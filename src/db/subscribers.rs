@@ -44,6 +44,18 @@ pub fn insert(conn: &mut DbConnection, new: &NewSubscriber) -> QueryResult<()> {
         .map(drop)
 }
 
+/// Inserts the reader unless the address is already known; true when this
+/// call inserted it. A concurrent first signup of the same address waits for
+/// the other transaction and then inserts nothing, so no retry is needed.
+pub fn insert_if_absent(conn: &mut DbConnection, new: &NewSubscriber) -> QueryResult<bool> {
+    let n = crate::with_backend!(conn, |c, _pg| diesel::insert_into(subscribers::table)
+        .values(new)
+        .on_conflict(subscribers::email_key)
+        .do_nothing()
+        .execute(c))?;
+    Ok(n == 1)
+}
+
 pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Subscriber>> {
     subscribers::table
         .find(id)

@@ -25,14 +25,27 @@ const POLL: Duration = Duration::from_secs(1);
 const LEASE: Duration = Duration::from_secs(120);
 const BATCH: i64 = 1000;
 
-pub async fn run(state: SharedState, mut shutdown: watch::Receiver<bool>) {
+/// Claim/send/settle loops run side by side, so one lane's claim and settle
+/// (and the slow tail of its batch) overlap the other lane's sends and the
+/// SMTP sessions never sit idle between batches.
+const LANES: usize = 2;
+
+pub async fn run(state: SharedState, shutdown: watch::Receiver<bool>) {
+    futures_util::future::join_all((0..LANES).map(|_| lane(state.clone(), shutdown.clone()))).await;
+}
+
+async fn lane(state: SharedState, mut shutdown: watch::Receiver<bool>) {
     let mut cache = ContentCache::default();
     loop {
         if *shutdown.borrow() {
             break;
         }
         match step(&state, &mut cache).await {
-            Ok(n) if n > 0 => continue,
+            Ok(n) if n > 0 => {
+                // There may be more: make sure the other lane is awake too.
+                state.wake_deliveries.notify_one();
+                continue;
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "delivery step failed"),
         }

@@ -98,9 +98,15 @@ pub async fn step(state: &AppState) -> anyhow::Result<usize> {
     }
     db::transaction(&state.pool, move |c| {
         let now = db::now();
+        let sent: Vec<i64> = results
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Sent))
+            .map(|(job, _)| job.id)
+            .collect();
+        db::outbox::mark_sent(c, &sent, now)?;
         for (job, outcome) in &results {
             match outcome {
-                Outcome::Sent => db::outbox::mark_sent(c, job.id, now)?,
+                Outcome::Sent => 0,
                 Outcome::Retry(e) if job.attempts < MAX_ATTEMPTS => {
                     db::outbox::retry_at(c, job.id, now + backoff(job.attempts), e)?
                 }

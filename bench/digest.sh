@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Benchmark of issue #4: one digest to many confirmed readers, into smtp-sink
+# on loopback, beside the raw rate of smtp-source into the same sink.
+#
+#   bash bench/digest.sh                  # SQLite 100,000 and PostgreSQL 1,000,000 readers
+#   RUNS=3 bash bench/digest.sh
+#   BACKENDS=pg PG_READERS=200000 bash bench/digest.sh
+#
+# Knobs: RUNS (1), BACKENDS ("sqlite pg"), SQLITE_READERS (100000),
+# PG_READERS (1000000), CONCURRENCY (TIDINGS_SEND_CONCURRENCY, 8),
+# SEND_MAX (900: seconds a send may take before the run is abandoned).
+source "$(dirname "$0")/lib.sh"
+trap cleanup EXIT
+
+RUNS=${RUNS:-1}
+BACKENDS=${BACKENDS:-sqlite pg}
+SQLITE_READERS=${SQLITE_READERS:-100000}
+PG_READERS=${PG_READERS:-1000000}
+CONCURRENCY=${CONCURRENCY:-8}
+SEND_MAX=${SEND_MAX:-900}
+
+ensure_tools
+build_release
+
+seed() {
+  local url=$1 n=$2
+  case "$url" in
+    postgres://*)
+      db_query "$url" "INSERT INTO subscribers (id, email, email_key, name, status, created_at, updated_at, confirmed_at)
+        SELECT gen_random_uuid()::text, 'reader' || g || '@bench.example', 'reader' || g || '@bench.example',
+               CASE WHEN g % 3 = 0 THEN 'Reader ' || g END, 'confirmed', now(), now(), now()
+        FROM generate_series(1, $n) AS g" >/dev/null
+      db_query "$url" "VACUUM ANALYZE subscribers" >/dev/null ;;
+    sqlite://*)
+      db_query "$url" "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < $n)
+        INSERT INTO subscribers (id, email, email_key, name, status, created_at, updated_at, confirmed_at)
+        SELECT lower(hex(randomblob(16))), 'reader' || i || '@bench.example', 'reader' || i || '@bench.example',
+               CASE WHEN i % 3 = 0 THEN 'Reader ' || i END, 'confirmed',
+               strftime('%Y-%m-%d %H:%M:%f', 'now'), strftime('%Y-%m-%d %H:%M:%f', 'now'), strftime('%Y-%m-%d %H:%M:%f', 'now')
+        FROM g" >/dev/null ;;
+  esac
+}
+
+# Bytes the sink has read so far (SMTP commands and message data).
+sink_bytes() { awk '/^rchar/ {print $2}' "/proc/$SINK_PID/io"; }
+
+RESULTS=$WORKDIR/results.txt
+: >"$RESULTS"
+for backend in $BACKENDS; do
+  for run in $(seq 1 "$RUNS"); do
+    case $backend in
+      pg) n=$PG_READERS; url=$(new_pg_db "tidings_bench_digest_$$") ;;
+      sqlite) n=$SQLITE_READERS; rm -f "$WORKDIR"/digest.db*; url="sqlite://$WORKDIR/digest.db" ;;
+      *) echo "unknown backend $backend" >&2; exit 2 ;;
+    esac
+    start_sink
+    export TIDINGS_SEND_CONCURRENCY=$CONCURRENCY
+    start_app "$url" "$WORKDIR/app-$backend-$run.log"
+    log "$backend run $run: seeding $n confirmed readers"
+    t0=$(date +%s.%N); seed "$url" "$n"
+    log "seeded in $(echo "$(date +%s.%N) - $t0" | bc -l | xargs printf '%.1f') s"
+    token=$(TIDINGS_DATABASE_URL=$url RUST_LOG=warn "$BIN" token create bench | tail -n1)
+    api="http://127.0.0.1:$APP_PORT/api"
+    curl -fsS -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+      -d '{"url":"https://news.example/2026/bench-story","title":"A story worth a benchmark","summary":"What happened, why it matters, and what comes next: a summary of about the length a news site writes."}' \
+      "$api/articles"
+    bytes0=$(sink_bytes)
+    post=$(curl -fsS -m 600 -w ' %{time_total}' -H "Authorization: Bearer $token" -X POST "$api/digests")
+    t_start=$(date +%s.%N)
+    fanout=$(awk '{print $NF}' <<<"$post")
+    id=$(sed 's/ [0-9.]*$//' <<<"$post" | jq -r .id)
+    log "digest $id composed for $(sed 's/ [0-9.]*$//' <<<"$post" | jq -r .recipients) readers in ${fanout}s; sending"
+    status=sending
+    while [ "$status" != sent ]; do
+      sleep "${POLL:-2}"  # GET /api/digests/{id} counts every delivery: do not hammer it
+      status=$(curl -fsS -m 30 -H "Authorization: Bearer $token" "$api/digests/$id" | jq -r .status)
+      if [ "$(echo "$(date +%s.%N) - $t_start > $SEND_MAX" | bc -l)" = 1 ]; then
+        log "gave up after ${SEND_MAX}s"; break
+      fi
+    done
+    t_end=$(date +%s.%N)
+    progress=$(curl -fsS -H "Authorization: Bearer $token" "$api/digests/$id")
+    sent=$(jq -r .sent <<<"$progress")
+    secs=$(echo "$t_end - $t_start" | bc -l)
+    rate=$(echo "$sent / $secs" | bc -l | xargs printf '%.0f')
+    rss=$(awk '/VmHWM/ {print $2}' "/proc/$APP_PID/status")
+    size=$(( ($(sink_bytes) - bytes0) / (sent > 0 ? sent : 1) ))
+    stop_app
+    # Physical limit: smtp-source, same sink, same concurrency, same size,
+    # reusing connections (-d) as Tidings does; min(n, 200000) messages.
+    m=$(( n < 200000 ? n : 200000 ))
+    payload=$(( size > 600 ? size - 600 : size ))  # -l excludes headers (~600 bytes of ours)
+    r0=$(date +%s.%N)
+    timeout 300 smtp-source -d -s "$CONCURRENCY" -m "$m" -l "$payload" \
+      -f newsletter@localhost -t reader@bench.example 127.0.0.1:"$SINK_PORT"
+    raw=$(echo "$m / ($(date +%s.%N) - $r0)" | bc -l | xargs printf '%.0f')
+    stop_sink
+    line="$backend $run readers=$n fanout_s=$fanout send_s=$(printf '%.1f' "$secs") sent=$sent failed=$(jq -r .failed <<<"$progress") status=$status rate=$rate raw=$raw ratio=$(echo "$rate / $raw" | bc -l | xargs printf '%.2f') vmhwm_mb=$((rss / 1024)) msg_bytes=$size"
+    log "$line"
+    echo "$line" >>"$RESULTS"
+    [ "$backend" = pg ] && drop_pg_db "tidings_bench_digest_$$"
+  done
+done
+
+field() { grep -o " $1=[^ ]*" | cut -d= -f2; }
+echo
+echo "Digest fan-out and delivery into smtp-sink, send_concurrency=$CONCURRENCY, $RUNS run(s) per backend (medians)"
+printf '%-8s %9s %10s %9s %10s %10s %8s %8s %10s\n' backend readers "fan-out s" "send s" "emails/s" "raw msg/s" "ratio" "RSS MB" "msg bytes"
+for backend in $BACKENDS; do
+  rows=$(grep "^$backend " "$RESULTS")
+  printf '%-8s %9s %10s %9s %10s %10s %8s %8s %10s\n' "$backend" \
+    "$(field readers <<<"$rows" | median)" "$(field fanout_s <<<"$rows" | median)" \
+    "$(field send_s <<<"$rows" | median)" "$(field rate <<<"$rows" | median)" \
+    "$(field raw <<<"$rows" | median)" "$(field ratio <<<"$rows" | median)" \
+    "$(field vmhwm_mb <<<"$rows" | median)" "$(field msg_bytes <<<"$rows" | median)"
+done
+echo
+echo "all runs:"
+cat "$RESULTS"

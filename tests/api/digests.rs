@@ -563,12 +563,7 @@ fn digest_send_command_composes_sends_and_reports() {
     let app = rt.block_on(spawn_app());
     let token = rt.block_on(app.api_token());
     let cli = || {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("TIDINGS_") {
-                cmd.env_remove(k);
-            }
-        }
+        let mut cmd = crate::helpers::tidings();
         cmd.env("TIDINGS_DATABASE_URL", &app.db.url)
             .env("TIDINGS_SMTP_URL", app.sink.url())
             .env("TIDINGS_MAIL_FROM", "news@tidings.test")

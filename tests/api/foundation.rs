@@ -1,18 +1,6 @@
 //! Health, readiness, metrics, headers, settings and the CLI basics.
 
-use std::process::Command;
-
-use crate::helpers::{spawn_app, TestDb};
-
-fn tidings() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidings"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TIDINGS_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
+use crate::helpers::{spawn_app, tidings, TestDb};
 
 #[tokio::test]
 async fn health_ready_and_metrics() {

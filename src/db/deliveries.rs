@@ -2,7 +2,7 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
+use diesel::sql_types::{BigInt, Integer, Text};
 
 use super::schema::{deliveries, subscribers};
 use super::DbConnection;
@@ -104,20 +104,12 @@ fn claim_where(
     lease_until: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Vec<Claimed>> {
-    crate::with_backend!(conn, |c, pg| {
-        let text = format!(
-            "UPDATE deliveries SET status = 'sending', locked_until = ?, attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM deliveries WHERE {condition} \
-               ORDER BY id LIMIT ? {}) \
-             RETURNING id, digest_id, subscriber_id, attempts",
-            if pg { "FOR UPDATE SKIP LOCKED" } else { "" }
-        );
-        diesel::sql_query(super::sql(pg, &text))
-            .bind::<Timestamp, _>(lease_until)
-            .bind::<Timestamp, _>(now)
-            .bind::<BigInt, _>(limit)
-            .load(c)
-    })
+    const DELIVERIES: super::WorkTable = super::WorkTable {
+        name: "deliveries",
+        order: "id",
+        returning: "id, digest_id, subscriber_id, attempts",
+    };
+    super::claim_batch(conn, &DELIVERIES, condition, now, lease_until, limit)
 }
 
 /// Settles many rows with one status (sent, skipped).

@@ -144,6 +144,53 @@ pub fn prepare_bulk(conn: &mut DbConnection) -> QueryResult<()> {
     }
 }
 
+/// A table of leased work rows (`status`, `locked_until`, `attempts`).
+pub struct WorkTable {
+    pub name: &'static str,
+    /// Claim order of the rows.
+    pub order: &'static str,
+    /// Columns the claim returns.
+    pub returning: &'static str,
+}
+
+/// Leases up to `limit` rows of a work table that match `condition` (one
+/// `?`, bound to `now`): marks them `sending` until `lease_until`, counts
+/// the attempt and returns the table's `returning` columns. Concurrent
+/// workers on PostgreSQL skip each other's rows; SQLite has one writer.
+pub fn claim_batch<T>(
+    conn: &mut DbConnection,
+    table: &WorkTable,
+    condition: &str,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<T>>
+where
+    T: diesel::QueryableByName<diesel::pg::Pg>
+        + diesel::QueryableByName<diesel::sqlite::Sqlite>
+        + 'static,
+{
+    use diesel::sql_types::{BigInt, Timestamp};
+    use diesel::RunQueryDsl;
+    crate::with_backend!(conn, |c, pg| {
+        let text = format!(
+            "UPDATE {name} SET status = 'sending', locked_until = ?, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM {name} WHERE {condition} \
+               ORDER BY {order} LIMIT ? {}) \
+             RETURNING {returning}",
+            if pg { "FOR UPDATE SKIP LOCKED" } else { "" },
+            name = table.name,
+            order = table.order,
+            returning = table.returning,
+        );
+        diesel::sql_query(sql(pg, &text))
+            .bind::<Timestamp, _>(lease_until)
+            .bind::<Timestamp, _>(now)
+            .bind::<BigInt, _>(limit)
+            .load(c)
+    })
+}
+
 /// Timestamps are naive UTC with microsecond precision on both backends.
 pub fn now() -> NaiveDateTime {
     Utc::now().naive_utc().trunc_subsecs(6)

@@ -3,7 +3,7 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
+use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 
 use super::schema::outbox;
 use super::DbConnection;
@@ -47,35 +47,35 @@ pub fn enqueue(
         .map(drop)
 }
 
-/// Claims up to `limit` due rows (or rows whose lease ran out after a crash)
-/// for `lease`. Concurrent workers on PostgreSQL skip each other's rows.
+const OUTBOX: super::WorkTable = super::WorkTable {
+    name: "outbox",
+    order: "next_attempt_at, id",
+    returning: "id, kind, subscriber_id, recipient, payload, attempts",
+};
+
+/// Claims up to `limit` rows: leases that ran out after a crash first, then
+/// due queued rows. Concurrent workers on PostgreSQL skip each other's rows.
 pub fn claim(
     conn: &mut DbConnection,
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Vec<OutboxJob>> {
-    crate::with_backend!(conn, |c, pg| {
-        let text = format!(
-            "UPDATE outbox SET status = 'sending', locked_until = ?, attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM outbox \
-               WHERE (status = 'queued' AND next_attempt_at <= ?) \
-                  OR (status = 'sending' AND locked_until < ?) \
-               ORDER BY next_attempt_at, id LIMIT ? {}) \
-             RETURNING id, kind, subscriber_id, recipient, payload, attempts",
-            if pg { "FOR UPDATE SKIP LOCKED" } else { "" }
-        );
-        diesel::sql_query(super::sql(pg, &text))
-            .bind::<Timestamp, _>(lease_until)
-            .bind::<Timestamp, _>(now)
-            .bind::<Timestamp, _>(now)
-            .bind::<BigInt, _>(limit)
-            .load(c)
-    })
+    let claim = |conn: &mut DbConnection, condition: &str, limit: i64| {
+        super::claim_batch(conn, &OUTBOX, condition, now, lease_until, limit)
+    };
+    let mut jobs = claim(conn, "status = 'sending' AND locked_until < ?", limit)?;
+    let left = limit - jobs.len() as i64;
+    if left > 0 {
+        jobs.extend(claim(
+            conn,
+            "status = 'queued' AND next_attempt_at <= ?",
+            left,
+        )?);
+    }
+    Ok(jobs)
 }
 
-/// Marks many rows sent in one statement per 500 ids (a statement per row
-/// cost the worker as much as the sending did).
 pub fn mark_sent(conn: &mut DbConnection, ids: &[i64], at: NaiveDateTime) -> QueryResult<usize> {
     let mut n = 0;
     for chunk in ids.chunks(500) {

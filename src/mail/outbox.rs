@@ -153,27 +153,8 @@ async fn send_one(state: &AppState, job: &OutboxJob) -> Outcome {
             }
         }
     };
+    let envelope = msg.envelope().clone();
     let raw = state.sign_and_format(msg);
-    let envelope = match lettre::address::Envelope::new(
-        Some(state.settings.mail_from.email.clone()),
-        vec![match job.recipient.parse() {
-            Ok(a) => a,
-            Err(e) => {
-                return Outcome::Failed {
-                    reason: format!("recipient: {e}"),
-                    bounce: false,
-                }
-            }
-        }],
-    ) {
-        Ok(e) => e,
-        Err(e) => {
-            return Outcome::Failed {
-                reason: format!("envelope: {e}"),
-                bounce: false,
-            }
-        }
-    };
     match state.mailer.send(&envelope, &raw).await {
         Ok(()) => Outcome::Sent,
         Err(SendError::Transient(e)) => Outcome::Retry(e),

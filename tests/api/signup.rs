@@ -657,3 +657,27 @@ fn no_address_reaches_the_info_log() {
     let files = std::fs::read_dir(outbox.path()).unwrap().count();
     assert_eq!(files, 1, "one confirmation .eml written to the file outbox");
 }
+
+#[tokio::test]
+async fn outbox_row_of_a_crashed_worker_is_sent_again_after_its_lease() {
+    let app = spawn_app().await;
+    app.signup("leased@example.com").await;
+    app.wait_mail_to("leased@example.com", 1).await;
+    app.outbox_drained().await;
+    // As if a worker claimed the row and died before settling it.
+    let past = if app.db.is_postgres() {
+        "NOW() AT TIME ZONE 'UTC' - INTERVAL '1 minute'"
+    } else {
+        "datetime('now', '-1 minute')"
+    };
+    app.db.execute(&format!(
+        "UPDATE outbox SET status = 'sending', locked_until = {past}"
+    ));
+    app.state.wake_outbox.notify_one();
+    app.wait_mail_to("leased@example.com", 2).await;
+    app.outbox_drained().await;
+    assert_eq!(
+        app.db.query_strings("SELECT status AS v FROM outbox"),
+        vec!["sent"]
+    );
+}

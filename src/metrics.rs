@@ -4,7 +4,7 @@
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
 
 use crate::db::Pool;
 
@@ -16,6 +16,8 @@ pub struct Metrics {
     pub emails_failed: IntCounterVec,
     /// Transient failures that were scheduled for retry, by kind.
     pub emails_retried: IntCounterVec,
+    /// Signups per group commit: how much sharing a transaction saves.
+    pub signup_group_size: Histogram,
 }
 
 impl Metrics {
@@ -29,12 +31,19 @@ impl Metrics {
         let emails_sent = counter("emails_sent_total", "Emails accepted by the transport")?;
         let emails_failed = counter("emails_failed_total", "Emails that failed permanently")?;
         let emails_retried = counter("emails_retried_total", "Transient send failures retried")?;
+        let signup_group_size = Histogram::with_opts(
+            HistogramOpts::new("signup_group_size", "Signups committed together")
+                .namespace("tidings")
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+        )?;
+        registry.register(Box::new(signup_group_size.clone()))?;
         registry.register(Box::new(PoolCollector::new(pool)?))?;
         Ok(Self {
             registry,
             emails_sent,
             emails_failed,
             emails_retried,
+            signup_group_size,
         })
     }
 }

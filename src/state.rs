@@ -28,6 +28,8 @@ pub struct AppState {
     /// Console login throttles and the bound on concurrent argon2 work.
     pub login_guard: crate::routes::admin::LoginGuard,
     pub metrics: Metrics,
+    /// Group commit of signups.
+    pub signups: crate::subscriptions::batch::Batcher,
     pub dkim: Option<lettre::message::dkim::DkimConfig>,
 }
 
@@ -63,7 +65,13 @@ impl AppState {
             ),
             None => None,
         };
+        let signups = crate::subscriptions::batch::Batcher::start(
+            pool.clone(),
+            crate::subscriptions::SignupPolicy::new(&settings, &secret),
+            metrics.signup_group_size.clone(),
+        );
         Ok(Arc::new(AppState {
+            signups,
             mailer: Mailer::from_settings(&settings)?,
             templates: crate::mail::templates::environment()?,
             settings,

@@ -2,6 +2,8 @@
 //! that changes the subscriber, appends its consent event and (for signups)
 //! queues the confirmation email in the outbox.
 
+pub mod batch;
+
 use chrono::{Duration, NaiveDateTime};
 
 use crate::db::{self, confirmations, consent, outbox, subscribers, DbConnection};
@@ -15,8 +17,18 @@ pub struct SignupPolicy {
     pub secret: String,
 }
 
+impl SignupPolicy {
+    pub fn new(settings: &crate::config::Settings, secret: &str) -> Self {
+        Self {
+            confirm_ttl: Duration::hours(i64::from(settings.confirm_ttl_hours)),
+            resend_after: Duration::minutes(i64::from(settings.resend_after_minutes)),
+            secret: secret.to_string(),
+        }
+    }
+}
+
 /// What a signup did. Callers answer the same whatever it is (no probing).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SignupOutcome {
     /// A confirmation email was queued.
     Queued,

@@ -24,6 +24,35 @@ pub fn insert(
         .map(drop)
 }
 
+/// Tokens for many readers: `(token hash, subscriber id)` pairs.
+pub fn insert_many(
+    conn: &mut DbConnection,
+    tokens: &[(String, &str)],
+    created_at: NaiveDateTime,
+    expires_at: NaiveDateTime,
+) -> QueryResult<()> {
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = tokens
+        .iter()
+        .map(|(hash, subscriber_id)| {
+            (
+                confirmation_tokens::token_hash.eq(hash.as_str()),
+                confirmation_tokens::subscriber_id.eq(*subscriber_id),
+                confirmation_tokens::created_at.eq(created_at),
+                confirmation_tokens::expires_at.eq(expires_at),
+            )
+        })
+        .collect();
+    crate::with_backend!(conn, |c, _pg| diesel::insert_into(
+        confirmation_tokens::table
+    )
+    .values(&rows)
+    .execute(c))
+    .map(drop)
+}
+
 /// `(subscriber id, expires_at)` for a token hash.
 pub fn find(
     conn: &mut DbConnection,

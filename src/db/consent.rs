@@ -67,6 +67,36 @@ pub fn record(
         .map(drop)
 }
 
+/// The same event for many readers, each with their own context (group
+/// commit of signups).
+pub fn record_each(
+    conn: &mut DbConnection,
+    who: &[(&str, &Context)],
+    event: &str,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    if who.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<NewEvent> = who
+        .iter()
+        .map(|(subscriber_id, ctx)| NewEvent {
+            subscriber_id,
+            event,
+            occurred_at: at,
+            ip: ctx.ip.as_deref(),
+            user_agent: ctx.user_agent.as_deref(),
+            source: ctx.source.as_deref(),
+            consent_text_version: Some(crate::domain::CONSENT_TEXT_VERSION),
+            method: ctx.method.as_deref(),
+        })
+        .collect();
+    crate::with_backend!(conn, |c, _pg| diesel::insert_into(consent_events::table)
+        .values(&rows)
+        .execute(c))
+    .map(drop)
+}
+
 pub fn for_subscriber(
     conn: &mut DbConnection,
     subscriber_id: &str,

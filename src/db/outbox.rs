@@ -47,6 +47,37 @@ pub fn enqueue(
         .map(drop)
 }
 
+/// Confirmation emails for many readers: `(subscriber id, address,
+/// payload)` triples.
+pub fn enqueue_confirmations(
+    conn: &mut DbConnection,
+    mails: &[(&str, &str, String)],
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    if mails.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = mails
+        .iter()
+        .map(|(subscriber_id, recipient, payload)| {
+            (
+                outbox::kind.eq("confirm"),
+                outbox::subscriber_id.eq(Some(*subscriber_id)),
+                outbox::recipient.eq(*recipient),
+                outbox::payload.eq(payload.as_str()),
+                outbox::status.eq("queued"),
+                outbox::attempts.eq(0),
+                outbox::next_attempt_at.eq(at),
+                outbox::created_at.eq(at),
+            )
+        })
+        .collect();
+    crate::with_backend!(conn, |c, _pg| diesel::insert_into(outbox::table)
+        .values(&rows)
+        .execute(c))
+    .map(drop)
+}
+
 const OUTBOX: super::WorkTable = super::WorkTable {
     name: "outbox",
     order: "next_attempt_at, id",

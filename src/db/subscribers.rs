@@ -56,6 +56,20 @@ pub fn insert_if_absent(conn: &mut DbConnection, new: &NewSubscriber) -> QueryRe
     Ok(n == 1)
 }
 
+/// Inserts the readers whose address is not known yet, in one statement;
+/// returns the ids of the rows it inserted.
+pub fn insert_new_many(
+    conn: &mut DbConnection,
+    rows: &[NewSubscriber],
+) -> QueryResult<Vec<String>> {
+    crate::with_backend!(conn, |c, _pg| diesel::insert_into(subscribers::table)
+        .values(rows)
+        .on_conflict(subscribers::email_key)
+        .do_nothing()
+        .returning(subscribers::id)
+        .get_results(c))
+}
+
 pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Subscriber>> {
     subscribers::table
         .find(id)

@@ -681,3 +681,58 @@ async fn outbox_row_of_a_crashed_worker_is_sent_again_after_its_lease() {
         vec!["sent"]
     );
 }
+
+#[tokio::test]
+async fn concurrent_signups_share_commits_and_each_gets_its_own_link() {
+    let app = spawn_app().await;
+    // 40 new addresses, and one address five times over.
+    let mut addresses: Vec<String> = (0..40).map(|i| format!("crowd{i}@example.com")).collect();
+    addresses.extend(std::iter::repeat_n("twice@example.com".to_string(), 5));
+    let answers = futures_util::future::join_all(addresses.iter().map(|a| app.signup(a))).await;
+    assert!(answers.iter().all(|r| r.status().as_u16() == 200));
+
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM subscribers"), 41);
+    assert_eq!(
+        app.db
+            .count("SELECT COUNT(*) FROM consent_events WHERE event = 'requested'"),
+        41
+    );
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM confirmation_tokens"), 41);
+    app.outbox_drained().await;
+    // The repeated address got one link (the rest were within the resend
+    // throttle), and every link confirms its own reader.
+    assert_eq!(app.sink.messages_to("twice@example.com").len(), 1);
+    for address in [
+        "crowd0@example.com",
+        "crowd39@example.com",
+        "twice@example.com",
+    ] {
+        let token = confirmation_token(&app.wait_mail_to(address, 1).await);
+        let res = app
+            .post_form("/subscriptions/confirm", &[("token", &token)])
+            .await;
+        assert_eq!(res.status().as_u16(), 200);
+        assert_eq!(
+            app.db.query_strings(&format!(
+                "SELECT status AS v FROM subscribers WHERE email = '{address}'"
+            )),
+            vec!["confirmed"]
+        );
+    }
+    assert_eq!(
+        app.db
+            .count("SELECT COUNT(*) FROM subscribers WHERE status = 'confirmed'"),
+        3
+    );
+
+    // Fewer commits than signups: some of them shared a transaction.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let groups: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tidings_signup_group_size_count "))
+        .expect("group size histogram")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(groups < 45.0, "{groups} commits for 45 signups");
+}

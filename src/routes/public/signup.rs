@@ -5,13 +5,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::{field, parse_form};
-use crate::db::{self, consent};
+use crate::db::consent;
 use crate::domain::{SubscriberEmail, SubscriberName, CONSENT_TEXT, CONSENT_TEXT_VERSION};
 use crate::routes::{
     client_ip, json_object, json_text, page, user_agent, wants_json, ApiError, PageError,
 };
 use crate::state::{AppState, SharedState};
-use crate::subscriptions::{self, SignupOutcome, SignupPolicy};
+use crate::subscriptions::batch::Signup;
+use crate::subscriptions::SignupOutcome;
 
 /// The hidden field bots fill in and people never see.
 pub const HONEYPOT: &str = "website";
@@ -130,12 +131,13 @@ pub async fn subscribe(
         source: Some(referer.unwrap_or_else(|| state.link("/"))),
         method: Some(method.to_string()),
     };
-    let policy = SignupPolicy {
-        confirm_ttl: chrono::Duration::hours(i64::from(state.settings.confirm_ttl_hours)),
-        resend_after: chrono::Duration::minutes(i64::from(state.settings.resend_after_minutes)),
-        secret: state.secret.clone(),
+    let signup = Signup {
+        email,
+        name,
+        ctx,
+        respect_suppression: is_json_body,
     };
-    match signup_with_retry(&state, email, name, ctx, policy, is_json_body).await {
+    match state.signups.signup(signup).await {
         Ok(outcome) => {
             tracing::info!(outcome = ?outcome, method, "signup");
             if outcome == SignupOutcome::Queued {
@@ -145,31 +147,6 @@ pub async fn subscribe(
         }
         Err(e) if json => actix_web::ResponseError::error_response(&ApiError::from(e)),
         Err(e) => actix_web::ResponseError::error_response(&PageError::from(e)),
-    }
-}
-
-/// Two first signups of one address race on the unique key; the loser runs
-/// again and finds the winner's row.
-async fn signup_with_retry(
-    state: &SharedState,
-    email: SubscriberEmail,
-    name: Option<SubscriberName>,
-    ctx: consent::Context,
-    policy: SignupPolicy,
-    respect_suppression: bool,
-) -> Result<SignupOutcome, db::DbError> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let (email, name, ctx, policy) = (email.clone(), name.clone(), ctx.clone(), policy.clone());
-        let result = db::transaction(&state.pool, move |c| {
-            subscriptions::signup(c, &email, name.as_ref(), &ctx, &policy, respect_suppression)
-        })
-        .await;
-        match result {
-            Err(e) if e.is_unique_violation() && attempt < 3 => continue,
-            other => return other,
-        }
     }
 }
 

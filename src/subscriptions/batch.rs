@@ -1,0 +1,215 @@
+//! Group commit for signups. Signups that arrive together share one
+//! transaction: one multi-row INSERT per table and one commit (one WAL flush
+//! on PostgreSQL, one write lock on SQLite) for the whole group, instead of
+//! five statements and a commit each. Nobody is answered before the commit
+//! that holds their rows, so an accepted signup is never lost.
+//!
+//! Only the common case is grouped: an address not seen before. Anything
+//! else (a known address, the same address twice in one group, a group
+//! that failed) goes through [`super::signup`] in a transaction of its own,
+//! which keeps every rule in one place.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::{ConfirmPayload, SignupOutcome, SignupPolicy};
+use crate::db::{self, consent, subscribers, DbConnection, DbError, Pool};
+use crate::domain::{consent as event, status, token, SubscriberEmail, SubscriberName};
+
+/// At most this many signups share a transaction.
+const MAX_GROUP: usize = 64;
+/// Groups committing at once. While they do, new signups queue up and form
+/// the next group: the busier the server, the larger the groups.
+const IN_FLIGHT: usize = 2;
+/// Signups waiting for a group before callers wait for room.
+const QUEUE: usize = 4096;
+
+/// One reader's signup, as parsed from the request.
+#[derive(Clone, Debug)]
+pub struct Signup {
+    pub email: SubscriberEmail,
+    pub name: Option<SubscriberName>,
+    pub ctx: consent::Context,
+    /// Whether an erased (suppressed) address is refused silently.
+    pub respect_suppression: bool,
+}
+
+struct Waiting {
+    signup: Signup,
+    reply: oneshot::Sender<Result<SignupOutcome, DbError>>,
+}
+
+/// Hands signups to the group-commit task.
+pub struct Batcher {
+    queue: mpsc::Sender<Waiting>,
+}
+
+impl Batcher {
+    /// Starts the task on the current runtime; it ends when the batcher is
+    /// dropped and the last group has committed.
+    pub fn start(pool: Pool, policy: SignupPolicy, sizes: prometheus::Histogram) -> Self {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(collect(pool, Arc::new(policy), sizes, rx));
+        Self { queue }
+    }
+
+    /// Records the signup; returns once it is committed.
+    pub async fn signup(&self, signup: Signup) -> Result<SignupOutcome, DbError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Waiting { signup, reply })
+            .await
+            .map_err(|_| DbError::Join("signup queue closed".into()))?;
+        answer
+            .await
+            .map_err(|_| DbError::Join("signup group dropped".into()))?
+    }
+}
+
+async fn collect(
+    pool: Pool,
+    policy: Arc<SignupPolicy>,
+    sizes: prometheus::Histogram,
+    mut rx: mpsc::Receiver<Waiting>,
+) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(w) => group.push(w),
+                Err(_) => break,
+            }
+        }
+        sizes.observe(group.len() as f64);
+        let (pool, policy) = (pool.clone(), policy.clone());
+        tokio::spawn(async move {
+            commit(&pool, &policy, group).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn commit(pool: &Pool, policy: &Arc<SignupPolicy>, group: Vec<Waiting>) {
+    let signups: Vec<Signup> = group.iter().map(|w| w.signup.clone()).collect();
+    let grouped = {
+        let policy = policy.clone();
+        db::transaction(pool, move |c| insert_new(c, &signups, &policy)).await
+    };
+    // A failed group (a lost connection, a race) is not the readers' fault:
+    // each of them gets a transaction of their own.
+    let outcomes = grouped.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, size = group.len(), "signup group failed; retrying one by one");
+        vec![None; group.len()]
+    });
+    for (waiting, outcome) in group.into_iter().zip(outcomes) {
+        let result = match outcome {
+            Some(outcome) => Ok(outcome),
+            None => alone(pool, waiting.signup, policy).await,
+        };
+        // The caller may have gone (client hung up); the rows stay.
+        let _ = waiting.reply.send(result);
+    }
+}
+
+/// A signup in its own transaction, the way every case but the first is
+/// handled. Two first signups of one address race on the unique key; the
+/// loser runs again and finds the winner's row.
+pub async fn alone(
+    pool: &Pool,
+    signup: Signup,
+    policy: &Arc<SignupPolicy>,
+) -> Result<SignupOutcome, DbError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (s, policy) = (signup.clone(), policy.clone());
+        let result = db::transaction(pool, move |c| {
+            super::signup(
+                c,
+                &s.email,
+                s.name.as_ref(),
+                &s.ctx,
+                &policy,
+                s.respect_suppression,
+            )
+        })
+        .await;
+        match result {
+            Err(e) if e.is_unique_violation() && attempt < 3 => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Inserts the readers whose address is new, with their consent event,
+/// token and confirmation email, in one statement per table. Returns an
+/// outcome per signup, or `None` where the signup must go alone.
+fn insert_new(
+    conn: &mut DbConnection,
+    signups: &[Signup],
+    policy: &SignupPolicy,
+) -> db::QueryResult<Vec<Option<SignupOutcome>>> {
+    let now = db::now();
+    let mut outcomes = vec![None; signups.len()];
+    let mut seen = HashSet::new();
+    let mut fresh = Vec::new();
+    for (i, s) in signups.iter().enumerate() {
+        let key = s.email.key();
+        if !seen.insert(key.clone()) {
+            continue; // the same address twice: the second goes alone
+        }
+        if s.respect_suppression && db::suppressions::is_suppressed(conn, &policy.secret, &key)? {
+            outcomes[i] = Some(SignupOutcome::Suppressed);
+            continue;
+        }
+        fresh.push((i, uuid::Uuid::new_v4().to_string(), key));
+    }
+    if fresh.is_empty() {
+        return Ok(outcomes);
+    }
+    let rows: Vec<subscribers::NewSubscriber> = fresh
+        .iter()
+        .map(|(i, id, key)| subscribers::NewSubscriber {
+            id,
+            email: signups[*i].email.as_str(),
+            email_key: key,
+            name: signups[*i].name.as_ref().map(SubscriberName::as_str),
+            status: status::PENDING,
+            created_at: now,
+            updated_at: now,
+            confirmed_at: None,
+            last_confirmation_at: Some(now),
+        })
+        .collect();
+    let inserted: HashSet<String> = subscribers::insert_new_many(conn, &rows)?
+        .into_iter()
+        .collect();
+    let mut events = Vec::new();
+    let mut tokens = Vec::new();
+    let mut mails = Vec::new();
+    for (i, id, _) in &fresh {
+        if !inserted.contains(id) {
+            continue; // known address: goes alone
+        }
+        let s = &signups[*i];
+        let nonce = token::random_token();
+        let raw = token::confirmation_token(&policy.secret, &nonce);
+        let name = s.name.as_ref().map(|n| n.as_str().to_string());
+        let payload = serde_json::to_string(&ConfirmPayload { nonce, name })
+            .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+        events.push((id.as_str(), &s.ctx));
+        tokens.push((token::hash(&raw), id.as_str()));
+        mails.push((id.as_str(), s.email.as_str(), payload));
+        outcomes[*i] = Some(SignupOutcome::Queued);
+    }
+    consent::record_each(conn, &events, event::REQUESTED, now)?;
+    db::confirmations::insert_many(conn, &tokens, now, now + policy.confirm_ttl)?;
+    db::outbox::enqueue_confirmations(conn, &mails, now)?;
+    Ok(outcomes)
+}

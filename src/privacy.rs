@@ -15,7 +15,7 @@
 use diesel::prelude::*;
 use serde_json::{json, Value};
 
-use crate::db::schema::{confirmation_tokens, consent_events, deliveries, outbox, subscribers};
+use crate::db::schema::{confirmation_tokens, consent_events, outbox, subscribers};
 use crate::db::{self, consent, suppressions, DbConnection};
 use crate::domain::{consent as event, status};
 
@@ -86,14 +86,8 @@ pub fn erase(
             }
         }
     }
-    let theirs = deliveries::table.filter(deliveries::subscriber_id.eq(subscriber_id));
-    diesel::delete(theirs.filter(deliveries::status.eq_any(["queued", "sending"])))
-        .execute(conn)?;
-    // Settled deliveries stay (digest, status, time) but an SMTP error text
-    // may quote the address.
-    diesel::update(theirs)
-        .set(deliveries::last_error.eq(None::<String>))
-        .execute(conn)?;
+    // Settled deliveries stay (digest, status, time).
+    db::deliveries::forget_subscriber(conn, subscriber_id)?;
 
     diesel::update(subscribers::table.find(subscriber_id))
         .set((
@@ -164,15 +158,7 @@ pub fn export(
     }
     let now = db::now();
     let consent = db::consent::for_subscriber(conn, subscriber_id)?;
-    let sent: Vec<(i64, String, Option<chrono::NaiveDateTime>)> = deliveries::table
-        .filter(deliveries::subscriber_id.eq(subscriber_id))
-        .order(deliveries::id.asc())
-        .select((
-            deliveries::digest_id,
-            deliveries::status,
-            deliveries::sent_at,
-        ))
-        .load(conn)?;
+    let sent = db::deliveries::for_subscriber(conn, subscriber_id)?;
     let pending_links: i64 = confirmation_tokens::table
         .filter(confirmation_tokens::subscriber_id.eq(subscriber_id))
         .filter(confirmation_tokens::used_at.is_null())

@@ -284,10 +284,7 @@ fn read_rows<R: Read>(
             continue;
         }
         batch.push(subscribers::ImportRow {
-            // rand's user-space generator: no getrandom call per row.
-            id: uuid::Builder::from_random_bytes(rand::random())
-                .into_uuid()
-                .to_string(),
+            id: crate::domain::new_subscriber_id(),
             email: email.as_str().to_string(),
             email_key: key,
             name: name.map(SubscriberName::into_inner),

@@ -63,7 +63,7 @@ pub fn signup(
     let name = name.map(SubscriberName::as_str);
     // The common case, a new address, costs one statement: the row goes in
     // with its name and the time of its first link already set.
-    let fresh = uuid::Uuid::new_v4().to_string();
+    let fresh = crate::domain::new_subscriber_id();
     let inserted = subscribers::insert_if_absent(
         conn,
         &subscribers::NewSubscriber {

@@ -1,159 +1,295 @@
-//! Delivery rows: one per (digest, reader), claimed in batches by workers.
+//! Delivery rows: one per (digest, reader), keyed by that pair alone.
+//!
+//! Workers do not claim rows one by one. The fan-out cuts each digest's
+//! readers into chunks (ranges of reader ids, [`CHUNK`] readers each) and a
+//! worker leases a whole chunk: one small row locked and updated instead of a
+//! thousand delivery rows marked `sending`. A chunk's `due_at` is when it may
+//! be claimed next: at once when cut, the end of the lease while a worker has
+//! it (a crashed worker's chunk comes back when its lease runs out), and the
+//! earliest retry while some of its sends wait for one. Delivery rows are
+//! written twice: queued at fan-out, settled after the send.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Text};
+use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
 
-use super::schema::{deliveries, subscribers};
-use super::DbConnection;
+use super::schema::{deliveries, delivery_chunks, digests};
+use super::{sql, DbConnection};
 
+/// Readers per chunk: what one worker claims, sends and settles at a time.
+pub const CHUNK: i64 = 1000;
+
+/// One delivery row per reader confirmed now, in one INSERT … SELECT in
+/// reader order (the key's order: the index grows at its right edge), then
+/// the chunks. Returns how many readers it queued.
+pub fn fan_out(conn: &mut DbConnection, digest_id: i64, at: NaiveDateTime) -> QueryResult<usize> {
+    let n = crate::with_backend!(conn, |c, pg| {
+        diesel::sql_query(sql(
+            pg,
+            "INSERT INTO deliveries (digest_id, subscriber_id, status, attempts, next_attempt_at) \
+             SELECT ?, id, 'queued', 0, ? FROM subscribers WHERE status = 'confirmed' ORDER BY id",
+        ))
+        .bind::<BigInt, _>(digest_id)
+        .bind::<Timestamp, _>(at)
+        .execute(c)
+    })?;
+    if n > 0 {
+        cut_chunks(conn, digest_id, at)?;
+    }
+    Ok(n)
+}
+
+/// Every CHUNK-th reader of the digest starts a chunk that runs to the next.
+fn cut_chunks(conn: &mut DbConnection, digest_id: i64, at: NaiveDateTime) -> QueryResult<usize> {
+    crate::with_backend!(conn, |c, pg| {
+        diesel::sql_query(sql(
+            pg,
+            "INSERT INTO delivery_chunks (digest_id, first_subscriber, next_subscriber, done, due_at) \
+             SELECT ?, first, LEAD(first) OVER (ORDER BY first), FALSE, ? FROM ( \
+               SELECT subscriber_id AS first FROM ( \
+                 SELECT subscriber_id, ROW_NUMBER() OVER (ORDER BY subscriber_id) AS n \
+                 FROM deliveries WHERE digest_id = ?) AS numbered \
+               WHERE (n - 1) % ? = 0) AS firsts",
+        ))
+        .bind::<BigInt, _>(digest_id)
+        .bind::<Timestamp, _>(at)
+        .bind::<BigInt, _>(digest_id)
+        .bind::<BigInt, _>(CHUNK)
+        .execute(c)
+    })
+}
+
+/// A leased chunk of a digest's readers.
 #[derive(Debug, Clone, QueryableByName)]
-pub struct Claimed {
+pub struct Chunk {
     #[diesel(sql_type = BigInt)]
     pub id: i64,
     #[diesel(sql_type = BigInt)]
     pub digest_id: i64,
     #[diesel(sql_type = Text)]
+    pub first_subscriber: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub next_subscriber: Option<String>,
+}
+
+/// Leases the chunk that has been due longest, until `lease_until`. Workers
+/// on PostgreSQL skip chunks another worker is leasing right now; SQLite has
+/// one writer.
+pub fn claim_chunk(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+) -> QueryResult<Option<Chunk>> {
+    let claimed: Vec<Chunk> = crate::with_backend!(conn, |c, pg| {
+        diesel::sql_query(sql(
+            pg,
+            &format!(
+                "UPDATE delivery_chunks SET due_at = ? WHERE id IN ( \
+                   SELECT id FROM delivery_chunks WHERE NOT done AND due_at <= ? \
+                   ORDER BY due_at, id LIMIT 1 {}) \
+                 RETURNING id, digest_id, first_subscriber, next_subscriber",
+                if pg { "FOR UPDATE SKIP LOCKED" } else { "" }
+            ),
+        ))
+        .bind::<Timestamp, _>(lease_until)
+        .bind::<Timestamp, _>(now)
+        .load(c)
+    })?;
+    Ok(claimed.into_iter().next())
+}
+
+/// A delivery that is due, with what sending needs to know about the reader
+/// now (their address, name and status: someone who left after the fan-out
+/// is skipped).
+#[derive(Debug, Clone, QueryableByName)]
+pub struct DeliveryJob {
+    #[diesel(sql_type = BigInt)]
+    pub digest_id: i64,
+    #[diesel(sql_type = Text)]
     pub subscriber_id: String,
+    /// Attempts before this one.
     #[diesel(sql_type = Integer)]
     pub attempts: i32,
-}
-
-/// A claimed delivery with what sending needs to know about the reader.
-#[derive(Debug, Clone)]
-pub struct DeliveryJob {
-    pub id: i64,
-    pub digest_id: i64,
-    pub subscriber_id: String,
-    pub attempts: i32,
+    #[diesel(sql_type = Nullable<Text>)]
     pub email: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
     pub name: Option<String>,
-    pub status: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub status: Option<String>,
 }
 
-/// Claims due deliveries (and ones whose lease ran out) and joins in the
-/// readers' current address and status.
-pub fn claim(
+/// The chunk's deliveries that are queued and due.
+pub fn due_in(
     conn: &mut DbConnection,
+    chunk: &Chunk,
     now: NaiveDateTime,
-    lease_until: NaiveDateTime,
-    limit: i64,
 ) -> QueryResult<Vec<DeliveryJob>> {
-    // Leases that ran out first (a crashed worker's rows; few), then the
-    // lowest queued ids through deliveries_queued_idx, which stops after one
-    // batch instead of reading every queued row of the digest.
-    let mut claimed = claim_where(
-        conn,
-        "status = 'sending' AND locked_until < ?",
-        now,
-        lease_until,
-        limit,
-    )?;
-    let left = limit - claimed.len() as i64;
-    if left > 0 {
-        claimed.extend(claim_where(
-            conn,
-            "status = 'queued' AND next_attempt_at <= ?",
-            now,
-            lease_until,
-            left,
-        )?);
-    }
-    if claimed.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<&str> = claimed.iter().map(|c| c.subscriber_id.as_str()).collect();
-    let readers: Vec<(String, Option<String>, Option<String>, String)> = subscribers::table
-        .filter(subscribers::id.eq_any(&ids))
-        .select((
-            subscribers::id,
-            subscribers::email,
-            subscribers::name,
-            subscribers::status,
-        ))
-        .load(conn)?;
-    let by_id: std::collections::HashMap<_, _> = readers
-        .into_iter()
-        .map(|(id, email, name, status)| (id, (email, name, status)))
-        .collect();
-    Ok(claimed
-        .into_iter()
-        .map(|c| {
-            let (email, name, status) =
-                by_id
-                    .get(&c.subscriber_id)
-                    .cloned()
-                    .unwrap_or((None, None, "erased".to_string()));
-            DeliveryJob {
-                id: c.id,
-                digest_id: c.digest_id,
-                subscriber_id: c.subscriber_id,
-                attempts: c.attempts,
-                email,
-                name,
-                status,
-            }
-        })
-        .collect())
-}
-
-fn claim_where(
-    conn: &mut DbConnection,
-    condition: &str,
-    now: NaiveDateTime,
-    lease_until: NaiveDateTime,
-    limit: i64,
-) -> QueryResult<Vec<Claimed>> {
-    const DELIVERIES: super::WorkTable = super::WorkTable {
-        name: "deliveries",
-        order: "id",
-        returning: "id, digest_id, subscriber_id, attempts",
+    let until = if chunk.next_subscriber.is_some() {
+        "AND d.subscriber_id < ?"
+    } else {
+        ""
     };
-    super::claim_batch(conn, &DELIVERIES, condition, now, lease_until, limit)
+    crate::with_backend!(conn, |c, pg| {
+        let q = diesel::sql_query(sql(
+            pg,
+            &format!(
+                "SELECT d.digest_id, d.subscriber_id, d.attempts, s.email, s.name, s.status \
+                 FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id \
+                 WHERE d.digest_id = ? AND d.subscriber_id >= ? {until} \
+                   AND d.status = 'queued' AND d.next_attempt_at <= ? \
+                 ORDER BY d.subscriber_id"
+            ),
+        ))
+        .into_boxed()
+        .bind::<BigInt, _>(chunk.digest_id)
+        .bind::<Text, _>(chunk.first_subscriber.as_str());
+        let q = match &chunk.next_subscriber {
+            Some(next) => q.bind::<Text, _>(next.as_str()),
+            None => q,
+        };
+        q.bind::<Timestamp, _>(now).load(c)
+    })
 }
 
-/// Settles many rows with one status (sent, skipped).
+/// Settles many deliveries of a digest with one status (sent, skipped).
 pub fn settle_many(
     conn: &mut DbConnection,
-    ids: &[i64],
+    digest_id: i64,
+    subscriber_ids: &[&str],
     status: &str,
     at: NaiveDateTime,
 ) -> QueryResult<usize> {
     let mut n = 0;
-    for chunk in ids.chunks(500) {
-        n += diesel::update(deliveries::table.filter(deliveries::id.eq_any(chunk)))
-            .set((
-                deliveries::status.eq(status),
-                deliveries::sent_at.eq(Some(at)),
-                deliveries::locked_until.eq(None::<NaiveDateTime>),
-            ))
-            .execute(conn)?;
+    for ids in subscriber_ids.chunks(500) {
+        n += diesel::update(
+            deliveries::table
+                .filter(deliveries::digest_id.eq(digest_id))
+                .filter(deliveries::subscriber_id.eq_any(ids)),
+        )
+        .set((
+            deliveries::status.eq(status),
+            deliveries::sent_at.eq(Some(at)),
+            deliveries::attempts.eq(deliveries::attempts + 1),
+        ))
+        .execute(conn)?;
     }
     Ok(n)
 }
 
+/// A transient failure: tries again at `next`.
 pub fn retry_at(
     conn: &mut DbConnection,
-    id: i64,
+    job: &DeliveryJob,
     next: NaiveDateTime,
     error: &str,
 ) -> QueryResult<usize> {
-    diesel::update(deliveries::table.find(id))
+    diesel::update(deliveries::table.find((job.digest_id, &job.subscriber_id)))
         .set((
-            deliveries::status.eq("queued"),
             deliveries::next_attempt_at.eq(next),
-            deliveries::locked_until.eq(None::<NaiveDateTime>),
+            deliveries::attempts.eq(job.attempts + 1),
             deliveries::last_error.eq(Some(error)),
         ))
         .execute(conn)
 }
 
-pub fn mark_failed(conn: &mut DbConnection, id: i64, error: &str) -> QueryResult<usize> {
-    diesel::update(deliveries::table.find(id))
+pub fn mark_failed(conn: &mut DbConnection, job: &DeliveryJob, error: &str) -> QueryResult<usize> {
+    diesel::update(deliveries::table.find((job.digest_id, &job.subscriber_id)))
         .set((
             deliveries::status.eq("failed"),
-            deliveries::locked_until.eq(None::<NaiveDateTime>),
+            deliveries::attempts.eq(job.attempts + 1),
             deliveries::last_error.eq(Some(error)),
         ))
         .execute(conn)
+}
+
+/// Ends the lease: the chunk is done when none of its deliveries is queued
+/// any more, and otherwise due again at its earliest retry.
+pub fn release_chunk(conn: &mut DbConnection, chunk: &Chunk) -> QueryResult<()> {
+    let mut open = deliveries::table
+        .filter(deliveries::digest_id.eq(chunk.digest_id))
+        .filter(deliveries::subscriber_id.ge(&chunk.first_subscriber))
+        .filter(deliveries::status.eq("queued"))
+        .into_boxed();
+    if let Some(next) = &chunk.next_subscriber {
+        open = open.filter(deliveries::subscriber_id.lt(next));
+    }
+    let next_due: Option<NaiveDateTime> = open
+        .select(diesel::dsl::min(deliveries::next_attempt_at))
+        .first(conn)?;
+    let target = delivery_chunks::table.find(chunk.id);
+    match next_due {
+        Some(at) => diesel::update(target)
+            .set(delivery_chunks::due_at.eq(at))
+            .execute(conn)?,
+        None => diesel::update(target)
+            .set(delivery_chunks::done.eq(true))
+            .execute(conn)?,
+    };
+    Ok(())
+}
+
+/// Marks sent every digest still sending whose chunks are all done. Two
+/// workers settling a digest's last two chunks at once each see the other's
+/// chunk still open; whoever next finds no work finishes the digest here.
+pub fn finish_done_digests(conn: &mut DbConnection, at: NaiveDateTime) -> QueryResult<Vec<i64>> {
+    let open = delivery_chunks::table
+        .filter(delivery_chunks::digest_id.eq(digests::id))
+        .filter(delivery_chunks::done.eq(false));
+    let done = digests::table
+        .filter(digests::status.eq("sending"))
+        .filter(diesel::dsl::not(diesel::dsl::exists(open)));
+    crate::with_backend!(conn, |c, _pg| diesel::update(done)
+        .set((
+            digests::status.eq("sent"),
+            digests::finished_at.eq(Some(at)),
+        ))
+        .returning(digests::id)
+        .get_results(c))
+}
+
+/// The digests a reader's deliveries belong to, with status and time, by
+/// probing the (digest, reader) key once per digest.
+pub fn for_subscriber(
+    conn: &mut DbConnection,
+    subscriber_id: &str,
+) -> QueryResult<Vec<(i64, String, Option<NaiveDateTime>)>> {
+    let digest_ids: Vec<i64> = digests::table
+        .select(digests::id)
+        .order(digests::id)
+        .load(conn)?;
+    let mut rows = Vec::new();
+    for ids in digest_ids.chunks(500) {
+        rows.extend(
+            deliveries::table
+                .filter(deliveries::digest_id.eq_any(ids))
+                .filter(deliveries::subscriber_id.eq(subscriber_id))
+                .order(deliveries::digest_id)
+                .select((
+                    deliveries::digest_id,
+                    deliveries::status,
+                    deliveries::sent_at,
+                ))
+                .load::<(i64, String, Option<NaiveDateTime>)>(conn)?,
+        );
+    }
+    Ok(rows)
+}
+
+/// Erasure: drops the reader's queued deliveries (they would be skipped
+/// anyway) and blanks error texts of settled ones, which may quote the
+/// address.
+pub fn forget_subscriber(conn: &mut DbConnection, subscriber_id: &str) -> QueryResult<()> {
+    let digest_ids: Vec<i64> = digests::table.select(digests::id).load(conn)?;
+    for ids in digest_ids.chunks(500) {
+        let theirs = || {
+            deliveries::table
+                .filter(deliveries::digest_id.eq_any(ids))
+                .filter(deliveries::subscriber_id.eq(subscriber_id))
+        };
+        diesel::delete(theirs().filter(deliveries::status.eq("queued"))).execute(conn)?;
+        diesel::update(theirs())
+            .set(deliveries::last_error.eq(None::<String>))
+            .execute(conn)?;
+    }
+    Ok(())
 }

@@ -2,12 +2,10 @@
 //! delivery row per confirmed reader in one set-based statement.
 
 use chrono::NaiveDateTime;
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Timestamp};
 use serde::Serialize;
 
-use super::schema::{deliveries, digests};
+use super::schema::{deliveries, delivery_chunks, digests};
 use super::DbConnection;
 
 #[derive(Clone, Debug, Queryable, Selectable, Serialize)]
@@ -79,27 +77,13 @@ pub fn set_content(
         .execute(conn)
 }
 
-/// One delivery row per reader confirmed now, in one INSERT … SELECT.
+/// One delivery row per reader confirmed now (see [`super::deliveries`]);
+/// the digest's total is their number.
 pub fn fan_out(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResult<usize> {
-    let n = crate::with_backend!(conn, |c, pg| {
-        diesel::sql_query(super::sql(
-            pg,
-            "INSERT INTO deliveries (digest_id, subscriber_id, status, attempts, next_attempt_at) \
-             SELECT ?, id, 'queued', 0, ? FROM subscribers WHERE status = 'confirmed'",
-        ))
-        .bind::<BigInt, _>(id)
-        .bind::<Timestamp, _>(at)
-        .execute(c)
-    })?;
+    let n = super::deliveries::fan_out(conn, id, at)?;
     diesel::update(digests::table.find(id))
         .set(digests::total.eq(n as i32))
         .execute(conn)?;
-    if let DbConnection::Pg(c) = conn {
-        // The planner's row counts for deliveries are stale right after a
-        // large fan-out; with them it reads and sorts every queued row on
-        // each claim instead of walking deliveries_queued_idx.
-        c.batch_execute("ANALYZE deliveries")?;
-    }
     Ok(n)
 }
 
@@ -152,14 +136,12 @@ pub fn progress(conn: &mut DbConnection, id: i64) -> QueryResult<Progress> {
     Ok(p)
 }
 
-/// Marks the digest sent once no delivery is left queued or in flight.
+/// Marks the digest sent once all its chunks are done.
 pub fn finish_if_done(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResult<bool> {
-    // EXISTS stops at the first open row; a count walked every open row of
-    // the digest after each batch (quadratic over a million readers).
     let open: bool = diesel::select(diesel::dsl::exists(
-        deliveries::table
-            .filter(deliveries::digest_id.eq(id))
-            .filter(deliveries::status.eq_any(["queued", "sending"])),
+        delivery_chunks::table
+            .filter(delivery_chunks::digest_id.eq(id))
+            .filter(delivery_chunks::done.eq(false)),
     ))
     .get_result(conn)?;
     if open {

@@ -103,16 +103,25 @@ diesel::table! {
 }
 
 diesel::table! {
-    deliveries (id) {
-        id -> BigInt,
+    deliveries (digest_id, subscriber_id) {
         digest_id -> BigInt,
         subscriber_id -> Text,
         status -> Text,
         attempts -> Integer,
         next_attempt_at -> Timestamp,
-        locked_until -> Nullable<Timestamp>,
         last_error -> Nullable<Text>,
         sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    delivery_chunks (id) {
+        id -> BigInt,
+        digest_id -> BigInt,
+        first_subscriber -> Text,
+        next_subscriber -> Nullable<Text>,
+        done -> Bool,
+        due_at -> Timestamp,
     }
 }
 
@@ -164,6 +173,7 @@ diesel::joinable!(confirmation_tokens -> subscribers (subscriber_id));
 diesel::joinable!(consent_events -> subscribers (subscriber_id));
 diesel::joinable!(deliveries -> subscribers (subscriber_id));
 diesel::joinable!(deliveries -> digests (digest_id));
+diesel::joinable!(delivery_chunks -> digests (digest_id));
 diesel::joinable!(articles -> digests (digest_id));
 diesel::joinable!(admin_sessions -> admins (admin_id));
 
@@ -177,6 +187,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     digests,
     articles,
     deliveries,
+    delivery_chunks,
     job_runs,
     feed_state,
     admins,

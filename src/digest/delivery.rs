@@ -23,7 +23,6 @@ use crate::state::{AppState, SharedState};
 
 const POLL: Duration = Duration::from_secs(1);
 const LEASE: Duration = Duration::from_secs(120);
-const BATCH: i64 = 1000;
 
 /// Claim/send/settle loops run side by side, so one lane's claim and settle
 /// (and the slow tail of its batch) overlap the other lane's sends and the
@@ -91,39 +90,37 @@ enum Outcome {
     Failed { reason: String, bounce: bool },
 }
 
-/// Claims one batch and sends it. Returns how many rows it handled.
+/// Leases one chunk, sends what is due in it and settles it. Returns how
+/// many deliveries it handled; with no chunk to claim, finishes digests whose
+/// chunks are all done.
 pub async fn step(state: &AppState, cache: &mut ContentCache) -> anyhow::Result<usize> {
     let now = db::now();
     let lease = now + chrono::Duration::from_std(LEASE)?;
-    let jobs = db::run(&state.pool, move |c| {
-        db::deliveries::claim(c, now, lease, BATCH)
+    let claimed = db::run(&state.pool, move |c| {
+        let Some(chunk) = db::deliveries::claim_chunk(c, now, lease)? else {
+            for id in db::deliveries::finish_done_digests(c, now)? {
+                tracing::info!(digest_id = id, "digest sent");
+            }
+            return Ok(None);
+        };
+        let jobs = db::deliveries::due_in(c, &chunk, now)?;
+        Ok(Some((chunk, jobs)))
     })
     .await?;
-    if jobs.is_empty() {
+    let Some((chunk, jobs)) = claimed else {
         return Ok(0);
-    }
+    };
     let n = jobs.len();
-    let mut contents = HashMap::new();
-    for job in &jobs {
-        if let std::collections::hash_map::Entry::Vacant(slot) = contents.entry(job.digest_id) {
-            slot.insert(cache.get(state, job.digest_id).await?);
-        }
-    }
-    let contents = &contents;
+    let content = cache.get(state, chunk.digest_id).await?;
+    let content = &content;
     let results: Vec<(DeliveryJob, Outcome)> = stream::iter(jobs)
         .map(|job| async move {
-            let outcome = match contents.get(&job.digest_id) {
-                Some(content) => send_one(state, &job, content).await,
-                None => Outcome::Retry("digest content missing".into()),
-            };
+            let outcome = send_one(state, &job, content).await;
             (job, outcome)
         })
         .buffer_unordered(state.mailer.concurrency() * 2)
         .collect()
         .await;
-    let mut digest_ids: Vec<i64> = results.iter().map(|(j, _)| j.digest_id).collect();
-    digest_ids.sort_unstable();
-    digest_ids.dedup();
     for (_, outcome) in &results {
         let counter = match outcome {
             Outcome::Sent => &state.metrics.emails_sent,
@@ -135,42 +132,46 @@ pub async fn step(state: &AppState, cache: &mut ContentCache) -> anyhow::Result<
     }
     db::transaction(&state.pool, move |c| {
         let now = db::now();
+        let digest_id = chunk.digest_id;
         let mut sent = Vec::new();
         let mut skipped = Vec::new();
         for (job, outcome) in &results {
+            // This attempt is the job's attempts + 1.
+            let attempt = job.attempts + 1;
             match outcome {
-                Outcome::Sent => sent.push(job.id),
-                Outcome::Skipped => skipped.push(job.id),
-                Outcome::Retry(e) if job.attempts < MAX_ATTEMPTS => {
-                    db::deliveries::retry_at(c, job.id, now + backoff(job.attempts), e)?;
+                Outcome::Sent => sent.push(job.subscriber_id.as_str()),
+                Outcome::Skipped => skipped.push(job.subscriber_id.as_str()),
+                Outcome::Retry(e) if attempt < MAX_ATTEMPTS => {
+                    db::deliveries::retry_at(c, job, now + backoff(attempt), e)?;
                 }
                 Outcome::Retry(e) => {
-                    db::deliveries::mark_failed(c, job.id, e)?;
+                    db::deliveries::mark_failed(c, job, e)?;
                 }
                 Outcome::Failed { reason, bounce } => {
                     if *bounce {
                         crate::subscriptions::bounce(c, &job.subscriber_id, reason)?;
                     }
-                    db::deliveries::mark_failed(c, job.id, reason)?;
+                    db::deliveries::mark_failed(c, job, reason)?;
                 }
             }
         }
-        db::deliveries::settle_many(c, &sent, "sent", now)?;
-        db::deliveries::settle_many(c, &skipped, "skipped", now)?;
-        for id in digest_ids {
-            if db::digests::finish_if_done(c, id, now)? {
-                tracing::info!(digest_id = id, "digest sent");
-            }
+        db::deliveries::settle_many(c, digest_id, &sent, "sent", now)?;
+        db::deliveries::settle_many(c, digest_id, &skipped, "skipped", now)?;
+        db::deliveries::release_chunk(c, &chunk)?;
+        if db::digests::finish_if_done(c, digest_id, now)? {
+            tracing::info!(digest_id, "digest sent");
         }
         Ok(())
     })
     .await?;
-    Ok(n)
+    // An empty chunk (everything in it waits for a retry) still counts as
+    // work done, so the lane looks for the next one at once.
+    Ok(n.max(1))
 }
 
 async fn send_one(state: &AppState, job: &DeliveryJob, content: &Rendered) -> Outcome {
-    let email = match (&job.email, job.status.as_str()) {
-        (Some(email), crate::domain::status::CONFIRMED) => email,
+    let email = match (&job.email, job.status.as_deref()) {
+        (Some(email), Some(crate::domain::status::CONFIRMED)) => email,
         _ => return Outcome::Skipped,
     };
     let token = crate::domain::token::unsubscribe_token(&state.secret, &job.subscriber_id);

@@ -14,6 +14,17 @@ pub use name::SubscriberName;
 pub const CONSENT_TEXT: &str = "Join our newsletter to receive updates on new articles and exclusive content. We respect your privacy and will never share your information.";
 pub const CONSENT_TEXT_VERSION: &str = "2026-11-29.1";
 
+/// A new subscriber id: a UUIDv7, ordered by creation time, so new readers
+/// land at the end of every index keyed by reader (the subscribers' primary
+/// key, a digest's deliveries) instead of on random pages. The random part
+/// comes from rand's user-space generator (no getrandom call per id).
+pub fn new_subscriber_id() -> String {
+    let millis = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or_default();
+    uuid::Builder::from_unix_timestamp_millis(millis, &rand::random())
+        .into_uuid()
+        .to_string()
+}
+
 /// Subscriber statuses (DESIGN.md). `erased` marks a GDPR-erased skeleton.
 pub mod status {
     pub const PENDING: &str = "pending";
@@ -32,4 +43,17 @@ pub mod consent {
     pub const BOUNCED: &str = "bounced";
     pub const IMPORTED: &str = "imported";
     pub const ERASED: &str = "erased";
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn subscriber_ids_are_time_ordered_uuids() {
+        let first = super::new_subscriber_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = super::new_subscriber_id();
+        assert!(first < second, "{first} then {second}");
+        let parsed = uuid::Uuid::parse_str(&second).unwrap();
+        assert_eq!(parsed.get_version_num(), 7);
+    }
 }

@@ -168,7 +168,7 @@ fn insert_new(
             outcomes[i] = Some(SignupOutcome::Suppressed);
             continue;
         }
-        fresh.push((i, uuid::Uuid::new_v4().to_string(), key));
+        fresh.push((i, crate::domain::new_subscriber_id(), key));
     }
     if fresh.is_empty() {
         return Ok(outcomes);

@@ -393,6 +393,13 @@ async fn stopped_mid_send_and_restarted_nobody_missed_nobody_twice() {
         .unwrap();
     assert_eq!(body["recipients"], 1500);
     let id = body["id"].as_i64().unwrap();
+    assert_eq!(
+        app.db.count(&format!(
+            "SELECT COUNT(*) FROM delivery_chunks WHERE digest_id = {id}"
+        )),
+        2,
+        "1,500 readers make two chunks of at most 1,000"
+    );
     wait_until(Duration::from_secs(20), || async {
         !app.sink.messages().is_empty()
     })
@@ -434,8 +441,11 @@ async fn crashed_worker_lease_expires_and_the_row_is_sent_again() {
     } else {
         "datetime('now', '-1 minute')"
     };
+    // Its chunk is leased until a moment ago and its row still queued.
     app.db.execute(&format!(
-        "UPDATE deliveries SET status = 'sending', locked_until = {past}; UPDATE digests SET status = 'sending'"
+        "UPDATE deliveries SET status = 'queued'; \
+         UPDATE delivery_chunks SET done = FALSE, due_at = {past}; \
+         UPDATE digests SET status = 'sending'"
     ));
     app.state.wake_deliveries.notify_one();
     wait_digest_sent(&app, &token, id).await;
@@ -628,7 +638,8 @@ async fn old_scheduler_ticks_are_pruned() {
     })
     .await
     .unwrap();
-    assert_eq!(n, 1);
+    // The housekeeping loop prunes at start too and may have got there first.
+    assert!(n <= 1, "{n}");
     assert_eq!(
         app.db.query_strings("SELECT tick AS v FROM job_runs"),
         vec!["new"]
@@ -664,5 +675,33 @@ async fn delivery_stays_under_send_rate_and_send_concurrency() {
         app.sink.peak_connections() <= 3,
         "peak {}",
         app.sink.peak_connections()
+    );
+}
+
+#[tokio::test]
+async fn a_digest_whose_last_chunks_settled_together_is_still_finished() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    app.confirmed_reader("last@example.com").await;
+    add_article(&app, &token, "https://news.example/last", "Last").await;
+    let body: serde_json::Value = app
+        .api_post(&token, "/api/digests", &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = body["id"].as_i64().unwrap();
+    wait_digest_sent(&app, &token, id).await;
+    // Two workers settling the last two chunks at once each see the other's
+    // chunk open and leave the digest sending, with every chunk done.
+    app.db.execute(&format!(
+        "UPDATE digests SET status = 'sending', finished_at = NULL WHERE id = {id}"
+    ));
+    app.state.wake_deliveries.notify_one();
+    wait_digest_sent(&app, &token, id).await;
+    assert_eq!(
+        app.sink.messages_to("last@example.com").len(),
+        2,
+        "nothing re-sent"
     );
 }

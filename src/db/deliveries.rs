@@ -34,24 +34,32 @@ pub fn fan_out(conn: &mut DbConnection, digest_id: i64, at: NaiveDateTime) -> Qu
         .execute(c)
     })?;
     if n > 0 {
-        cut_chunks(conn, digest_id, at)?;
+        cut_chunks(conn, digest_id, n, at)?;
     }
     Ok(n)
 }
 
-/// Every CHUNK-th reader of the digest starts a chunk that runs to the next.
-fn cut_chunks(conn: &mut DbConnection, digest_id: i64, at: NaiveDateTime) -> QueryResult<usize> {
+/// Every CHUNK-th reader of the digest starts a chunk that runs to the next;
+/// `total` is how many readers the digest has.
+fn cut_chunks(
+    conn: &mut DbConnection,
+    digest_id: i64,
+    total: usize,
+    at: NaiveDateTime,
+) -> QueryResult<usize> {
     crate::with_backend!(conn, |c, pg| {
         diesel::sql_query(sql(
             pg,
-            "INSERT INTO delivery_chunks (digest_id, first_subscriber, next_subscriber, done, due_at) \
-             SELECT ?, first, LEAD(first) OVER (ORDER BY first), FALSE, ? FROM ( \
-               SELECT subscriber_id AS first FROM ( \
+            "INSERT INTO delivery_chunks (digest_id, first_subscriber, next_subscriber, size, done, due_at) \
+             SELECT ?, first, LEAD(first) OVER (ORDER BY first), \
+                    COALESCE(LEAD(n) OVER (ORDER BY first), ?) - n, FALSE, ? FROM ( \
+               SELECT subscriber_id AS first, n FROM ( \
                  SELECT subscriber_id, ROW_NUMBER() OVER (ORDER BY subscriber_id) AS n \
                  FROM deliveries WHERE digest_id = ?) AS numbered \
                WHERE (n - 1) % ? = 0) AS firsts",
         ))
         .bind::<BigInt, _>(digest_id)
+        .bind::<BigInt, _>(total as i64 + 1)
         .bind::<Timestamp, _>(at)
         .bind::<BigInt, _>(digest_id)
         .bind::<BigInt, _>(CHUNK)
@@ -124,6 +132,28 @@ pub fn due_in(
     chunk: &Chunk,
     now: NaiveDateTime,
 ) -> QueryResult<Vec<DeliveryJob>> {
+    in_chunk(
+        conn,
+        chunk,
+        "SELECT d.digest_id, d.subscriber_id, d.attempts, s.email, s.name, s.status \
+         FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id",
+        "AND d.status = 'queued' AND d.next_attempt_at <= ? ORDER BY d.subscriber_id",
+        Some(now),
+    )
+}
+
+/// Runs `select` (over `deliveries d`) on the chunk's rows, then `rest`,
+/// whose one `?` if any is bound to `at`.
+fn in_chunk<T>(
+    conn: &mut DbConnection,
+    chunk: &Chunk,
+    select: &str,
+    rest: &str,
+    at: Option<NaiveDateTime>,
+) -> QueryResult<Vec<T>>
+where
+    T: QueryableByName<diesel::pg::Pg> + QueryableByName<diesel::sqlite::Sqlite> + 'static,
+{
     let until = if chunk.next_subscriber.is_some() {
         "AND d.subscriber_id < ?"
     } else {
@@ -132,13 +162,7 @@ pub fn due_in(
     crate::with_backend!(conn, |c, pg| {
         let q = diesel::sql_query(sql(
             pg,
-            &format!(
-                "SELECT d.digest_id, d.subscriber_id, d.attempts, s.email, s.name, s.status \
-                 FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id \
-                 WHERE d.digest_id = ? AND d.subscriber_id >= ? {until} \
-                   AND d.status = 'queued' AND d.next_attempt_at <= ? \
-                 ORDER BY d.subscriber_id"
-            ),
+            &format!("{select} WHERE d.digest_id = ? AND d.subscriber_id >= ? {until} {rest}"),
         ))
         .into_boxed()
         .bind::<BigInt, _>(chunk.digest_id)
@@ -147,7 +171,11 @@ pub fn due_in(
             Some(next) => q.bind::<Text, _>(next.as_str()),
             None => q,
         };
-        q.bind::<Timestamp, _>(now).load(c)
+        let q = match at {
+            Some(at) => q.bind::<Timestamp, _>(at),
+            None => q,
+        };
+        q.load(c)
     })
 }
 
@@ -161,9 +189,15 @@ pub fn settle_many(
 ) -> QueryResult<usize> {
     let mut n = 0;
     for ids in subscriber_ids.chunks(500) {
+        // The bounds keep the scan within the batch's key range whatever
+        // the planner believes about a table that just grew by a million.
+        let (Some(low), Some(high)) = (ids.iter().min(), ids.iter().max()) else {
+            continue;
+        };
         n += diesel::update(
             deliveries::table
                 .filter(deliveries::digest_id.eq(digest_id))
+                .filter(deliveries::subscriber_id.between(*low, *high))
                 .filter(deliveries::subscriber_id.eq_any(ids)),
         )
         .set((
@@ -202,29 +236,52 @@ pub fn mark_failed(conn: &mut DbConnection, job: &DeliveryJob, error: &str) -> Q
         .execute(conn)
 }
 
-/// Ends the lease: the chunk is done when none of its deliveries is queued
-/// any more, and otherwise due again at its earliest retry.
+/// Ends the lease and counts the chunk's deliveries by status: it is done
+/// when none is queued any more, and otherwise due again at its earliest
+/// retry.
 pub fn release_chunk(conn: &mut DbConnection, chunk: &Chunk) -> QueryResult<()> {
-    let mut open = deliveries::table
-        .filter(deliveries::digest_id.eq(chunk.digest_id))
-        .filter(deliveries::subscriber_id.ge(&chunk.first_subscriber))
-        .filter(deliveries::status.eq("queued"))
-        .into_boxed();
-    if let Some(next) = &chunk.next_subscriber {
-        open = open.filter(deliveries::subscriber_id.lt(next));
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = Text)]
+        status: String,
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+        #[diesel(sql_type = Nullable<Timestamp>)]
+        next_due: Option<NaiveDateTime>,
     }
-    let next_due: Option<NaiveDateTime> = open
-        .select(diesel::dsl::min(deliveries::next_attempt_at))
-        .first(conn)?;
-    let target = delivery_chunks::table.find(chunk.id);
-    match next_due {
-        Some(at) => diesel::update(target)
-            .set(delivery_chunks::due_at.eq(at))
-            .execute(conn)?,
-        None => diesel::update(target)
-            .set(delivery_chunks::done.eq(true))
-            .execute(conn)?,
+    let counts: Vec<(String, i64, Option<NaiveDateTime>)> = in_chunk::<Count>(
+        conn,
+        chunk,
+        "SELECT d.status, COUNT(*) AS n, MIN(d.next_attempt_at) AS next_due FROM deliveries d",
+        "GROUP BY d.status",
+        None,
+    )?
+    .into_iter()
+    .map(|c| (c.status, c.n, c.next_due))
+    .collect();
+    let count = |status: &str| {
+        counts
+            .iter()
+            .find(|(s, _, _)| s == status)
+            .map_or(0, |(_, n, _)| *n as i32)
     };
+    let next_due = counts
+        .iter()
+        .find(|(s, _, _)| s == "queued")
+        .and_then(|(_, _, at)| *at);
+    diesel::update(delivery_chunks::table.find(chunk.id))
+        .set((
+            delivery_chunks::sent.eq(count("sent")),
+            delivery_chunks::failed.eq(count("failed")),
+            delivery_chunks::skipped.eq(count("skipped")),
+            delivery_chunks::done.eq(next_due.is_none()),
+        ))
+        .execute(conn)?;
+    if let Some(at) = next_due {
+        diesel::update(delivery_chunks::table.find(chunk.id))
+            .set(delivery_chunks::due_at.eq(at))
+            .execute(conn)?;
+    }
     Ok(())
 }
 
@@ -275,21 +332,19 @@ pub fn for_subscriber(
     Ok(rows)
 }
 
-/// Erasure: drops the reader's queued deliveries (they would be skipped
-/// anyway) and blanks error texts of settled ones, which may quote the
-/// address.
+/// Erasure: blanks the error texts of the reader's deliveries, which may
+/// quote the address. Queued ones stay (their reader is no longer confirmed,
+/// so they are skipped) and keep the digest's counts whole.
 pub fn forget_subscriber(conn: &mut DbConnection, subscriber_id: &str) -> QueryResult<()> {
     let digest_ids: Vec<i64> = digests::table.select(digests::id).load(conn)?;
     for ids in digest_ids.chunks(500) {
-        let theirs = || {
+        diesel::update(
             deliveries::table
                 .filter(deliveries::digest_id.eq_any(ids))
-                .filter(deliveries::subscriber_id.eq(subscriber_id))
-        };
-        diesel::delete(theirs().filter(deliveries::status.eq("queued"))).execute(conn)?;
-        diesel::update(theirs())
-            .set(deliveries::last_error.eq(None::<String>))
-            .execute(conn)?;
+                .filter(deliveries::subscriber_id.eq(subscriber_id)),
+        )
+        .set(deliveries::last_error.eq(None::<String>))
+        .execute(conn)?;
     }
     Ok(())
 }

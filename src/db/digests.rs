@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::schema::{deliveries, delivery_chunks, digests};
+use super::schema::{delivery_chunks, digests};
 use super::DbConnection;
 
 #[derive(Clone, Debug, Queryable, Selectable, Serialize)]
@@ -117,23 +117,32 @@ pub fn recent(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<Digest>> {
         .load(conn)
 }
 
+/// Counts from the digest's chunks (as of their last settle).
 pub fn progress(conn: &mut DbConnection, id: i64) -> QueryResult<Progress> {
-    let rows: Vec<(String, i64)> = deliveries::table
-        .filter(deliveries::digest_id.eq(id))
-        .group_by(deliveries::status)
-        .select((deliveries::status, diesel::dsl::count_star()))
-        .load(conn)?;
-    let mut p = Progress::default();
-    for (status, n) in rows {
-        p.total += n;
-        match status.as_str() {
-            "sent" => p.sent += n,
-            "failed" => p.failed += n,
-            "skipped" => p.skipped += n,
-            _ => p.queued += n,
-        }
-    }
-    Ok(p)
+    use diesel::dsl::sum;
+    let (size, sent, failed, skipped): (Option<i64>, Option<i64>, Option<i64>, Option<i64>) =
+        delivery_chunks::table
+            .filter(delivery_chunks::digest_id.eq(id))
+            .select((
+                sum(delivery_chunks::size),
+                sum(delivery_chunks::sent),
+                sum(delivery_chunks::failed),
+                sum(delivery_chunks::skipped),
+            ))
+            .first(conn)?;
+    let (total, sent, failed, skipped) = (
+        size.unwrap_or(0),
+        sent.unwrap_or(0),
+        failed.unwrap_or(0),
+        skipped.unwrap_or(0),
+    );
+    Ok(Progress {
+        total,
+        sent,
+        failed,
+        skipped,
+        queued: total - sent - failed - skipped,
+    })
 }
 
 /// Marks the digest sent once all its chunks are done.

@@ -120,6 +120,10 @@ diesel::table! {
         digest_id -> BigInt,
         first_subscriber -> Text,
         next_subscriber -> Nullable<Text>,
+        size -> Integer,
+        sent -> Integer,
+        failed -> Integer,
+        skipped -> Integer,
         done -> Bool,
         due_at -> Timestamp,
     }

@@ -27,18 +27,31 @@ ALTER TABLE deliveries_by_reader RENAME TO deliveries;
 -- A chunk: the readers of a digest from first_subscriber up to (not
 -- including) next_subscriber, or to the end when that is NULL. due_at is when
 -- it may be claimed next: now for a new chunk, the lease's end while a worker
--- has it, the earliest retry when some of its sends wait for one.
+-- has it, the earliest retry when some of its sends wait for one. size is its
+-- number of deliveries; sent, failed and skipped are counted each time a
+-- worker settles it, so a digest's progress is a sum over its chunks.
 CREATE TABLE delivery_chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     digest_id INTEGER NOT NULL REFERENCES digests (id),
     first_subscriber TEXT NOT NULL,
     next_subscriber TEXT,
+    size INTEGER NOT NULL,
+    sent INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    skipped INTEGER NOT NULL DEFAULT 0,
     done BOOLEAN NOT NULL DEFAULT FALSE,
     due_at TIMESTAMP NOT NULL
 );
 CREATE INDEX delivery_chunks_open_idx ON delivery_chunks (due_at, id) WHERE NOT done;
 CREATE INDEX delivery_chunks_digest_idx ON delivery_chunks (digest_id);
 
--- Digests that were still sending: one chunk over all their readers.
-INSERT INTO delivery_chunks (digest_id, first_subscriber, next_subscriber, done, due_at)
-SELECT id, '', NULL, FALSE, created_at FROM digests WHERE status = 'sending';
+-- Every digest so far: one chunk over all its readers, done unless the
+-- digest is still sending.
+INSERT INTO delivery_chunks (digest_id, first_subscriber, next_subscriber, size, sent, failed, skipped, done, due_at)
+SELECT g.id, '', NULL,
+       (SELECT COUNT(*) FROM deliveries d WHERE d.digest_id = g.id),
+       (SELECT COUNT(*) FROM deliveries d WHERE d.digest_id = g.id AND d.status = 'sent'),
+       (SELECT COUNT(*) FROM deliveries d WHERE d.digest_id = g.id AND d.status = 'failed'),
+       (SELECT COUNT(*) FROM deliveries d WHERE d.digest_id = g.id AND d.status = 'skipped'),
+       g.status <> 'sending', g.created_at
+FROM digests g;

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use super::compose::UNSUBSCRIBE_MARKER;
 use crate::db::{self, deliveries::DeliveryJob};
-use crate::mail::message::{self, ListHeaders, Rendered};
+use crate::mail::message::{self, ListHeaders, PreEncoded};
 use crate::mail::outbox::{backoff, MAX_ATTEMPTS};
 use crate::mail::SendError;
 use crate::state::{AppState, SharedState};
@@ -56,30 +56,36 @@ async fn lane(state: SharedState, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Rendered digests by id, so a batch does not reload the bodies.
+/// A digest as every send uses it: the subject, and the bodies encoded
+/// once with a gap for each reader's unsubscribe link.
+pub struct Content {
+    subject: String,
+    bodies: PreEncoded,
+}
+
+/// Digest contents by id, so a chunk does not reload or re-encode them.
 #[derive(Default)]
 pub struct ContentCache {
-    digests: HashMap<i64, Arc<Rendered>>,
+    digests: HashMap<i64, Arc<Content>>,
 }
 
 impl ContentCache {
-    async fn get(&mut self, state: &AppState, id: i64) -> anyhow::Result<Arc<Rendered>> {
-        if let Some(r) = self.digests.get(&id) {
-            return Ok(r.clone());
+    async fn get(&mut self, state: &AppState, id: i64) -> anyhow::Result<Arc<Content>> {
+        if let Some(c) = self.digests.get(&id) {
+            return Ok(c.clone());
         }
         let digest = db::run(&state.pool, move |c| db::digests::find(c, id))
             .await?
             .ok_or_else(|| anyhow::anyhow!("digest {id} vanished"))?;
-        let rendered = Arc::new(Rendered {
+        let content = Arc::new(Content {
+            bodies: PreEncoded::new(&digest.body_text, &digest.body_html, UNSUBSCRIBE_MARKER),
             subject: digest.subject,
-            text: digest.body_text,
-            html: digest.body_html,
         });
         if self.digests.len() > 16 {
             self.digests.clear();
         }
-        self.digests.insert(id, rendered.clone());
-        Ok(rendered)
+        self.digests.insert(id, content.clone());
+        Ok(content)
     }
 }
 
@@ -169,18 +175,14 @@ pub async fn step(state: &AppState, cache: &mut ContentCache) -> anyhow::Result<
     Ok(n.max(1))
 }
 
-async fn send_one(state: &AppState, job: &DeliveryJob, content: &Rendered) -> Outcome {
+async fn send_one(state: &AppState, job: &DeliveryJob, content: &Content) -> Outcome {
     let email = match (&job.email, job.status.as_deref()) {
         (Some(email), Some(crate::domain::status::CONFIRMED)) => email,
         _ => return Outcome::Skipped,
     };
     let token = crate::domain::token::unsubscribe_token(&state.secret, &job.subscriber_id);
     let unsubscribe_url = state.link(&format!("/unsubscribe?token={token}"));
-    let personal = Rendered {
-        subject: content.subject.clone(),
-        text: content.text.replace(UNSUBSCRIBE_MARKER, &unsubscribe_url),
-        html: content.html.replace(UNSUBSCRIBE_MARKER, &unsubscribe_url),
-    };
+    let bodies = content.bodies.bodies(&unsubscribe_url);
     let from = &state.settings.mail_from;
     let host = state.settings.base_url.host_str().unwrap_or("localhost");
     let list = ListHeaders {
@@ -188,7 +190,14 @@ async fn send_one(state: &AppState, job: &DeliveryJob, content: &Rendered) -> Ou
         unsubscribe_mailto: format!("mailto:{}?subject=unsubscribe", from.email),
         list_id: format!("Newsletter <digest.{host}>"),
     };
-    let msg = match message::build(from, email, job.name.as_deref(), &personal, Some(&list)) {
+    let msg = match message::build_with(
+        from,
+        email,
+        job.name.as_deref(),
+        &content.subject,
+        bodies,
+        Some(&list),
+    ) {
         Ok(m) => m,
         Err(reason) => {
             return Outcome::Failed {

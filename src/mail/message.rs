@@ -4,8 +4,8 @@
 //! Everything a reader typed reaches headers only through lettre's typed
 //! builders (which encode and refuse line breaks), never by string pasting.
 
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 
 use crate::config::Dkim;
@@ -34,6 +34,23 @@ pub fn build(
     rendered: &Rendered,
     list: Option<&ListHeaders>,
 ) -> Result<Message, String> {
+    let bodies = (
+        Body::new(rendered.text.clone()),
+        Body::new(rendered.html.clone()),
+    );
+    build_with(from, to_address, to_name, &rendered.subject, bodies, list)
+}
+
+/// Builds one message from bodies that are ready (encoded or not):
+/// `(text, html)`.
+pub fn build_with(
+    from: &Mailbox,
+    to_address: &str,
+    to_name: Option<&str>,
+    subject: &str,
+    (text, html): (Body, Body),
+    list: Option<&ListHeaders>,
+) -> Result<Message, String> {
     let address = to_address
         .parse()
         .map_err(|e| format!("recipient address: {e}"))?;
@@ -45,7 +62,7 @@ pub fn build(
     let mut builder = Message::builder()
         .from(from.clone())
         .to(to)
-        .subject(rendered.subject.replace(['\r', '\n'], " "))
+        .subject(subject.replace(['\r', '\n'], " "))
         .date_now()
         .message_id(Some(format!("<{}@{}>", uuid::Uuid::new_v4(), domain)));
     if let Some(list) = list {
@@ -72,15 +89,64 @@ pub fn build(
                 .singlepart(
                     SinglePart::builder()
                         .header(ContentType::TEXT_PLAIN)
-                        .body(rendered.text.clone()),
+                        .body(text),
                 )
                 .singlepart(
                     SinglePart::builder()
                         .header(ContentType::TEXT_HTML)
-                        .body(rendered.html.clone()),
+                        .body(html),
                 ),
         )
         .map_err(|e| format!("building message: {e}"))
+}
+
+/// A digest's text and HTML bodies, quoted-printable encoded once and cut
+/// where each reader's own link goes, so a send encodes only that link.
+/// Soft line breaks on both sides of the link keep every line within 76
+/// characters (segments are wrapped at 75 to leave room for the `=`).
+#[derive(Debug)]
+pub struct PreEncoded {
+    text: Vec<String>,
+    html: Vec<String>,
+}
+
+impl PreEncoded {
+    pub fn new(text: &str, html: &str, marker: &str) -> Self {
+        let cut = |body: &str| body.split(marker).map(quoted_printable_75).collect();
+        Self {
+            text: cut(text),
+            html: cut(html),
+        }
+    }
+
+    /// `(text, html)` bodies with `link` wherever the marker was.
+    pub fn bodies(&self, link: &str) -> (Body, Body) {
+        let link = quoted_printable_75(link);
+        let fill = |segments: &[String]| {
+            let joint = format!("=\r\n{link}=\r\n");
+            let body = segments.join(joint.as_str());
+            Body::dangerous_pre_encoded(body.into_bytes(), ContentTransferEncoding::QuotedPrintable)
+        };
+        (fill(&self.text), fill(&self.html))
+    }
+}
+
+/// Quoted-printable with CRLF line ends (as lettre encodes bodies), lines
+/// wrapped at 75.
+fn quoted_printable_75(s: &str) -> String {
+    let mut crlf = String::with_capacity(s.len() + s.len() / 32);
+    let mut previous = '\0';
+    for c in s.chars() {
+        if c == '\n' && previous != '\r' {
+            crlf.push('\r');
+        }
+        crlf.push(c);
+        previous = c;
+    }
+    quoted_printable::encode_with_options(
+        crlf,
+        quoted_printable::Options::default().line_length_limit(75),
+    )
 }
 
 /// The DKIM configuration for the settings: RSA keys in PKCS#1 PEM, Ed25519
@@ -152,6 +218,45 @@ mod tests {
         let raw = String::from_utf8(msg.formatted()).unwrap();
         assert!(!raw.contains("\r\nBcc:"), "{raw}");
         assert!(raw.contains("Message-ID: <"));
+    }
+
+    #[test]
+    fn pre_encoded_bodies_decode_to_the_link_filled_in() {
+        let marker = "@@LINK@@";
+        let text = format!(
+            "Caf\u{e9} \u{2014} a line long enough to need wrapping by the encoder, and then some more words \n\
+             Leave: {marker}\nTrailing space \nend"
+        );
+        let html = format!(
+            "<p>x</p>\n<a href=\"{marker}\">Unsubscribe</a> <a href=\"{marker}\">again</a>"
+        );
+        let link = "https://n.example/unsubscribe?token=abc.DEF_123-xyz&x=1&y=2&zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz";
+        let pre = PreEncoded::new(&text, &html, marker);
+        let from: Mailbox = "News <news@example.com>".parse().unwrap();
+        let msg = build_with(&from, "a@example.com", None, "S", pre.bodies(link), None).unwrap();
+        let raw = String::from_utf8(msg.formatted()).unwrap();
+        for line in raw.split("\r\n") {
+            assert!(line.len() <= 76, "{line:?}");
+        }
+        let decode = |part: &str| {
+            let start = raw.find(part).unwrap();
+            let body_start = start + raw[start..].find("\r\n\r\n").unwrap() + 4;
+            let body_end = body_start + raw[body_start..].find("\r\n--").unwrap();
+            let bytes = quoted_printable::decode(
+                &raw[body_start..body_end],
+                quoted_printable::ParseMode::Strict,
+            )
+            .unwrap();
+            String::from_utf8(bytes).unwrap().replace("\r\n", "\n")
+        };
+        assert_eq!(
+            decode("Content-Type: text/plain"),
+            text.replace(marker, link)
+        );
+        assert_eq!(
+            decode("Content-Type: text/html"),
+            html.replace(marker, link)
+        );
     }
 
     #[test]

@@ -9,14 +9,17 @@
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Semaphore;
 
 use crate::config::{Settings, SmtpTls, SmtpUrl};
@@ -167,6 +170,7 @@ impl SmtpConnector {
             stream
                 .set_nodelay(true)
                 .map_err(|e| SendError::Transient(format!("SMTP socket: {e}")))?;
+            let stream = DotLineWithBody::new(stream);
             let mut conn =
                 AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
                     .await
@@ -221,6 +225,92 @@ impl SmtpConnector {
     }
 }
 
+/// The SMTP socket, sending a message body and its final dot line as one
+/// write. lettre writes and flushes them one after the other; with
+/// TCP_NODELAY that is two packets (and two trips through the kernel on both
+/// ends) where one does. After a `DATA` command, flushes are held until the
+/// buffered bytes end with the dot line; everything else passes at once.
+/// Under TLS the bytes here are encrypted, no `DATA` is seen and nothing is
+/// held.
+#[derive(Debug)]
+struct DotLineWithBody<S> {
+    inner: S,
+    pending: Vec<u8>,
+    written: usize,
+    in_data: bool,
+}
+
+const DATA_COMMAND: &[u8] = b"DATA\r\n";
+const END_OF_DATA: &[u8] = b"\r\n.\r\n";
+
+impl<S> DotLineWithBody<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner,
+            pending: Vec::new(),
+            written: 0,
+            in_data: false,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for DotLineWithBody<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for DotLineWithBody<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.get_mut().pending.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let ends_data = this.pending.ends_with(END_OF_DATA);
+        if this.in_data && !ends_data {
+            return Poll::Ready(Ok(()));
+        }
+        while this.written < this.pending.len() {
+            let n =
+                ready!(Pin::new(&mut this.inner).poll_write(cx, &this.pending[this.written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            this.written += n;
+        }
+        if this.pending == DATA_COMMAND {
+            this.in_data = true;
+        } else if ends_data {
+            this.in_data = false;
+        }
+        this.pending.clear();
+        this.written = 0;
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.in_data = false;
+        ready!(self.as_mut().poll_flush(cx))?;
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl AsyncTokioStream for DotLineWithBody<tokio::net::TcpStream> {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.inner.peer_addr()
+    }
+}
+
 /// Maps lettre's error onto retry policy: 5xx is permanent, everything else
 /// (4xx, connection trouble, timeouts, TLS hiccups) transient.
 fn classify(e: lettre::transport::smtp::Error) -> SendError {
@@ -235,5 +325,47 @@ fn classify(e: lettre::transport::smtp::Error) -> SendError {
         SendError::Permanent { reason, recipient }
     } else {
         SendError::Transient(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn received(peer: &mut tokio::io::DuplexStream) -> Vec<u8> {
+        let mut buf = vec![0; 4096];
+        match tokio::time::timeout(Duration::from_millis(50), peer.read(&mut buf)).await {
+            Ok(Ok(n)) => buf[..n].to_vec(),
+            _ => Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn body_and_dot_line_leave_together_commands_at_once() {
+        let (ours, mut peer) = tokio::io::duplex(4096);
+        let mut stream = DotLineWithBody::new(ours);
+        stream.write_all(b"MAIL FROM:<a@b>\r\n").await.unwrap();
+        stream.flush().await.unwrap();
+        assert_eq!(received(&mut peer).await, b"MAIL FROM:<a@b>\r\n");
+        stream.write_all(DATA_COMMAND).await.unwrap();
+        stream.flush().await.unwrap();
+        assert_eq!(received(&mut peer).await, DATA_COMMAND);
+        stream.write_all(b"Subject: x\r\n\r\nbody").await.unwrap();
+        stream.flush().await.unwrap();
+        assert_eq!(
+            received(&mut peer).await,
+            b"",
+            "the body waits for its dot line"
+        );
+        stream.write_all(END_OF_DATA).await.unwrap();
+        stream.flush().await.unwrap();
+        assert_eq!(
+            received(&mut peer).await,
+            b"Subject: x\r\n\r\nbody\r\n.\r\n"
+        );
+        stream.write_all(b"QUIT\r\n").await.unwrap();
+        stream.flush().await.unwrap();
+        assert_eq!(received(&mut peer).await, b"QUIT\r\n");
     }
 }

@@ -16,7 +16,8 @@ pub struct Metrics {
     pub emails_failed: IntCounterVec,
     /// Transient failures that were scheduled for retry, by kind.
     pub emails_retried: IntCounterVec,
-    /// Signups per group commit: how much sharing a transaction saves.
+    /// Signups each group transaction committed itself (the ones that went
+    /// one by one are not counted): how much sharing a commit saves.
     pub signup_group_size: Histogram,
 }
 
@@ -32,9 +33,12 @@ impl Metrics {
         let emails_failed = counter("emails_failed_total", "Emails that failed permanently")?;
         let emails_retried = counter("emails_retried_total", "Transient send failures retried")?;
         let signup_group_size = Histogram::with_opts(
-            HistogramOpts::new("signup_group_size", "Signups committed together")
-                .namespace("tidings")
-                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+            HistogramOpts::new(
+                "signup_group_size",
+                "Signups committed together by one group transaction",
+            )
+            .namespace("tidings")
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
         )?;
         registry.register(Box::new(signup_group_size.clone()))?;
         registry.register(Box::new(PoolCollector::new(pool)?))?;

@@ -69,6 +69,11 @@ impl AppState {
             pool.clone(),
             crate::subscriptions::SignupPolicy::new(&settings, &secret),
             metrics.signup_group_size.clone(),
+            if settings.database_url.is_postgres() {
+                2
+            } else {
+                1
+            },
         );
         Ok(Arc::new(AppState {
             signups,

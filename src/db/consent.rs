@@ -34,6 +34,10 @@ pub struct Context {
 
 #[derive(Insertable)]
 #[diesel(table_name = consent_events)]
+// NULL rather than DEFAULT for None: with DEFAULT in a row, diesel writes a
+// multi-row SQLite insert one row at a time inside a transaction of its own,
+// which cannot nest in ours.
+#[diesel(treat_none_as_default_value = false)]
 struct NewEvent<'a> {
     subscriber_id: &'a str,
     event: &'a str,
@@ -52,19 +56,7 @@ pub fn record(
     at: NaiveDateTime,
     ctx: &Context,
 ) -> QueryResult<()> {
-    diesel::insert_into(consent_events::table)
-        .values(NewEvent {
-            subscriber_id,
-            event,
-            occurred_at: at,
-            ip: ctx.ip.as_deref(),
-            user_agent: ctx.user_agent.as_deref(),
-            source: ctx.source.as_deref(),
-            consent_text_version: Some(crate::domain::CONSENT_TEXT_VERSION),
-            method: ctx.method.as_deref(),
-        })
-        .execute(conn)
-        .map(drop)
+    record_each(conn, &[(subscriber_id, ctx)], event, at)
 }
 
 /// The same event for many readers, each with their own context (group

@@ -20,9 +20,6 @@ use crate::domain::{consent as event, status, token, SubscriberEmail, Subscriber
 
 /// At most this many signups share a transaction.
 const MAX_GROUP: usize = 64;
-/// Groups committing at once. While they do, new signups queue up and form
-/// the next group: the busier the server, the larger the groups.
-const IN_FLIGHT: usize = 2;
 /// Signups waiting for a group before callers wait for room.
 const QUEUE: usize = 4096;
 
@@ -48,10 +45,18 @@ pub struct Batcher {
 
 impl Batcher {
     /// Starts the task on the current runtime; it ends when the batcher is
-    /// dropped and the last group has committed.
-    pub fn start(pool: Pool, policy: SignupPolicy, sizes: prometheus::Histogram) -> Self {
+    /// dropped and the last group has committed. `in_flight` groups commit
+    /// at once (SQLite has one writer: more would only wait on its lock);
+    /// while they do, new signups queue up and form the next group, so the
+    /// busier the server, the larger the groups.
+    pub fn start(
+        pool: Pool,
+        policy: SignupPolicy,
+        sizes: prometheus::Histogram,
+        in_flight: usize,
+    ) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(collect(pool, Arc::new(policy), sizes, rx));
+        tokio::spawn(collect(pool, Arc::new(policy), sizes, in_flight, rx));
         Self { queue }
     }
 
@@ -72,9 +77,10 @@ async fn collect(
     pool: Pool,
     policy: Arc<SignupPolicy>,
     sizes: prometheus::Histogram,
+    in_flight: usize,
     mut rx: mpsc::Receiver<Waiting>,
 ) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let slots = Arc::new(Semaphore::new(in_flight.max(1)));
     while let Some(first) = rx.recv().await {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
@@ -86,16 +92,20 @@ async fn collect(
                 Err(_) => break,
             }
         }
-        sizes.observe(group.len() as f64);
-        let (pool, policy) = (pool.clone(), policy.clone());
+        let (pool, policy, sizes) = (pool.clone(), policy.clone(), sizes.clone());
         tokio::spawn(async move {
-            commit(&pool, &policy, group).await;
+            commit(&pool, &policy, &sizes, group).await;
             drop(slot);
         });
     }
 }
 
-async fn commit(pool: &Pool, policy: &Arc<SignupPolicy>, group: Vec<Waiting>) {
+async fn commit(
+    pool: &Pool,
+    policy: &Arc<SignupPolicy>,
+    sizes: &prometheus::Histogram,
+    group: Vec<Waiting>,
+) {
     let signups: Vec<Signup> = group.iter().map(|w| w.signup.clone()).collect();
     let grouped = {
         let policy = policy.clone();
@@ -107,6 +117,10 @@ async fn commit(pool: &Pool, policy: &Arc<SignupPolicy>, group: Vec<Waiting>) {
         tracing::warn!(error = %e, size = group.len(), "signup group failed; retrying one by one");
         vec![None; group.len()]
     });
+    let together = outcomes.iter().filter(|o| o.is_some()).count();
+    if together > 0 {
+        sizes.observe(together as f64);
+    }
     for (waiting, outcome) in group.into_iter().zip(outcomes) {
         let result = match outcome {
             Some(outcome) => Ok(outcome),

@@ -421,13 +421,11 @@ async fn stopped_mid_send_and_restarted_nobody_missed_nobody_twice() {
     );
 }
 
-#[tokio::test]
-async fn crashed_worker_lease_expires_and_the_row_is_sent_again() {
-    let app = spawn_app().await;
+/// One confirmed reader, one article, one digest sent: `(api token, digest id)`.
+async fn digest_sent_to_one_reader(app: &TestApp, reader: &str) -> (String, i64) {
     let token = app.api_token().await;
-    app.confirmed_reader("lease@example.com").await;
-    add_article(&app, &token, "https://news.example/l", "L").await;
-    // A digest whose only delivery was claimed by a worker that died.
+    app.confirmed_reader(reader).await;
+    add_article(app, &token, "https://news.example/one", "One").await;
     let body: serde_json::Value = app
         .api_post(&token, "/api/digests", &json!({}))
         .await
@@ -435,7 +433,15 @@ async fn crashed_worker_lease_expires_and_the_row_is_sent_again() {
         .await
         .unwrap();
     let id = body["id"].as_i64().unwrap();
-    wait_digest_sent(&app, &token, id).await;
+    wait_digest_sent(app, &token, id).await;
+    (token, id)
+}
+
+#[tokio::test]
+async fn crashed_worker_lease_expires_and_the_row_is_sent_again() {
+    let app = spawn_app().await;
+    let (token, id) = digest_sent_to_one_reader(&app, "lease@example.com").await;
+    // A digest whose only delivery was claimed by a worker that died.
     let past = if app.db.is_postgres() {
         "NOW() AT TIME ZONE 'UTC' - INTERVAL '1 minute'"
     } else {
@@ -681,17 +687,7 @@ async fn delivery_stays_under_send_rate_and_send_concurrency() {
 #[tokio::test]
 async fn a_digest_whose_last_chunks_settled_together_is_still_finished() {
     let app = spawn_app().await;
-    let token = app.api_token().await;
-    app.confirmed_reader("last@example.com").await;
-    add_article(&app, &token, "https://news.example/last", "Last").await;
-    let body: serde_json::Value = app
-        .api_post(&token, "/api/digests", &json!({}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = body["id"].as_i64().unwrap();
-    wait_digest_sent(&app, &token, id).await;
+    let (token, id) = digest_sent_to_one_reader(&app, "last@example.com").await;
     // Two workers settling the last two chunks at once each see the other's
     // chunk open and leave the digest sending, with every chunk done.
     app.db.execute(&format!(

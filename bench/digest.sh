@@ -79,7 +79,7 @@ for backend in $BACKENDS; do
     log "digest $id composed for $(sed 's/ [0-9.]*$//' <<<"$post" | jq -r .recipients) readers in ${fanout}s; sending"
     status=sending
     while [ "$status" != sent ]; do
-      sleep "${POLL:-2}"  # GET /api/digests/{id} counts every delivery: do not hammer it
+      sleep "${POLL:-2}"
       status=$(curl -fsS -m 30 -H "Authorization: Bearer $token" "$api/digests/$id" | jq -r .status)
       if [ "$(echo "$(date +%s.%N) - $t_start > $SEND_MAX" | bc -l)" = 1 ]; then
         log "gave up after ${SEND_MAX}s"; break

@@ -111,12 +111,30 @@ async fn commit(
         let policy = policy.clone();
         db::transaction(pool, move |c| insert_new(c, &signups, &policy)).await
     };
-    // A failed group (a lost connection, a race) is not the readers' fault:
-    // each of them gets a transaction of their own.
-    let outcomes = grouped.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, size = group.len(), "signup group failed; retrying one by one");
-        vec![None; group.len()]
-    });
+    let outcomes = match grouped {
+        Ok(outcomes) => outcomes,
+        // No database: everyone in the group hears so now (503) instead of
+        // each waiting out the pool's timeout again, one after the other.
+        Err(e @ (DbError::Unavailable(_) | DbError::Lost(_))) => {
+            tracing::warn!(error = %e, size = group.len(), "signup group: database unavailable");
+            for waiting in group {
+                let _ =
+                    waiting
+                        .reply
+                        .send(Err(DbError::Lost(diesel::result::Error::DatabaseError(
+                            diesel::result::DatabaseErrorKind::UnableToSendCommand,
+                            Box::new(e.to_string()),
+                        ))));
+            }
+            return;
+        }
+        // Anything else (a race, one odd row) is not the others' fault: each
+        // of them gets a transaction of their own.
+        Err(e) => {
+            tracing::warn!(error = %e, size = group.len(), "signup group failed; retrying one by one");
+            vec![None; group.len()]
+        }
+    };
     let together = outcomes.iter().filter(|o| o.is_some()).count();
     if together > 0 {
         sizes.observe(together as f64);

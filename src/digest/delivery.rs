@@ -39,7 +39,7 @@ async fn lane(state: SharedState, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             break;
         }
-        match step(&state, &mut cache).await {
+        match step(&state, &mut cache, &shutdown).await {
             Ok(n) if n > 0 => {
                 // There may be more: make sure the other lane is awake too.
                 state.wake_deliveries.notify_one();
@@ -98,8 +98,14 @@ enum Outcome {
 
 /// Leases one chunk, sends what is due in it and settles it. Returns how
 /// many deliveries it handled; with no chunk to claim, finishes digests whose
-/// chunks are all done.
-pub async fn step(state: &AppState, cache: &mut ContentCache) -> anyhow::Result<usize> {
+/// chunks are all done. Once `stop` is raised no new send starts: the ones in
+/// flight finish, and the chunk is settled and released with the rest still
+/// queued and due, for the next start to pick up at once.
+pub async fn step(
+    state: &AppState,
+    cache: &mut ContentCache,
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<usize> {
     let now = db::now();
     let lease = now + chrono::Duration::from_std(LEASE)?;
     let claimed = db::run(&state.pool, move |c| {
@@ -120,6 +126,7 @@ pub async fn step(state: &AppState, cache: &mut ContentCache) -> anyhow::Result<
     let content = cache.get(state, chunk.digest_id).await?;
     let content = &content;
     let results: Vec<(DeliveryJob, Outcome)> = stream::iter(jobs)
+        .take_while(|_| std::future::ready(!*stop.borrow()))
         .map(|job| async move {
             let outcome = send_one(state, &job, content).await;
             (job, outcome)

@@ -64,7 +64,12 @@ pub fn build_with(
         .to(to)
         .subject(subject.replace(['\r', '\n'], " "))
         .date_now()
-        .message_id(Some(format!("<{}@{}>", uuid::Uuid::new_v4(), domain)));
+        // rand's user-space generator: no getrandom call per message.
+        .message_id(Some(format!(
+            "<{}@{}>",
+            uuid::Builder::from_random_bytes(rand::random()).into_uuid(),
+            domain
+        )));
     if let Some(list) = list {
         let header = |name: &'static str, value: String| {
             HeaderValue::new(HeaderName::new_from_ascii_str(name), value)

@@ -89,6 +89,18 @@ impl ContentCache {
     }
 }
 
+/// How long a worker holds a chunk: long enough to send all of it at
+/// `send_rate` (with room to spare), so no other worker takes it over while
+/// the first is still sending.
+fn lease_for(send_rate: u32) -> Duration {
+    match u64::try_from(db::deliveries::CHUNK) {
+        Ok(chunk) if send_rate > 0 => {
+            LEASE.max(Duration::from_secs(2 * chunk / u64::from(send_rate)))
+        }
+        _ => LEASE,
+    }
+}
+
 enum Outcome {
     Sent,
     Skipped,
@@ -107,7 +119,7 @@ pub async fn step(
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<usize> {
     let now = db::now();
-    let lease = now + chrono::Duration::from_std(LEASE)?;
+    let lease = now + chrono::Duration::from_std(lease_for(state.settings.send_rate))?;
     let claimed = db::run(&state.pool, move |c| {
         let Some(chunk) = db::deliveries::claim_chunk(c, now, lease)? else {
             for id in db::deliveries::finish_done_digests(c, now)? {
@@ -222,5 +234,16 @@ async fn send_one(state: &AppState, job: &DeliveryJob, content: &Content) -> Out
             reason,
             bounce: recipient,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_lease_outlasts_sending_a_chunk_at_the_send_rate() {
+        assert_eq!(super::lease_for(0), super::LEASE);
+        assert_eq!(super::lease_for(1000), super::LEASE);
+        // 1,000 readers at 5 a second take 200 s.
+        assert_eq!(super::lease_for(5).as_secs(), 400);
     }
 }

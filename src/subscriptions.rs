@@ -125,21 +125,31 @@ fn queue_confirmation(
     policy: &SignupPolicy,
     now: NaiveDateTime,
 ) -> db::QueryResult<()> {
-    let nonce = token::random_token();
-    let raw = token::confirmation_token(&policy.secret, &nonce);
+    let (token_hash, payload) = new_confirmation(policy, name)?;
     confirmations::insert(
         conn,
-        &token::hash(&raw),
+        &token_hash,
         subscriber_id,
         now,
         now + policy.confirm_ttl,
     )?;
+    outbox::enqueue(conn, "confirm", Some(subscriber_id), address, &payload, now)
+}
+
+/// A new confirmation link: the hash of its token (what is stored) and the
+/// outbox payload the token is derived from again when the mail is sent.
+fn new_confirmation(
+    policy: &SignupPolicy,
+    name: Option<&str>,
+) -> db::QueryResult<(String, String)> {
+    let nonce = token::random_token();
+    let raw = token::confirmation_token(&policy.secret, &nonce);
     let payload = serde_json::to_string(&ConfirmPayload {
         nonce,
         name: name.map(str::to_string),
     })
     .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-    outbox::enqueue(conn, "confirm", Some(subscriber_id), address, &payload, now)
+    Ok((token::hash(&raw), payload))
 }
 
 #[derive(Debug, PartialEq, Eq)]

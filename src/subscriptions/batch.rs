@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::{ConfirmPayload, SignupOutcome, SignupPolicy};
+use super::{SignupOutcome, SignupPolicy};
 use crate::db::{self, consent, subscribers, DbConnection, DbError, Pool};
-use crate::domain::{consent as event, status, token, SubscriberEmail, SubscriberName};
+use crate::domain::{consent as event, status, SubscriberEmail, SubscriberName};
 
 /// At most this many signups share a transaction.
 const MAX_GROUP: usize = 64;
@@ -230,13 +230,10 @@ fn insert_new(
             continue; // known address: goes alone
         }
         let s = &signups[*i];
-        let nonce = token::random_token();
-        let raw = token::confirmation_token(&policy.secret, &nonce);
-        let name = s.name.as_ref().map(|n| n.as_str().to_string());
-        let payload = serde_json::to_string(&ConfirmPayload { nonce, name })
-            .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+        let (token_hash, payload) =
+            super::new_confirmation(policy, s.name.as_ref().map(SubscriberName::as_str))?;
         events.push((id.as_str(), &s.ctx));
-        tokens.push((token::hash(&raw), id.as_str()));
+        tokens.push((token_hash, id.as_str()));
         mails.push((id.as_str(), s.email.as_str(), payload));
         outcomes[*i] = Some(SignupOutcome::Queued);
     }

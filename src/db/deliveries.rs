@@ -285,9 +285,10 @@ pub fn release_chunk(conn: &mut DbConnection, chunk: &Chunk) -> QueryResult<()> 
     Ok(())
 }
 
-/// Marks sent every digest still sending whose chunks are all done. Two
-/// workers settling a digest's last two chunks at once each see the other's
-/// chunk still open; whoever next finds no work finishes the digest here.
+/// Marks sent every digest still sending whose chunks are all done: after
+/// each settle, after a fan-out to nobody, and whenever a worker finds no
+/// work. That last one matters: two workers settling a digest's last two
+/// chunks at once each see the other's chunk still open.
 pub fn finish_done_digests(conn: &mut DbConnection, at: NaiveDateTime) -> QueryResult<Vec<i64>> {
     let open = delivery_chunks::table
         .filter(delivery_chunks::digest_id.eq(digests::id))

@@ -145,30 +145,6 @@ pub fn progress(conn: &mut DbConnection, id: i64) -> QueryResult<Progress> {
     })
 }
 
-/// Marks the digest sent once all its chunks are done.
-pub fn finish_if_done(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResult<bool> {
-    let open: bool = diesel::select(diesel::dsl::exists(
-        delivery_chunks::table
-            .filter(delivery_chunks::digest_id.eq(id))
-            .filter(delivery_chunks::done.eq(false)),
-    ))
-    .get_result(conn)?;
-    if open {
-        return Ok(false);
-    }
-    let n = diesel::update(
-        digests::table
-            .find(id)
-            .filter(digests::status.eq("sending")),
-    )
-    .set((
-        digests::status.eq("sent"),
-        digests::finished_at.eq(Some(at)),
-    ))
-    .execute(conn)?;
-    Ok(n > 0)
-}
-
 /// Digests still sending (progress bars, the CLI).
 pub fn sending(conn: &mut DbConnection) -> QueryResult<Vec<i64>> {
     digests::table

@@ -112,7 +112,7 @@ fn compose_in(
     let recipients = digests::fan_out(c, id, now)?;
     if recipients == 0 {
         // No reader to wait for: the digest is done as composed.
-        digests::finish_if_done(c, id, now)?;
+        db::deliveries::finish_done_digests(c, now)?;
     }
     Ok(ComposeOutcome::Created(Created {
         id,

@@ -183,8 +183,8 @@ pub async fn step(
         db::deliveries::settle_many(c, digest_id, &sent, "sent", now)?;
         db::deliveries::settle_many(c, digest_id, &skipped, "skipped", now)?;
         db::deliveries::release_chunk(c, &chunk)?;
-        if db::digests::finish_if_done(c, digest_id, now)? {
-            tracing::info!(digest_id, "digest sent");
+        for id in db::deliveries::finish_done_digests(c, now)? {
+            tracing::info!(digest_id = id, "digest sent");
         }
         Ok(())
     })

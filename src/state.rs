@@ -20,8 +20,8 @@ pub struct AppState {
     pub secret: String,
     pub templates: minijinja::Environment<'static>,
     pub mailer: Mailer,
-    /// Poked after a commit that queued outbox mail.
-    pub wake_outbox: Notify,
+    /// Wakes the outbox worker; hands it rows signups leased to it.
+    pub outbox: Arc<crate::mail::outbox::Handoff>,
     /// Poked after a digest was fanned out.
     pub wake_deliveries: Notify,
     pub signup_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
@@ -65,8 +65,10 @@ impl AppState {
             ),
             None => None,
         };
+        let outbox = Arc::new(crate::mail::outbox::Handoff::default());
         let signups = crate::subscriptions::batch::Batcher::start(
             pool.clone(),
+            outbox.clone(),
             crate::subscriptions::SignupPolicy::new(&settings, &secret),
             metrics.signup_group_size.clone(),
             if settings.database_url.is_postgres() {
@@ -82,7 +84,7 @@ impl AppState {
             settings,
             pool,
             secret,
-            wake_outbox: Notify::new(),
+            outbox,
             wake_deliveries: Notify::new(),
             signup_limiter,
             login_guard: Default::default(),

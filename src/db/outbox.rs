@@ -48,15 +48,23 @@ pub fn enqueue(
 }
 
 /// Confirmation emails for many readers: `(subscriber id, address,
-/// payload)` triples.
+/// payload)` triples. With `lease_until`, the rows go in already claimed by
+/// the caller (`sending`, first attempt, leased until then) and come back as
+/// jobs to hand to this instance's worker; without, they are queued for any
+/// worker to claim and nothing comes back.
 pub fn enqueue_confirmations(
     conn: &mut DbConnection,
     mails: &[(&str, &str, String)],
     at: NaiveDateTime,
-) -> QueryResult<()> {
+    lease_until: Option<NaiveDateTime>,
+) -> QueryResult<Vec<OutboxJob>> {
     if mails.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
+    let (status, attempts) = match lease_until {
+        Some(_) => ("sending", 1),
+        None => ("queued", 0),
+    };
     let rows: Vec<_> = mails
         .iter()
         .map(|(subscriber_id, recipient, payload)| {
@@ -65,17 +73,57 @@ pub fn enqueue_confirmations(
                 outbox::subscriber_id.eq(Some(*subscriber_id)),
                 outbox::recipient.eq(*recipient),
                 outbox::payload.eq(payload.as_str()),
-                outbox::status.eq("queued"),
-                outbox::attempts.eq(0),
+                outbox::status.eq(status),
+                outbox::attempts.eq(attempts),
                 outbox::next_attempt_at.eq(at),
+                outbox::locked_until.eq(lease_until),
                 outbox::created_at.eq(at),
             )
         })
         .collect();
-    crate::with_backend!(conn, |c, _pg| diesel::insert_into(outbox::table)
-        .values(&rows)
-        .execute(c))
-    .map(drop)
+    let insert = diesel::insert_into(outbox::table).values(&rows);
+    if lease_until.is_none() {
+        return crate::with_backend!(conn, |c, _pg| insert.execute(c)).map(|_| Vec::new());
+    }
+    // RETURNING's order is not promised: match rows up by reader.
+    let ids: std::collections::HashMap<String, i64> = crate::with_backend!(conn, |c, _pg| insert
+        .returning((outbox::subscriber_id.assume_not_null(), outbox::id))
+        .get_results::<(String, i64)>(c))?
+    .into_iter()
+    .collect();
+    Ok(mails
+        .iter()
+        .filter_map(|(subscriber_id, recipient, payload)| {
+            Some(OutboxJob {
+                id: *ids.get(*subscriber_id)?,
+                kind: "confirm".into(),
+                subscriber_id: Some(subscriber_id.to_string()),
+                recipient: recipient.to_string(),
+                payload: payload.clone(),
+                attempts,
+            })
+        })
+        .collect())
+}
+
+/// Gives claimed rows back to the queue, due now (a worker that could not
+/// take them, or stopped before sending them).
+pub fn release(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<usize> {
+    let mut n = 0;
+    for chunk in ids.chunks(500) {
+        n += diesel::update(
+            outbox::table
+                .filter(outbox::id.eq_any(chunk))
+                .filter(outbox::status.eq("sending")),
+        )
+        .set((
+            outbox::status.eq("queued"),
+            outbox::attempts.eq(outbox::attempts - 1),
+            outbox::locked_until.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?;
+    }
+    Ok(n)
 }
 
 const OUTBOX: super::WorkTable = super::WorkTable {

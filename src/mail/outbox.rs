@@ -1,16 +1,21 @@
 //! The outbox worker: claims due rows, renders and sends them, and settles
 //! each one (sent, retry later with backoff, or failed for good).
 //!
-//! It wakes at once when a request queued mail, and polls every second for
-//! retries that came due and rows other instances left behind. A row whose
-//! lease ran out (its worker died mid-send) is claimed again, so a crash can
-//! repeat at most the sends that were in flight, and never loses one.
+//! Signups that group-commit hand their rows over directly (see
+//! [`Handoff`]); everything else it claims: it wakes at once when a request
+//! queued mail, and polls every second for retries that came due and rows
+//! other instances left behind. A row whose lease ran out (its worker died
+//! mid-send) is claimed again, so a crash can repeat at most the sends that
+//! were in flight, and never loses one.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 use rand::Rng;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::time::Instant;
 
 use crate::db::{self, outbox::OutboxJob};
 use crate::mail::message::{self, Rendered};
@@ -21,24 +26,134 @@ use crate::subscriptions::ConfirmPayload;
 const POLL: Duration = Duration::from_secs(1);
 const LEASE: Duration = Duration::from_secs(120);
 const BATCH: i64 = 200;
+/// Handed-over jobs waiting for the worker; more go to the queue instead.
+const HANDOFF_ROOM: usize = 4096;
 /// After this many attempts a transiently failing email is given up.
 pub const MAX_ATTEMPTS: i32 = 16;
 
+/// How the signup group commit gives its confirmation emails straight to
+/// this instance's worker. The rows go in already leased to the worker
+/// (`sending`), so no claim query and no update comes between the insert
+/// and the send; they are still rows, so a crash loses none (the lease runs
+/// out and any instance claims them again). Jobs the worker cannot take
+/// (no worker running, queue full, stopping) go back to the queue.
+pub struct Handoff {
+    tx: mpsc::Sender<OutboxJob>,
+    rx: Mutex<Option<mpsc::Receiver<OutboxJob>>>,
+    open: AtomicBool,
+    /// Poked after a commit that queued rows for claiming.
+    wake: Notify,
+}
+
+impl Default for Handoff {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::channel(HANDOFF_ROOM);
+        Self {
+            tx,
+            rx: Mutex::new(Some(rx)),
+            open: AtomicBool::new(false),
+            wake: Notify::new(),
+        }
+    }
+}
+
+impl Handoff {
+    /// Tells the worker that queued rows are waiting to be claimed.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Until when rows written now are leased to this instance's worker, or
+    /// `None` when no worker takes handed-over jobs (queue them instead).
+    pub fn lease(&self, now: chrono::NaiveDateTime) -> Option<chrono::NaiveDateTime> {
+        let open = self.open.load(Ordering::Acquire);
+        open.then(|| now + chrono::Duration::seconds(LEASE.as_secs() as i64))
+    }
+
+    /// Gives jobs to the worker; returns the ids of those it could not take,
+    /// which the caller must release.
+    pub fn give(&self, jobs: Vec<OutboxJob>) -> Vec<i64> {
+        jobs.into_iter()
+            .filter_map(|job| match self.tx.try_send(job) {
+                Ok(()) => None,
+                Err(e) => Some(e.into_inner().id),
+            })
+            .collect()
+    }
+
+    fn attach(&self) -> Option<mpsc::Receiver<OutboxJob>> {
+        let rx = self.rx.lock().ok()?.take()?;
+        self.open.store(true, Ordering::Release);
+        Some(rx)
+    }
+}
+
+/// Puts handed-over rows nobody will send back in the queue. If even that
+/// fails, their lease runs out and they are claimed again then.
+pub async fn release(pool: &db::Pool, outbox: &Handoff, ids: Vec<i64>) {
+    if ids.is_empty() {
+        return;
+    }
+    let n = ids.len();
+    match db::run(pool, move |c| db::outbox::release(c, &ids)).await {
+        Ok(_) => outbox.wake(),
+        Err(e) => {
+            tracing::warn!(error = %e, rows = n, "releasing outbox rows failed; their lease will run out")
+        }
+    }
+}
+
+/// Works handed-over jobs as they come, and claims queued rows when woken
+/// and once every [`POLL`] (retries that came due, other instances' rows).
 pub async fn run(state: SharedState, mut shutdown: watch::Receiver<bool>) {
+    let mut handed = state.outbox.attach();
+    let mut next_claim = Instant::now();
     loop {
         if *shutdown.borrow() {
             break;
         }
-        match step(&state).await {
-            Ok(n) if n > 0 => continue,
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %format!("{e:#}"), "outbox step failed"),
+        if Instant::now() >= next_claim {
+            match step(&state).await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "outbox step failed"),
+            }
+            next_claim = Instant::now() + POLL;
         }
         tokio::select! {
-            _ = state.wake_outbox.notified() => {}
-            _ = tokio::time::sleep(POLL) => {}
+            Some(job) = recv(&mut handed) => {
+                let mut jobs = vec![job];
+                if let Some(rx) = handed.as_mut() {
+                    while jobs.len() < BATCH as usize {
+                        let Ok(job) = rx.try_recv() else { break };
+                        jobs.push(job);
+                    }
+                }
+                if let Err(e) = work(&state, jobs).await {
+                    tracing::warn!(error = %format!("{e:#}"), "outbox step failed");
+                }
+            }
+            _ = state.outbox.wake.notified() => next_claim = Instant::now(),
+            _ = tokio::time::sleep_until(next_claim) => {}
             _ = shutdown.changed() => {}
         }
+    }
+    // Stopping: what was handed over but not sent goes back to the queue.
+    if let Some(mut rx) = handed {
+        state.outbox.open.store(false, Ordering::Release);
+        rx.close();
+        let mut left = Vec::new();
+        while let Ok(job) = rx.try_recv() {
+            left.push(job.id);
+        }
+        release(&state.pool, &state.outbox, left).await;
+    }
+}
+
+async fn recv(rx: &mut Option<mpsc::Receiver<OutboxJob>>) -> Option<OutboxJob> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -66,6 +181,11 @@ pub async fn step(state: &AppState) -> anyhow::Result<usize> {
         db::outbox::claim(c, now, lease, BATCH)
     })
     .await?;
+    work(state, jobs).await
+}
+
+/// Sends leased jobs and settles each one. Returns how many it handled.
+async fn work(state: &AppState, jobs: Vec<OutboxJob>) -> anyhow::Result<usize> {
     if jobs.is_empty() {
         return Ok(0);
     }

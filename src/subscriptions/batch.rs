@@ -4,6 +4,10 @@
 //! five statements and a commit each. Nobody is answered before the commit
 //! that holds their rows, so an accepted signup is never lost.
 //!
+//! The group's confirmation emails go in already leased to this instance's
+//! outbox worker and are handed to it after the commit
+//! ([`crate::mail::outbox::Handoff`]): no claim query comes between.
+//!
 //! Only the common case is grouped: an address not seen before. Anything
 //! else (a known address, the same address twice in one group, a group
 //! that failed) goes through [`super::signup`] in a transaction of its own,
@@ -15,7 +19,9 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{SignupOutcome, SignupPolicy};
+use crate::db::outbox::OutboxJob;
 use crate::db::{self, consent, subscribers, DbConnection, DbError, Pool};
+use crate::mail::outbox::{release, Handoff};
 use crate::domain::{consent as event, status, SubscriberEmail, SubscriberName};
 
 /// At most this many signups share a transaction.
@@ -51,12 +57,19 @@ impl Batcher {
     /// busier the server, the larger the groups.
     pub fn start(
         pool: Pool,
+        outbox: Arc<Handoff>,
         policy: SignupPolicy,
         sizes: prometheus::Histogram,
         in_flight: usize,
     ) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(collect(pool, Arc::new(policy), sizes, in_flight, rx));
+        let committer = Committer {
+            pool,
+            outbox,
+            policy: Arc::new(policy),
+            sizes,
+        };
+        tokio::spawn(collect(Arc::new(committer), in_flight, rx));
         Self { queue }
     }
 
@@ -73,13 +86,15 @@ impl Batcher {
     }
 }
 
-async fn collect(
+/// What committing a group needs.
+struct Committer {
     pool: Pool,
+    outbox: Arc<Handoff>,
     policy: Arc<SignupPolicy>,
     sizes: prometheus::Histogram,
-    in_flight: usize,
-    mut rx: mpsc::Receiver<Waiting>,
-) {
+}
+
+async fn collect(committer: Arc<Committer>, in_flight: usize, mut rx: mpsc::Receiver<Waiting>) {
     let slots = Arc::new(Semaphore::new(in_flight.max(1)));
     while let Some(first) = rx.recv().await {
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -92,27 +107,27 @@ async fn collect(
                 Err(_) => break,
             }
         }
-        let (pool, policy, sizes) = (pool.clone(), policy.clone(), sizes.clone());
+        let ctx = committer.clone();
         tokio::spawn(async move {
-            commit(&pool, &policy, &sizes, group).await;
+            commit(&ctx, group).await;
             drop(slot);
         });
     }
 }
 
-async fn commit(
-    pool: &Pool,
-    policy: &Arc<SignupPolicy>,
-    sizes: &prometheus::Histogram,
-    group: Vec<Waiting>,
-) {
+async fn commit(ctx: &Committer, group: Vec<Waiting>) {
     let signups: Vec<Signup> = group.iter().map(|w| w.signup.clone()).collect();
+    let lease = ctx.outbox.lease(db::now());
     let grouped = {
-        let policy = policy.clone();
-        db::transaction(pool, move |c| insert_new(c, &signups, &policy)).await
+        let policy = ctx.policy.clone();
+        db::transaction(&ctx.pool, move |c| insert_new(c, &signups, &policy, lease)).await
     };
     let outcomes = match grouped {
-        Ok(outcomes) => outcomes,
+        Ok((outcomes, jobs)) => {
+            let refused = ctx.outbox.give(jobs);
+            release(&ctx.pool, &ctx.outbox, refused).await;
+            outcomes
+        }
         // No database: everyone in the group hears so now (503) instead of
         // each waiting out the pool's timeout again, one after the other.
         Err(e @ (DbError::Unavailable(_) | DbError::Lost(_))) => {
@@ -137,12 +152,18 @@ async fn commit(
     };
     let together = outcomes.iter().filter(|o| o.is_some()).count();
     if together > 0 {
-        sizes.observe(together as f64);
+        ctx.sizes.observe(together as f64);
     }
     for (waiting, outcome) in group.into_iter().zip(outcomes) {
         let result = match outcome {
             Some(outcome) => Ok(outcome),
-            None => alone(pool, waiting.signup, policy).await,
+            None => {
+                let result = alone(&ctx.pool, waiting.signup, &ctx.policy).await;
+                if matches!(result, Ok(SignupOutcome::Queued)) {
+                    ctx.outbox.wake();
+                }
+                result
+            }
         };
         // The caller may have gone (client hung up); the rows stay.
         let _ = waiting.reply.send(result);
@@ -179,14 +200,19 @@ pub async fn alone(
     }
 }
 
+/// An outcome per signup (`None` where it must go alone) and the outbox
+/// jobs leased to this instance's worker.
+type Inserted = (Vec<Option<SignupOutcome>>, Vec<OutboxJob>);
+
 /// Inserts the readers whose address is new, with their consent event,
-/// token and confirmation email, in one statement per table. Returns an
-/// outcome per signup, or `None` where the signup must go alone.
+/// token and confirmation email, in one statement per table. With `lease`,
+/// the emails go in leased to this instance's outbox worker until then.
 fn insert_new(
     conn: &mut DbConnection,
     signups: &[Signup],
     policy: &SignupPolicy,
-) -> db::QueryResult<Vec<Option<SignupOutcome>>> {
+    lease: Option<chrono::NaiveDateTime>,
+) -> db::QueryResult<Inserted> {
     let now = db::now();
     let mut outcomes = vec![None; signups.len()];
     let mut seen = HashSet::new();
@@ -203,7 +229,7 @@ fn insert_new(
         fresh.push((i, crate::domain::new_subscriber_id(), key));
     }
     if fresh.is_empty() {
-        return Ok(outcomes);
+        return Ok((outcomes, Vec::new()));
     }
     let rows: Vec<subscribers::NewSubscriber> = fresh
         .iter()
@@ -239,6 +265,6 @@ fn insert_new(
     }
     consent::record_each(conn, &events, event::REQUESTED, now)?;
     db::confirmations::insert_many(conn, &tokens, now, now + policy.confirm_ttl)?;
-    db::outbox::enqueue_confirmations(conn, &mails, now)?;
-    Ok(outcomes)
+    let jobs = db::outbox::enqueue_confirmations(conn, &mails, now, lease)?;
+    Ok((outcomes, jobs))
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{confirmation_token, spawn_app, spawn_app_with, wait_until};
+use crate::helpers::{confirmation_token, spawn_app, spawn_app_with, start, wait_until};
 
 #[tokio::test]
 async fn signup_page_has_the_form_consent_text_and_honeypot() {
@@ -673,7 +673,7 @@ async fn outbox_row_of_a_crashed_worker_is_sent_again_after_its_lease() {
     app.db.execute(&format!(
         "UPDATE outbox SET status = 'sending', locked_until = {past}"
     ));
-    app.state.wake_outbox.notify_one();
+    app.state.outbox.wake();
     app.wait_mail_to("leased@example.com", 2).await;
     app.outbox_drained().await;
     assert_eq!(
@@ -740,4 +740,43 @@ async fn concurrent_signups_share_commits_and_each_gets_its_own_link() {
     assert_eq!(read("tidings_signup_group_size_sum "), 41.0);
     let groups = read("tidings_signup_group_size_count ");
     assert!(groups < 41.0, "{groups} commits for 41 new addresses");
+}
+
+#[tokio::test]
+async fn a_stop_gives_handed_over_mail_back_to_the_queue() {
+    // One send a second: while the worker waits to send the second mail,
+    // the next signups' mails wait in its hand-over queue.
+    let app = spawn_app_with(|s| {
+        s.insert("send_rate".into(), "1".into());
+    })
+    .await;
+    app.signup("first@example.com").await;
+    app.wait_mail_to("first@example.com", 1).await;
+    app.signup("second@example.com").await;
+    let waiting = ["c@example.com", "d@example.com", "e@example.com"];
+    for addr in waiting {
+        app.signup(addr).await;
+    }
+    let (db, sink, settings) = app.shutdown().await;
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM outbox WHERE status = 'sending'"),
+        0,
+        "nothing stays leased to a stopped worker"
+    );
+    assert!(
+        db.count(
+            "SELECT COUNT(*) FROM outbox WHERE status = 'queued' AND attempts = 0 \
+             AND locked_until IS NULL"
+        ) >= 1,
+        "some mail was still waiting when the worker stopped"
+    );
+    // Back at once (not after the 120 s lease), each mail once.
+    let app = start(db, sink, settings).await;
+    for addr in waiting {
+        app.wait_mail_to(addr, 1).await;
+    }
+    app.outbox_drained().await;
+    for addr in ["first@example.com", "second@example.com"].iter().chain(&waiting) {
+        assert_eq!(app.sink.messages_to(addr).len(), 1, "{addr}");
+    }
 }

@@ -12,7 +12,6 @@ use crate::routes::{
 };
 use crate::state::{AppState, SharedState};
 use crate::subscriptions::batch::Signup;
-use crate::subscriptions::SignupOutcome;
 
 /// The hidden field bots fill in and people never see.
 pub const HONEYPOT: &str = "website";
@@ -140,9 +139,6 @@ pub async fn subscribe(
     match state.signups.signup(signup).await {
         Ok(outcome) => {
             tracing::info!(outcome = ?outcome, method, "signup");
-            if outcome == SignupOutcome::Queued {
-                state.wake_outbox.notify_one();
-            }
             accepted(&state, json)
         }
         Err(e) if json => actix_web::ResponseError::error_response(&ApiError::from(e)),

@@ -6,6 +6,10 @@
 //! `AsyncSmtpConnection`. Idle connections are kept for reuse; a semaphore
 //! bounds how many are in flight (`send_concurrency`) and a governor bucket
 //! the rate (`send_rate`).
+//!
+//! Where the server offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go in
+//! one write and their replies are read after it: a message costs two round
+//! trips instead of four (lettre sends one command per round trip).
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
@@ -18,6 +22,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
 use lettre::transport::smtp::extension::ClientId;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Semaphore;
@@ -121,7 +126,45 @@ async fn write_eml(dir: &std::path::Path, raw: &[u8]) -> Result<(), SendError> {
 struct SmtpConnector {
     url: SmtpUrl,
     hello: ClientId,
-    idle: Mutex<Vec<AsyncSmtpConnection>>,
+    idle: Mutex<Vec<Session>>,
+}
+
+/// A connection and whether its server takes pipelined commands.
+struct Session {
+    conn: AsyncSmtpConnection,
+    pipelining: bool,
+}
+
+impl Session {
+    /// One message: pipelined where the server allows it, else (or for
+    /// what needs SMTPUTF8/8BITMIME parameters) lettre's command by command.
+    async fn send(
+        &mut self,
+        envelope: &Envelope,
+        raw: &[u8],
+    ) -> Result<(), lettre::transport::smtp::Error> {
+        let ascii_address = |a: &lettre::Address| AsRef::<str>::as_ref(a).is_ascii();
+        let ascii = raw.is_ascii()
+            && envelope.from().is_none_or(ascii_address)
+            && envelope.to().iter().all(ascii_address);
+        if !(self.pipelining && ascii) {
+            return self.conn.send(envelope, raw).await.map(drop);
+        }
+        let mut commands = Mail::new(envelope.from().cloned(), vec![]).to_string();
+        for to in envelope.to() {
+            commands.push_str(&Rcpt::new(to.clone(), vec![]).to_string());
+        }
+        commands.push_str(&Data.to_string());
+        // The first reply is MAIL's; then one per RCPT, then DATA's 354. A
+        // refusal ends here (the caller drops the session with its replies
+        // unread), classified by its own code: a 550 to RCPT still bounces.
+        self.conn.command(commands).await?;
+        for _ in envelope.to() {
+            self.conn.read_response().await?;
+        }
+        self.conn.read_response().await?;
+        self.conn.message(raw).await.map(drop)
+    }
 }
 
 impl SmtpConnector {
@@ -133,19 +176,19 @@ impl SmtpConnector {
         }
     }
 
-    fn take_idle(&self) -> Option<AsyncSmtpConnection> {
+    fn take_idle(&self) -> Option<Session> {
         self.idle.lock().ok()?.pop()
     }
 
-    fn put_idle(&self, conn: AsyncSmtpConnection) {
+    fn put_idle(&self, session: Session) {
         if let Ok(mut idle) = self.idle.lock() {
             if idle.len() < MAX_IDLE {
-                idle.push(conn);
+                idle.push(session);
             }
         }
     }
 
-    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+    async fn connect(&self) -> Result<Session, SendError> {
         let url = &self.url;
         let tls = || TlsParameters::new(url.host.clone()).map_err(classify);
         let mut conn = if url.tls == SmtpTls::Wrapper {
@@ -185,6 +228,15 @@ impl SmtpConnector {
             }
             conn
         };
+        // lettre keeps no note of PIPELINING: ask again (EHLO may be
+        // repeated; it only resets the mail transaction) and read the list.
+        // Before AUTH, so the repeat cannot disturb a login.
+        let pipelining = conn
+            .command(Ehlo::new(self.hello.clone()))
+            .await
+            .map_err(classify)?
+            .message()
+            .any(|line| line.eq_ignore_ascii_case("PIPELINING"));
         if let (Some(user), Some(password)) = (&url.user, &url.password) {
             conn.auth(
                 &[Mechanism::Plain, Mechanism::Login],
@@ -193,12 +245,12 @@ impl SmtpConnector {
             .await
             .map_err(classify)?;
         }
-        Ok(conn)
+        Ok(Session { conn, pipelining })
     }
 
     async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {
-        let mut conn = match self.take_idle() {
-            Some(conn) if !conn.has_broken() => conn,
+        let mut session = match self.take_idle() {
+            Some(session) if !session.conn.has_broken() => session,
             // A refusal while connecting (bad credentials, 5xx greeting) is
             // about the server, not this message: retry it later.
             _ => self.connect().await.map_err(|e| match e {
@@ -206,19 +258,19 @@ impl SmtpConnector {
                 other => other,
             })?,
         };
-        match tokio::time::timeout(SEND_TIMEOUT, conn.send(envelope, raw)).await {
-            Ok(Ok(_)) => {
-                self.put_idle(conn);
+        match tokio::time::timeout(SEND_TIMEOUT, session.send(envelope, raw)).await {
+            Ok(Ok(())) => {
+                self.put_idle(session);
                 Ok(())
             }
             Ok(Err(e)) => {
                 // After a refusal the session is still usable once reset;
                 // simpler and safe to drop it.
-                conn.abort().await;
+                session.conn.abort().await;
                 Err(classify(e))
             }
             Err(_) => {
-                conn.abort().await;
+                session.conn.abort().await;
                 Err(SendError::Transient("SMTP send timed out".into()))
             }
         }
@@ -288,7 +340,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for DotLineWithBody<S> {
             }
             this.written += n;
         }
-        if this.pending == DATA_COMMAND {
+        // DATA alone, or last of a pipelined group (MAIL, RCPT, DATA).
+        if this.pending == DATA_COMMAND || this.pending.ends_with(b"\r\nDATA\r\n") {
             this.in_data = true;
         } else if ends_data {
             this.in_data = false;

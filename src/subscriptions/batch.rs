@@ -21,8 +21,8 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use super::{SignupOutcome, SignupPolicy};
 use crate::db::outbox::OutboxJob;
 use crate::db::{self, consent, subscribers, DbConnection, DbError, Pool};
-use crate::mail::outbox::{release, Handoff};
 use crate::domain::{consent as event, status, SubscriberEmail, SubscriberName};
+use crate::mail::outbox::{release, Handoff};
 
 /// At most this many signups share a transaction.
 const MAX_GROUP: usize = 64;

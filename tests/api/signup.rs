@@ -776,7 +776,27 @@ async fn a_stop_gives_handed_over_mail_back_to_the_queue() {
         app.wait_mail_to(addr, 1).await;
     }
     app.outbox_drained().await;
-    for addr in ["first@example.com", "second@example.com"].iter().chain(&waiting) {
+    for addr in ["first@example.com", "second@example.com"]
+        .iter()
+        .chain(&waiting)
+    {
         assert_eq!(app.sink.messages_to(addr).len(), 1, "{addr}");
     }
+}
+
+#[tokio::test]
+async fn mail_commands_are_pipelined_where_the_server_offers_it() {
+    let app = spawn_app().await;
+    app.signup("piped@example.com").await;
+    app.signup("piped2@example.com").await;
+    app.wait_mail_to("piped@example.com", 1).await;
+    app.wait_mail_to("piped2@example.com", 1).await;
+    assert_eq!(app.sink.pipelined(), 2, "MAIL, RCPT and DATA in one go");
+
+    // A server without PIPELINING gets one command at a time, and the mail.
+    let app = spawn_app().await;
+    app.sink.set_pipelining(false);
+    app.signup("stepwise@example.com").await;
+    app.wait_mail_to("stepwise@example.com", 1).await;
+    assert_eq!(app.sink.pipelined(), 0);
 }

@@ -19,14 +19,17 @@
 //!   and open ones are closed (without a reply) at their next command;
 //! * [`MailSink::reject_recipient`]: RCPT TO that address gets `550 5.1.1`;
 //! * [`MailSink::stop`] / [`MailSink::restart`]: the server goes away (connection
-//!   refused) and comes back on the same port.
+//!   refused) and comes back on the same port;
+//! * [`MailSink::set_pipelining`]: whether EHLO offers PIPELINING;
+//!   [`MailSink::pipelined`] counts MAIL commands that came with more
+//!   commands behind them (the client did not wait for the reply).
 //!
 //! Self-contained on purpose: it depends only on tokio and base64.
 #![allow(dead_code)]
 
 use std::collections::HashSet;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -79,6 +82,8 @@ struct Shared {
     connections: AtomicUsize,
     active: AtomicUsize,
     peak: AtomicUsize,
+    offer_pipelining: AtomicBool,
+    pipelined: AtomicUsize,
 }
 
 struct Running {
@@ -121,6 +126,8 @@ impl MailSink {
             connections: AtomicUsize::new(0),
             active: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
+            offer_pipelining: AtomicBool::new(true),
+            pipelined: AtomicUsize::new(0),
         });
         let running = spawn_server(listener, shared.clone());
         MailSink {
@@ -204,6 +211,17 @@ impl MailSink {
 
     pub fn mode(&self) -> Mode {
         *lock(&self.shared.mode)
+    }
+
+    /// Whether EHLO advertises PIPELINING (it does unless told otherwise).
+    pub fn set_pipelining(&self, offer: bool) {
+        self.shared.offer_pipelining.store(offer, Ordering::SeqCst);
+    }
+
+    /// MAIL commands that arrived with the next commands already behind
+    /// them, i.e. sent without waiting for MAIL's reply.
+    pub fn pipelined(&self) -> usize {
+        self.shared.pipelined.load(Ordering::SeqCst)
     }
 
     /// RCPT TO `addr` (ASCII case-insensitive) will get `550 5.1.1 user unknown`.
@@ -418,9 +436,9 @@ fn strip_keyword<'a>(arg: &'a str, keyword: &str) -> Option<&'a str> {
     }
 }
 
-async fn session<R, W>(rd: &mut R, wr: &mut W, shared: &Shared) -> io::Result<()>
+async fn session<R, W>(rd: &mut BufReader<R>, wr: &mut W, shared: &Shared) -> io::Result<()>
 where
-    R: AsyncBufRead + Unpin,
+    R: tokio::io::AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     reply(wr, shared, &format!("220 {SERVER_NAME} ESMTP ready")).await?;
@@ -449,8 +467,13 @@ where
             "EHLO" => {
                 from = None;
                 rcpts.clear();
+                let pipelining = if shared.offer_pipelining.load(Ordering::SeqCst) {
+                    "250-PIPELINING\r\n"
+                } else {
+                    ""
+                };
                 let text = format!(
-                    "250-{SERVER_NAME} greets {}\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SMTPUTF8",
+                    "250-{SERVER_NAME} greets {}\r\n{pipelining}250-8BITMIME\r\n250 SMTPUTF8",
                     if arg.is_empty() { "you" } else { arg }
                 );
                 reply(wr, shared, &text).await?;
@@ -461,6 +484,9 @@ where
                 reply(wr, shared, &format!("250 {SERVER_NAME}")).await?;
             }
             "MAIL" => {
+                if !rd.buffer().is_empty() {
+                    shared.pipelined.fetch_add(1, Ordering::SeqCst);
+                }
                 let path = strip_keyword(arg, "FROM").map(parse_path);
                 match path {
                     None | Some(None) => {

@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::confirmation_tokens;
+use super::unnest::{Bind, Sql, Unnest};
 use super::DbConnection;
 
 pub fn insert(
@@ -34,6 +35,16 @@ pub fn insert_many(
     if tokens.is_empty() {
         return Ok(());
     }
+    if let DbConnection::Pg(c) = conn {
+        return Unnest::<InsertMany>::new(vec![
+            Bind::At(created_at),
+            Bind::At(expires_at),
+            Bind::Texts(tokens.iter().map(|(hash, _)| hash.as_str()).collect()),
+            Bind::Texts(tokens.iter().map(|(_, id)| *id).collect()),
+        ])
+        .execute(c)
+        .map(drop);
+    }
     let rows: Vec<_> = tokens
         .iter()
         .map(|(hash, subscriber_id)| {
@@ -51,6 +62,15 @@ pub fn insert_many(
     .values(&rows)
     .execute(c))
     .map(drop)
+}
+
+/// [`insert_many`] on PostgreSQL.
+struct InsertMany;
+impl Sql for InsertMany {
+    const SQL: &'static str = "INSERT INTO confirmation_tokens \
+        (token_hash, subscriber_id, created_at, expires_at) \
+        SELECT h, s, ?, ? FROM unnest(?::text[], ?::text[]) AS t(h, s)";
+    type Returning = ();
 }
 
 /// `(subscriber id, expires_at)` for a token hash.

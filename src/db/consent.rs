@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use super::schema::consent_events;
+use super::unnest::{Bind, Sql, Unnest};
 use super::DbConnection;
 
 #[derive(Clone, Debug, Queryable, Selectable, Serialize)]
@@ -83,10 +84,38 @@ pub fn record_each(
             method: ctx.method.as_deref(),
         })
         .collect();
-    crate::with_backend!(conn, |c, _pg| diesel::insert_into(consent_events::table)
-        .values(&rows)
-        .execute(c))
+    match conn {
+        DbConnection::Pg(c) => {
+            let texts = |f: for<'e> fn(&NewEvent<'e>) -> Option<&'e str>| {
+                Bind::MaybeTexts(rows.iter().map(f).collect())
+            };
+            Unnest::<RecordEach>::new(vec![
+                Bind::Texts(rows.iter().map(|r| r.subscriber_id).collect()),
+                Bind::Texts(rows.iter().map(|r| r.event).collect()),
+                Bind::Ats(rows.iter().map(|r| r.occurred_at).collect()),
+                texts(|r| r.ip),
+                texts(|r| r.user_agent),
+                texts(|r| r.source),
+                texts(|r| r.consent_text_version),
+                texts(|r| r.method),
+            ])
+            .execute(c)
+        }
+        DbConnection::Sqlite(c) => diesel::insert_into(consent_events::table)
+            .values(&rows)
+            .execute(c),
+    }
     .map(drop)
+}
+
+/// [`record_each`] on PostgreSQL.
+struct RecordEach;
+impl Sql for RecordEach {
+    const SQL: &'static str = "INSERT INTO consent_events (subscriber_id, event, occurred_at, \
+        ip, user_agent, source, consent_text_version, method) \
+        SELECT * FROM unnest(?::text[], ?::text[], ?::timestamp[], \
+            ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])";
+    type Returning = ();
 }
 
 pub fn for_subscriber(

@@ -22,6 +22,7 @@ pub mod jobs;
 pub mod outbox;
 pub mod subscribers;
 pub mod suppressions;
+pub mod unnest;
 
 use std::time::Duration;
 

@@ -1,3 +1,5 @@
+DROP INDEX subscribers_confirmed_at_idx;
+CREATE INDEX subscribers_confirmed_at_idx ON subscribers (confirmed_at);
 DROP INDEX outbox_due_idx;
 CREATE INDEX outbox_due_idx ON outbox (status, next_attempt_at);
 ALTER TABLE outbox ADD CONSTRAINT outbox_subscriber_id_fkey

@@ -1,3 +1,5 @@
+DROP INDEX subscribers_confirmed_at_idx;
+CREATE INDEX subscribers_confirmed_at_idx ON subscribers (confirmed_at);
 CREATE TABLE confirmation_tokens_old (
     token_hash TEXT PRIMARY KEY,
     subscriber_id TEXT NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,

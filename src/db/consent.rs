@@ -5,7 +5,6 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use super::schema::consent_events;
-use super::unnest::{Bind, Sql, Unnest};
 use super::DbConnection;
 
 #[derive(Clone, Debug, Queryable, Selectable, Serialize)]
@@ -50,6 +49,24 @@ struct NewEvent<'a> {
     method: Option<&'a str>,
 }
 
+fn new_event<'a>(
+    subscriber_id: &'a str,
+    event: &'a str,
+    at: NaiveDateTime,
+    ctx: &'a Context,
+) -> NewEvent<'a> {
+    NewEvent {
+        subscriber_id,
+        event,
+        occurred_at: at,
+        ip: ctx.ip.as_deref(),
+        user_agent: ctx.user_agent.as_deref(),
+        source: ctx.source.as_deref(),
+        consent_text_version: Some(crate::domain::CONSENT_TEXT_VERSION),
+        method: ctx.method.as_deref(),
+    }
+}
+
 pub fn record(
     conn: &mut DbConnection,
     subscriber_id: &str,
@@ -57,65 +74,29 @@ pub fn record(
     at: NaiveDateTime,
     ctx: &Context,
 ) -> QueryResult<()> {
-    record_each(conn, &[(subscriber_id, ctx)], event, at)
+    diesel::insert_into(consent_events::table)
+        .values(&new_event(subscriber_id, event, at, ctx))
+        .execute(conn)
+        .map(drop)
 }
 
-/// The same event for many readers, each with their own context (group
-/// commit of signups).
-pub fn record_each(
-    conn: &mut DbConnection,
+/// The same event for many readers, each with their own context, in one
+/// statement: a signup group on SQLite (on PostgreSQL the group's one
+/// statement in [`super::signups`] writes them).
+pub(super) fn record_each_sqlite(
+    c: &mut diesel::SqliteConnection,
     who: &[(&str, &Context)],
     event: &str,
     at: NaiveDateTime,
 ) -> QueryResult<()> {
-    if who.is_empty() {
-        return Ok(());
-    }
     let rows: Vec<NewEvent> = who
         .iter()
-        .map(|(subscriber_id, ctx)| NewEvent {
-            subscriber_id,
-            event,
-            occurred_at: at,
-            ip: ctx.ip.as_deref(),
-            user_agent: ctx.user_agent.as_deref(),
-            source: ctx.source.as_deref(),
-            consent_text_version: Some(crate::domain::CONSENT_TEXT_VERSION),
-            method: ctx.method.as_deref(),
-        })
+        .map(|(subscriber_id, ctx)| new_event(subscriber_id, event, at, ctx))
         .collect();
-    match conn {
-        DbConnection::Pg(c) => {
-            let texts = |f: for<'e> fn(&NewEvent<'e>) -> Option<&'e str>| {
-                Bind::MaybeTexts(rows.iter().map(f).collect())
-            };
-            Unnest::<RecordEach>::new(vec![
-                Bind::Texts(rows.iter().map(|r| r.subscriber_id).collect()),
-                Bind::Texts(rows.iter().map(|r| r.event).collect()),
-                Bind::Ats(rows.iter().map(|r| r.occurred_at).collect()),
-                texts(|r| r.ip),
-                texts(|r| r.user_agent),
-                texts(|r| r.source),
-                texts(|r| r.consent_text_version),
-                texts(|r| r.method),
-            ])
-            .execute(c)
-        }
-        DbConnection::Sqlite(c) => diesel::insert_into(consent_events::table)
-            .values(&rows)
-            .execute(c),
-    }
-    .map(drop)
-}
-
-/// [`record_each`] on PostgreSQL.
-struct RecordEach;
-impl Sql for RecordEach {
-    const SQL: &'static str = "INSERT INTO consent_events (subscriber_id, event, occurred_at, \
-        ip, user_agent, source, consent_text_version, method) \
-        SELECT * FROM unnest(?::text[], ?::text[], ?::timestamp[], \
-            ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])";
-    type Returning = ();
+    diesel::insert_into(consent_events::table)
+        .values(&rows)
+        .execute(c)
+        .map(drop)
 }
 
 pub fn for_subscriber(

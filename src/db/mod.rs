@@ -20,6 +20,7 @@ pub mod digests;
 pub mod feeds;
 pub mod jobs;
 pub mod outbox;
+pub mod signups;
 pub mod subscribers;
 pub mod suppressions;
 pub mod unnest;

@@ -5,10 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 
-use std::collections::HashMap;
-
 use super::schema::outbox;
-use super::unnest::{Bind, Sql, Unnest};
 use super::DbConnection;
 
 #[derive(Debug, Clone, QueryableByName)]
@@ -48,91 +45,6 @@ pub fn enqueue(
         ))
         .execute(conn)
         .map(drop)
-}
-
-/// Confirmation emails for many readers: `(subscriber id, address,
-/// payload)` triples. With `lease_until`, the rows go in already claimed by
-/// the caller (`sending`, first attempt, leased until then) and come back as
-/// jobs to hand to this instance's worker; without, they are queued for any
-/// worker to claim and nothing comes back.
-pub fn enqueue_confirmations(
-    conn: &mut DbConnection,
-    mails: &[(&str, &str, String)],
-    at: NaiveDateTime,
-    lease_until: Option<NaiveDateTime>,
-) -> QueryResult<Vec<OutboxJob>> {
-    if mails.is_empty() {
-        return Ok(Vec::new());
-    }
-    let (status, attempts) = match lease_until {
-        Some(_) => ("sending", 1),
-        None => ("queued", 0),
-    };
-    // RETURNING's order is not promised: rows are matched up by reader.
-    let ids: HashMap<String, i64> = match conn {
-        DbConnection::Pg(c) => Unnest::<EnqueueConfirmations>::new(vec![
-            Bind::Text(status),
-            Bind::Int(attempts),
-            Bind::At(at),
-            Bind::MaybeAt(lease_until),
-            Bind::At(at),
-            Bind::Texts(mails.iter().map(|(id, _, _)| *id).collect()),
-            Bind::Texts(mails.iter().map(|(_, to, _)| *to).collect()),
-            Bind::Texts(mails.iter().map(|(_, _, p)| p.as_str()).collect()),
-        ])
-        .load::<(String, i64)>(c)?,
-        DbConnection::Sqlite(c) => {
-            let rows: Vec<_> = mails
-                .iter()
-                .map(|(subscriber_id, recipient, payload)| {
-                    (
-                        outbox::kind.eq("confirm"),
-                        outbox::subscriber_id.eq(Some(*subscriber_id)),
-                        outbox::recipient.eq(*recipient),
-                        outbox::payload.eq(payload.as_str()),
-                        outbox::status.eq(status),
-                        outbox::attempts.eq(attempts),
-                        outbox::next_attempt_at.eq(at),
-                        outbox::locked_until.eq(lease_until),
-                        outbox::created_at.eq(at),
-                    )
-                })
-                .collect();
-            diesel::insert_into(outbox::table)
-                .values(&rows)
-                .returning((outbox::subscriber_id.assume_not_null(), outbox::id))
-                .get_results::<(String, i64)>(c)?
-        }
-    }
-    .into_iter()
-    .collect();
-    if lease_until.is_none() {
-        return Ok(Vec::new());
-    }
-    Ok(mails
-        .iter()
-        .filter_map(|(subscriber_id, recipient, payload)| {
-            Some(OutboxJob {
-                id: *ids.get(*subscriber_id)?,
-                kind: "confirm".into(),
-                subscriber_id: Some(subscriber_id.to_string()),
-                recipient: recipient.to_string(),
-                payload: payload.clone(),
-                attempts,
-            })
-        })
-        .collect())
-}
-
-/// [`enqueue_confirmations`] on PostgreSQL.
-struct EnqueueConfirmations;
-impl Sql for EnqueueConfirmations {
-    const SQL: &'static str = "INSERT INTO outbox (kind, status, attempts, next_attempt_at, \
-        locked_until, created_at, subscriber_id, recipient, payload) \
-        SELECT 'confirm', ?, ?, ?, ?, ?, s, r, p \
-        FROM unnest(?::text[], ?::text[], ?::text[]) AS t(s, r, p) \
-        RETURNING subscriber_id, id";
-    type Returning = (Text, BigInt);
 }
 
 /// Gives claimed rows back to the queue, due now (a worker that could not

@@ -5,7 +5,6 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use super::schema::subscribers;
-use super::unnest::{Bind, Sql, Unnest};
 use super::DbConnection;
 
 #[derive(Clone, Debug, Queryable, Selectable, Serialize)]
@@ -63,50 +62,6 @@ pub fn insert_if_absent(conn: &mut DbConnection, new: &NewSubscriber) -> QueryRe
 
 /// Inserts the readers whose address is not known yet, in one statement;
 /// returns the ids of the rows it inserted.
-pub fn insert_new_many<'r>(
-    conn: &mut DbConnection,
-    rows: &[NewSubscriber<'r>],
-) -> QueryResult<Vec<String>> {
-    match conn {
-        DbConnection::Pg(c) => {
-            let texts =
-                |f: fn(&NewSubscriber<'r>) -> &'r str| Bind::Texts(rows.iter().map(f).collect());
-            let times = |f: fn(&NewSubscriber<'_>) -> NaiveDateTime| {
-                Bind::Ats(rows.iter().map(f).collect())
-            };
-            Unnest::<InsertNew>::new(vec![
-                texts(|r| r.id),
-                texts(|r| r.email),
-                texts(|r| r.email_key),
-                Bind::MaybeTexts(rows.iter().map(|r| r.name).collect()),
-                texts(|r| r.status),
-                times(|r| r.created_at),
-                times(|r| r.updated_at),
-                Bind::MaybeAts(rows.iter().map(|r| r.confirmed_at).collect()),
-                Bind::MaybeAts(rows.iter().map(|r| r.last_confirmation_at).collect()),
-            ])
-            .load(c)
-        }
-        DbConnection::Sqlite(c) => diesel::insert_into(subscribers::table)
-            .values(rows)
-            .on_conflict(subscribers::email_key)
-            .do_nothing()
-            .returning(subscribers::id)
-            .get_results(c),
-    }
-}
-
-/// [`insert_new_many`] on PostgreSQL.
-struct InsertNew;
-impl Sql for InsertNew {
-    const SQL: &'static str = "INSERT INTO subscribers (id, email, email_key, name, status, \
-        created_at, updated_at, confirmed_at, last_confirmation_at) \
-        SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], \
-            ?::timestamp[], ?::timestamp[], ?::timestamp[], ?::timestamp[]) \
-        ON CONFLICT (email_key) DO NOTHING RETURNING id";
-    type Returning = diesel::sql_types::Text;
-}
-
 pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Subscriber>> {
     subscribers::table
         .find(id)

@@ -32,8 +32,6 @@ pub enum Bind<'a> {
     MaybeAt(Option<NaiveDateTime>),
     Texts(Vec<&'a str>),
     MaybeTexts(Vec<Option<&'a str>>),
-    Ats(Vec<NaiveDateTime>),
-    MaybeAts(Vec<Option<NaiveDateTime>>),
 }
 
 pub struct Unnest<'a, S> {
@@ -70,8 +68,6 @@ impl<S: Sql> QueryFragment<Pg> for Unnest<'_, S> {
                 Bind::MaybeAt(v) => out.push_bind_param::<Nullable<Timestamp>, _>(v)?,
                 Bind::Texts(v) => out.push_bind_param::<Array<Text>, _>(v)?,
                 Bind::MaybeTexts(v) => out.push_bind_param::<Array<Nullable<Text>>, _>(v)?,
-                Bind::Ats(v) => out.push_bind_param::<Array<Timestamp>, _>(v)?,
-                Bind::MaybeAts(v) => out.push_bind_param::<Array<Nullable<Timestamp>>, _>(v)?,
             }
             out.push_sql(part);
         }

@@ -20,8 +20,9 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{SignupOutcome, SignupPolicy};
 use crate::db::outbox::OutboxJob;
-use crate::db::{self, consent, subscribers, DbConnection, DbError, Pool};
-use crate::domain::{consent as event, status, SubscriberEmail, SubscriberName};
+use crate::db::signups::{NewSignup, Times};
+use crate::db::{self, consent, DbConnection, DbError, Pool};
+use crate::domain::{SubscriberEmail, SubscriberName};
 use crate::mail::outbox::{release, Handoff};
 
 /// At most this many signups share a transaction.
@@ -205,7 +206,7 @@ pub async fn alone(
 type Inserted = (Vec<Option<SignupOutcome>>, Vec<OutboxJob>);
 
 /// Inserts the readers whose address is new, with their consent event,
-/// token and confirmation email, in one statement per table. With `lease`,
+/// token and confirmation email ([`db::signups::insert`]). With `lease`,
 /// the emails go in leased to this instance's outbox worker until then.
 fn insert_new(
     conn: &mut DbConnection,
@@ -226,45 +227,46 @@ fn insert_new(
             outcomes[i] = Some(SignupOutcome::Suppressed);
             continue;
         }
-        fresh.push((i, crate::domain::new_subscriber_id(), key));
+        let name = s.name.as_ref().map(SubscriberName::as_str);
+        let (token_hash, payload) = super::new_confirmation(policy, name)?;
+        let id = crate::domain::new_subscriber_id();
+        fresh.push((i, id, key, token_hash, payload));
     }
-    if fresh.is_empty() {
-        return Ok((outcomes, Vec::new()));
-    }
-    let rows: Vec<subscribers::NewSubscriber> = fresh
+    let rows: Vec<NewSignup> = fresh
         .iter()
-        .map(|(i, id, key)| subscribers::NewSubscriber {
+        .map(|(i, id, key, token_hash, payload)| NewSignup {
             id,
             email: signups[*i].email.as_str(),
             email_key: key,
             name: signups[*i].name.as_ref().map(SubscriberName::as_str),
-            status: status::PENDING,
-            created_at: now,
-            updated_at: now,
-            confirmed_at: None,
-            last_confirmation_at: Some(now),
+            ctx: &signups[*i].ctx,
+            token_hash,
+            payload,
         })
         .collect();
-    let inserted: HashSet<String> = subscribers::insert_new_many(conn, &rows)?
-        .into_iter()
-        .collect();
-    let mut events = Vec::new();
-    let mut tokens = Vec::new();
-    let mut mails = Vec::new();
-    for (i, id, _) in &fresh {
-        if !inserted.contains(id) {
-            continue; // known address: goes alone
-        }
-        let s = &signups[*i];
-        let (token_hash, payload) =
-            super::new_confirmation(policy, s.name.as_ref().map(SubscriberName::as_str))?;
-        events.push((id.as_str(), &s.ctx));
-        tokens.push((token_hash, id.as_str()));
-        mails.push((id.as_str(), s.email.as_str(), payload));
+    let times = Times {
+        now,
+        expires_at: now + policy.confirm_ttl,
+        lease_until: lease,
+    };
+    let outbox_ids = db::signups::insert(conn, &rows, times)?;
+    let mut jobs = Vec::new();
+    for (i, id, _, _, payload) in &fresh {
+        // Not inserted: a known address, which goes alone.
+        let Some(&outbox_id) = outbox_ids.get(id) else {
+            continue;
+        };
         outcomes[*i] = Some(SignupOutcome::Queued);
+        if lease.is_some() {
+            jobs.push(OutboxJob {
+                id: outbox_id,
+                kind: "confirm".into(),
+                subscriber_id: Some(id.clone()),
+                recipient: signups[*i].email.as_str().to_string(),
+                payload: payload.clone(),
+                attempts: 1,
+            });
+        }
     }
-    consent::record_each(conn, &events, event::REQUESTED, now)?;
-    db::confirmations::insert_many(conn, &tokens, now, now + policy.confirm_ttl)?;
-    let jobs = db::outbox::enqueue_confirmations(conn, &mails, now, lease)?;
     Ok((outcomes, jobs))
 }

@@ -127,4 +127,8 @@ stop_sink() {
   wait "$SINK_PID" 2>/dev/null || true
 }
 
+# Jiffies the whole machine spent busy so far (user, nice, system, irq,
+# softirq, steal), from /proc/stat.
+busy_jiffies() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }

@@ -53,14 +53,21 @@ for backend in $BACKENDS; do
     start_sink
     TIDINGS_SIGNUP_RATE_PER_MINUTE=0 start_app "$url" "$WORKDIR/app-$backend-$run.log"
     log "$backend run $run: wrk -t$THREADS -c$CONNS -d$DURATION on port $APP_PORT"
+    busy_before=$(busy_jiffies)
     out=$(timeout 120 wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency \
       -s "$ROOT/bench/signup.lua" "http://127.0.0.1:$APP_PORT/subscriptions")
     drained=$(drain_time "$url")
+    # Machine CPU (all processes: wrk, Tidings, the database, smtp-sink) per
+    # signup, from the run's start until the outbox drained: steadier than
+    # req/s on a box whose speed drifts, and comparable across builds.
+    busy=$(( $(busy_jiffies) - busy_before ))
+    requests=$(grep -o 'requests=[0-9]*' <<<"$out" | cut -d= -f2)
+    cpu_us=$(( busy * 1000000 / $(getconf CLK_TCK) / requests ))
     rss=$(awk '/VmHWM/ {print $2}' "/proc/$APP_PID/status")
     sent=$(db_query "$url" "SELECT count(*) FROM outbox WHERE status = 'sent'")
     line=$(grep '^RESULT' <<<"$out")
-    log "$line drain=${drained}s sent=$sent vmhwm_kb=$rss"
-    echo "$backend $run $line drain=$drained sent=$sent vmhwm_kb=$rss" >>"$RESULTS"
+    log "$line drain=${drained}s sent=$sent vmhwm_kb=$rss cpu_us=$cpu_us"
+    echo "$backend $run $line drain=$drained sent=$sent vmhwm_kb=$rss cpu_us=$cpu_us" >>"$RESULTS"
     stop_app
     stop_sink
     [ "$backend" = pg ] && drop_pg_db "tidings_bench_signup_$$"
@@ -70,17 +77,18 @@ done
 field() { grep -o "$1=[^ ]*" | cut -d= -f2; }
 echo
 echo "POST /subscriptions, wrk -t$THREADS -c$CONNS -d$DURATION, $RUNS run(s) per backend (medians)"
-printf '%-8s %10s %9s %9s %8s %12s %10s %9s\n' backend "req/s" "p50 ms" "p99 ms" non-2xx "drain s" "mails sent" "RSS MB"
+printf '%-8s %10s %9s %9s %8s %12s %10s %9s %11s\n' backend "req/s" "p50 ms" "p99 ms" non-2xx "drain s" "mails sent" "RSS MB" "CPU us/req"
 for backend in $BACKENDS; do
   rows=$(grep "^$backend " "$RESULTS")
-  printf '%-8s %10s %9s %9s %8s %12s %10s %9s\n' "$backend" \
+  printf '%-8s %10s %9s %9s %8s %12s %10s %9s %11s\n' "$backend" \
     "$(field rps <<<"$rows" | median)" \
     "$(field p50_ms <<<"$rows" | median)" \
     "$(field p99_ms <<<"$rows" | median)" \
     "$(field non2xx <<<"$rows" | median)" \
     "$(field drain <<<"$rows" | grep -E '^[0-9.]+$' | median)" \
     "$(field sent <<<"$rows" | median)" \
-    "$(( $(field vmhwm_kb <<<"$rows" | median | cut -d. -f1) / 1024 ))"
+    "$(( $(field vmhwm_kb <<<"$rows" | median | cut -d. -f1) / 1024 ))" \
+    "$(field cpu_us <<<"$rows" | median)"
 done
 echo
 echo "all runs:"

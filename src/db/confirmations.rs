@@ -24,7 +24,6 @@ pub fn insert(
         .map(drop)
 }
 
-/// Tokens for many readers: `(token hash, subscriber id)` pairs.
 /// `(subscriber id, expires_at)` for a token hash.
 pub fn find(
     conn: &mut DbConnection,

@@ -60,8 +60,6 @@ pub fn insert_if_absent(conn: &mut DbConnection, new: &NewSubscriber) -> QueryRe
     Ok(n == 1)
 }
 
-/// Inserts the readers whose address is not known yet, in one statement;
-/// returns the ids of the rows it inserted.
 pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Subscriber>> {
     subscribers::table
         .find(id)

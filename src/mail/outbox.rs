@@ -104,7 +104,7 @@ pub async fn release(pool: &db::Pool, outbox: &Handoff, ids: Vec<i64>) {
 }
 
 /// Works handed-over jobs as they come, and claims queued rows when woken
-/// and once every [`POLL`] (retries that came due, other instances' rows).
+/// and once a second (retries that came due, other instances' rows).
 pub async fn run(state: SharedState, mut shutdown: watch::Receiver<bool>) {
     let mut handed = state.outbox.attach();
     let mut next_claim = Instant::now();

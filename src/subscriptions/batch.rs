@@ -1,7 +1,8 @@
 //! Group commit for signups. Signups that arrive together share one
-//! transaction: one multi-row INSERT per table and one commit (one WAL flush
-//! on PostgreSQL, one write lock on SQLite) for the whole group, instead of
-//! five statements and a commit each. Nobody is answered before the commit
+//! transaction and one commit (one WAL flush on PostgreSQL, one write lock on
+//! SQLite) for the whole group, instead of five statements and a commit
+//! each; [`db::signups`] writes the group's rows (one statement on
+//! PostgreSQL, one insert per table on SQLite). Nobody is answered before the commit
 //! that holds their rows, so an accepted signup is never lost.
 //!
 //! The group's confirmation emails go in already leased to this instance's

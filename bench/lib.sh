@@ -24,7 +24,8 @@ cleanup() {
   for pid in "${PIDS[@]:-}"; do
     [ -n "$pid" ] && wait "$pid" 2>/dev/null
   done
-  for db in "${PG_DBS[@]:-}"; do
+  # new_pg_db usually runs in $(...), a subshell: its names are in a file.
+  for db in "${PG_DBS[@]:-}" $(cat "$WORKDIR/pg_dbs" 2>/dev/null); do
     [ -n "$db" ] && psql "$PG_ADMIN_URL" -qtAc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
   done
   rm -rf "$WORKDIR"
@@ -84,6 +85,7 @@ new_pg_db() {
   psql "$PG_ADMIN_URL" -qtAc "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null
   psql "$PG_ADMIN_URL" -qtAc "CREATE DATABASE $name" >/dev/null
   PG_DBS+=("$name")
+  echo "$name" >>"$WORKDIR/pg_dbs"
   echo "${PG_ADMIN_URL%/*}/$name"
 }
 

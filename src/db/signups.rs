@@ -40,6 +40,17 @@ pub struct Times {
     pub lease_until: Option<NaiveDateTime>,
 }
 
+impl Times {
+    /// The status and attempt count the group's outbox rows go in with:
+    /// leased rows count the attempt their worker is about to make.
+    pub fn outbox_row(&self) -> (&'static str, i32) {
+        match self.lease_until {
+            Some(_) => ("sending", 1),
+            None => ("queued", 0),
+        }
+    }
+}
+
 /// Inserts the readers whose address is not known yet, each with all its
 /// rows; a known address is skipped with all of its. Returns the outbox id
 /// of each inserted reader's email, by reader id.
@@ -51,7 +62,7 @@ pub fn insert<'r>(
     if rows.is_empty() {
         return Ok(HashMap::new());
     }
-    let (outbox_status, attempts) = outbox_state(times);
+    let (outbox_status, attempts) = times.outbox_row();
     let inserted: Vec<(String, i64)> = match conn {
         DbConnection::Pg(c) => {
             let texts =
@@ -81,16 +92,9 @@ pub fn insert<'r>(
             ])
             .load(c)?
         }
-        DbConnection::Sqlite(c) => insert_sqlite(c, rows, times)?,
+        DbConnection::Sqlite(c) => insert_sqlite(c, rows, times, (outbox_status, attempts))?,
     };
     Ok(inserted.into_iter().collect())
-}
-
-fn outbox_state(times: Times) -> (&'static str, i32) {
-    match times.lease_until {
-        Some(_) => ("sending", 1),
-        None => ("queued", 0),
-    }
 }
 
 /// [`insert`] on PostgreSQL. `t` is the group, `s` the readers actually
@@ -128,6 +132,7 @@ fn insert_sqlite(
     c: &mut diesel::SqliteConnection,
     rows: &[NewSignup],
     times: Times,
+    (outbox_status, attempts): (&str, i32),
 ) -> QueryResult<Vec<(String, i64)>> {
     let readers: Vec<_> = rows
         .iter()
@@ -172,7 +177,6 @@ fn insert_sqlite(
     diesel::insert_into(confirmation_tokens::table)
         .values(&tokens)
         .execute(c)?;
-    let (outbox_status, attempts) = outbox_state(times);
     let mails: Vec<_> = rows
         .iter()
         .map(|r| {

@@ -25,10 +25,6 @@ pub struct Subscriber {
 
 #[derive(Insertable)]
 #[diesel(table_name = subscribers)]
-// NULL rather than DEFAULT for None: with DEFAULT in a row, diesel writes a
-// multi-row SQLite insert one row at a time inside a transaction of its own,
-// which cannot nest in ours.
-#[diesel(treat_none_as_default_value = false)]
 pub struct NewSubscriber<'a> {
     pub id: &'a str,
     pub email: &'a str,

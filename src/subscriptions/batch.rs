@@ -265,7 +265,7 @@ fn insert_new(
                 subscriber_id: Some(id.clone()),
                 recipient: signups[*i].email.as_str().to_string(),
                 payload: payload.clone(),
-                attempts: 1,
+                attempts: times.outbox_row().1,
             });
         }
     }

@@ -133,4 +133,18 @@ stop_sink() {
 # softirq, steal), from /proc/stat.
 busy_jiffies() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 
+# CPU jiffies (user + system, all threads) used so far by the live processes
+# named $1 (comm, as ps shows it), e.g. "postgres" for every backend.
+comm_jiffies() {
+  local name=$1 total=0 f line fields
+  for f in /proc/[0-9]*/stat; do
+    read -r line <"$f" 2>/dev/null || continue
+    [[ $line == *"($name) "* ]] || continue
+    # after "(comm) ": state is field 0, utime 11, stime 12
+    read -ra fields <<<"${line##*) }"
+    total=$(( total + fields[11] + fields[12] ))
+  done
+  echo "$total"
+}
+
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }

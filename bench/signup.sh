@@ -54,20 +54,35 @@ for backend in $BACKENDS; do
     TIDINGS_SIGNUP_RATE_PER_MINUTE=0 start_app "$url" "$WORKDIR/app-$backend-$run.log"
     log "$backend run $run: wrk -t$THREADS -c$CONNS -d$DURATION on port $APP_PORT"
     busy_before=$(busy_jiffies)
-    out=$(timeout 120 wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency \
-      -s "$ROOT/bench/signup.lua" "http://127.0.0.1:$APP_PORT/subscriptions")
+    app_before=$(comm_jiffies tidings)
+    pg_before=$(comm_jiffies postgres)
+    sink_before=$(comm_jiffies smtp-sink)
+    TIMEFORMAT='%U %S'
+    { time timeout 120 wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency \
+      -s "$ROOT/bench/signup.lua" "http://127.0.0.1:$APP_PORT/subscriptions" \
+      >"$WORKDIR/wrk.out"; } 2>"$WORKDIR/wrk.time"
+    out=$(cat "$WORKDIR/wrk.out")
     drained=$(drain_time "$url")
     # Machine CPU (all processes: wrk, Tidings, the database, smtp-sink) per
     # signup, from the run's start until the outbox drained: steadier than
-    # req/s on a box whose speed drifts, and comparable across builds.
+    # req/s on a box whose speed drifts, and comparable across builds. Then
+    # the same split by process ("other" is the kernel's own threads and
+    # whatever else ran).
     busy=$(( $(busy_jiffies) - busy_before ))
     requests=$(grep -o 'requests=[0-9]*' <<<"$out" | cut -d= -f2)
-    cpu_us=$(( busy * 1000000 / $(getconf CLK_TCK) / requests ))
+    per_req() { echo "($1) * 1000000 / $(getconf CLK_TCK) / $requests" | bc; }
+    cpu_us=$(per_req "$busy")
+    app_us=$(per_req "$(comm_jiffies tidings) - $app_before")
+    pg_us=$(per_req "$(comm_jiffies postgres) - $pg_before")
+    sink_us=$(per_req "$(comm_jiffies smtp-sink) - $sink_before")
+    wrk_us=$(echo "($(tr ' ' + <"$WORKDIR/wrk.time")) * 1000000 / $requests" | bc)
+    other_us=$(( cpu_us - app_us - pg_us - sink_us - wrk_us ))
     rss=$(awk '/VmHWM/ {print $2}' "/proc/$APP_PID/status")
     sent=$(db_query "$url" "SELECT count(*) FROM outbox WHERE status = 'sent'")
     line=$(grep '^RESULT' <<<"$out")
-    log "$line drain=${drained}s sent=$sent vmhwm_kb=$rss cpu_us=$cpu_us"
-    echo "$backend $run $line drain=$drained sent=$sent vmhwm_kb=$rss cpu_us=$cpu_us" >>"$RESULTS"
+    split="app_us=$app_us db_us=$pg_us sink_us=$sink_us wrk_us=$wrk_us other_us=$other_us"
+    log "$line drain=${drained}s sent=$sent vmhwm_kb=$rss cpu_us=$cpu_us $split"
+    echo "$backend $run $line drain=$drained sent=$sent vmhwm_kb=$rss cpu_us=$cpu_us $split" >>"$RESULTS"
     stop_app
     stop_sink
     [ "$backend" = pg ] && drop_pg_db "tidings_bench_signup_$$"
@@ -89,6 +104,18 @@ for backend in $BACKENDS; do
     "$(field sent <<<"$rows" | median)" \
     "$(( $(field vmhwm_kb <<<"$rows" | median | cut -d. -f1) / 1024 ))" \
     "$(field cpu_us <<<"$rows" | median)"
+done
+echo
+echo "CPU per signup by process, us (medians)"
+printf '%-8s %8s %8s %10s %8s %8s\n' backend tidings database smtp-sink wrk other
+for backend in $BACKENDS; do
+  rows=$(grep "^$backend " "$RESULTS")
+  printf '%-8s %8s %8s %10s %8s %8s\n' "$backend" \
+    "$(field app_us <<<"$rows" | median)" \
+    "$(field db_us <<<"$rows" | median)" \
+    "$(field sink_us <<<"$rows" | median)" \
+    "$(field wrk_us <<<"$rows" | median)" \
+    "$(field other_us <<<"$rows" | median)"
 done
 echo
 echo "all runs:"

@@ -4,6 +4,9 @@
 -- the outbox row.
 
 local counter = 0
+-- HONEYPOT=1: fill the honeypot, so Tidings parses and answers each request
+-- as usual but stores and sends nothing: the cost of HTTP alone.
+local trap = os.getenv("HONEYPOT") == "1" and "&website=x" or ""
 local threads = {}
 local run = tostring(os.time()) .. tostring(math.random(100000, 999999))
 
@@ -20,7 +23,7 @@ end
 function request()
   counter = counter + 1
   local body = "email=r" .. run .. "-" .. tid .. "-" .. counter ..
-    "%40bench.example&name=Reader+" .. counter
+    "%40bench.example&name=Reader+" .. counter .. trap
   return wrk.format(nil, nil, nil, body)
 end
 

@@ -4,6 +4,7 @@
 #
 #   bash bench/signup.sh            # both backends, RUNS=3 runs each
 #   RUNS=1 BACKENDS=pg bash bench/signup.sh
+#   HONEYPOT=1 RUNS=1 BACKENDS=pg bash bench/signup.sh   # HTTP alone
 #
 # Knobs: RUNS (3), DURATION (20s), CONNS (32), THREADS (2), BACKENDS
 # ("pg sqlite"), RUST_LOG (warn), BENCH_PG_URL (postgres://postgres@127.0.0.1:5432/postgres).

@@ -16,6 +16,7 @@
 //! - [`scheduler`]: cron wiring; calls plain functions the tests call too.
 //! - [`metrics`]: Prometheus registry and collectors.
 //! - [`privacy`]: GDPR access (export) and erasure.
+//! - [`stats`]: readers by status, emails sent, growth (dashboard and API).
 //! - [`subscriber_csv`]: CSV export and bulk import of subscribers.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -32,6 +33,7 @@ pub mod routes;
 pub mod scheduler;
 pub mod startup;
 pub mod state;
+pub mod stats;
 pub mod subscriber_csv;
 pub mod subscriptions;
 pub mod telemetry;

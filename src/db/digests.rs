@@ -130,18 +130,58 @@ pub fn progress(conn: &mut DbConnection, id: i64) -> QueryResult<Progress> {
                 sum(delivery_chunks::skipped),
             ))
             .first(conn)?;
-    let (total, sent, failed, skipped) = (
-        size.unwrap_or(0),
-        sent.unwrap_or(0),
-        failed.unwrap_or(0),
-        skipped.unwrap_or(0),
-    );
-    Ok(Progress {
-        total,
-        sent,
-        failed,
-        skipped,
-        queued: total - sent - failed - skipped,
+    Ok(Progress::from_sums(size, sent, failed, skipped))
+}
+
+impl Progress {
+    /// From the sums of chunk counters (`None`: no chunks).
+    fn from_sums(
+        size: Option<i64>,
+        sent: Option<i64>,
+        failed: Option<i64>,
+        skipped: Option<i64>,
+    ) -> Self {
+        let (total, sent, failed, skipped) = (
+            size.unwrap_or(0),
+            sent.unwrap_or(0),
+            failed.unwrap_or(0),
+            skipped.unwrap_or(0),
+        );
+        Self {
+            total,
+            sent,
+            failed,
+            skipped,
+            queued: total - sent - failed - skipped,
+        }
+    }
+}
+
+/// Every digest's deliveries added up, and how many digests there are.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Totals {
+    pub digests: i64,
+    #[serde(flatten)]
+    pub deliveries: Progress,
+}
+
+/// [`progress`] over all digests: a sum over chunk counters, no scan of
+/// the deliveries.
+pub fn totals(conn: &mut DbConnection) -> QueryResult<Totals> {
+    use diesel::dsl::{count_star, sum};
+    let digests = digests::table.select(count_star()).first(conn)?;
+    let (size, sent, failed, skipped): (Option<i64>, Option<i64>, Option<i64>, Option<i64>) =
+        delivery_chunks::table
+            .select((
+                sum(delivery_chunks::size),
+                sum(delivery_chunks::sent),
+                sum(delivery_chunks::failed),
+                sum(delivery_chunks::skipped),
+            ))
+            .first(conn)?;
+    Ok(Totals {
+        digests,
+        deliveries: Progress::from_sums(size, sent, failed, skipped),
     })
 }
 

@@ -17,3 +17,4 @@ mod foundation;
 mod privacy;
 mod signup;
 mod smtp_selftest;
+mod stats;

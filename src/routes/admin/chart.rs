@@ -3,32 +3,7 @@
 
 use std::fmt::Write;
 
-use chrono::{NaiveDate, NaiveDateTime};
-
-/// Confirmations per day for the `days` days ending with `today`, oldest first.
-pub fn per_day(
-    confirmed_at: &[NaiveDateTime],
-    today: NaiveDate,
-    days: u32,
-) -> Vec<(NaiveDate, i64)> {
-    let first = today - chrono::Duration::days(i64::from(days.saturating_sub(1)));
-    let mut out: Vec<(NaiveDate, i64)> = first
-        .iter_days()
-        .take(days as usize)
-        .map(|d| (d, 0))
-        .collect();
-    for at in confirmed_at {
-        let day = at.date();
-        if day < first || day > today {
-            continue;
-        }
-        let index = (day - first).num_days() as usize;
-        if let Some(slot) = out.get_mut(index) {
-            slot.1 += 1;
-        }
-    }
-    out
-}
+use chrono::NaiveDate;
 
 const WIDTH: f64 = 600.0;
 const HEIGHT: f64 = 180.0;
@@ -103,24 +78,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buckets_by_day_and_ignores_older() {
-        let today = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
-        let at = |d: u32, h: u32| {
-            NaiveDate::from_ymd_opt(2026, 11, d)
-                .unwrap()
-                .and_hms_opt(h, 0, 0)
-                .unwrap()
-        };
-        let days = per_day(&[at(30, 1), at(30, 23), at(29, 5), at(1, 0)], today, 3);
-        assert_eq!(days.len(), 3);
-        assert_eq!(days[0].0, NaiveDate::from_ymd_opt(2026, 11, 28).unwrap());
-        assert_eq!(days.iter().map(|d| d.1).collect::<Vec<_>>(), [0, 1, 2]);
-    }
-
-    #[test]
     fn svg_has_a_bar_per_day() {
         let today = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
-        let days = per_day(&[], today, 30);
+        let days = crate::stats::per_day(&[], today, 30);
         let s = svg(&days);
         assert!(s.starts_with("<svg"));
         assert!(s.ends_with("</svg>"));

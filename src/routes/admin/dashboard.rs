@@ -9,23 +9,16 @@ use super::{chart, render, AdminError};
 use crate::db;
 use crate::state::AppState;
 
-/// Days in the growth chart.
-const CHART_DAYS: u32 = 30;
-
 pub async fn show(admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, AdminError> {
     let state = state.into_inner();
     let today = db::now().date();
-    let since = (today - chrono::Duration::days(i64::from(CHART_DAYS - 1)))
-        .and_hms_opt(0, 0, 0)
-        .unwrap_or_default();
-    let (counts, confirmed_at, digests) = db::run(&state.pool, move |c| {
+    let (counts, days, digests) = db::run(&state.pool, move |c| {
         let counts = db::subscribers::count_by_status(c)?;
-        let confirmed_at = db::subscribers::confirmed_since(c, since)?;
+        let days = crate::stats::growth(c, today)?;
         let digests = rows(c, 5)?;
-        Ok((counts, confirmed_at, digests))
+        Ok((counts, days, digests))
     })
     .await?;
-    let days = chart::per_day(&confirmed_at, today, CHART_DAYS);
     let new_confirmed: i64 = days.iter().map(|(_, n)| n).sum();
     let confirmed = counts
         .iter()
@@ -45,7 +38,7 @@ pub async fn show(admin: Admin, state: web::Data<AppState>) -> Result<HttpRespon
             total => total,
             confirmed => confirmed,
             new_confirmed => new_confirmed,
-            chart_days => CHART_DAYS,
+            chart_days => crate::stats::GROWTH_DAYS,
             chart => minijinja::Value::from_safe_string(chart::svg(&days)),
             digests => minijinja::Value::from(minijinja::value::Serde(&digests)),
         },

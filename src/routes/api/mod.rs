@@ -2,6 +2,7 @@
 
 pub mod articles;
 mod digests;
+mod stats;
 pub mod subscribers;
 
 use std::future::Future;
@@ -20,6 +21,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(subscribers::configure)
             .configure(articles::configure)
             .configure(digests::configure)
+            .configure(stats::configure)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such API route".into()))
             })),

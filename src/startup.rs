@@ -129,7 +129,9 @@ fn http_server(state: SharedState, listener: TcpListener) -> anyhow::Result<Serv
         HttpServer::new(move || {
             App::new()
                 .wrap(crate::routes::security_headers())
-                .wrap(middleware::Compat::new(TracingLogger::default()))
+                .wrap(middleware::Compat::new(TracingLogger::<
+                    crate::telemetry::RequestSpan,
+                >::new()))
                 .wrap(prometheus.clone())
                 .app_data(data.clone())
                 .app_data(web::PayloadConfig::new(BODY_LIMIT))

@@ -163,6 +163,18 @@ pub enum ConfirmOutcome {
     Unknown,
 }
 
+impl ConfirmOutcome {
+    /// For logs: the outcome without the address an expired link carries.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Confirmed => "confirmed",
+            Self::AlreadyConfirmed => "already_confirmed",
+            Self::Expired { .. } => "expired",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
 pub fn confirm(
     conn: &mut DbConnection,
     raw_token: &str,

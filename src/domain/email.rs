@@ -72,9 +72,48 @@ pub fn mask(address: &str) -> String {
     }
 }
 
+/// Masks every address inside free text (an SMTP server's reply often
+/// quotes the recipient: `550 5.1.1 <ann@example.com>: User unknown`).
+/// An address here is a run of characters that may appear in one, with an
+/// `@` that has something on both sides.
+pub fn mask_in(text: &str) -> String {
+    let part = |c: char| c.is_alphanumeric() || "._%+-@!#$&'*/=?^`{|}~".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(part) {
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let end = rest.find(|c: char| !part(c)).unwrap_or(rest.len());
+        let word = &rest[..end];
+        match word.split_once('@') {
+            Some((local, domain)) if !local.is_empty() && !domain.is_empty() => {
+                out.push_str(&mask(word))
+            }
+            _ => out.push_str(word),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masks_addresses_inside_text() {
+        assert_eq!(
+            mask_in("550 5.1.1 <Ann.Lee@example.com>: Recipient address rejected"),
+            "550 5.1.1 <A***@e***.com>: Recipient address rejected"
+        );
+        assert_eq!(
+            mask_in("a@b.org, c@d.net; no address @ here"),
+            "a***@b***.org, c***@d***.net; no address @ here"
+        );
+        assert_eq!(mask_in("451 4.3.0 try later"), "451 4.3.0 try later");
+        assert_eq!(mask_in("Zoë@exämple.de ok"), "Z***@e***.de ok");
+    }
 
     #[test]
     fn normalises() {

@@ -203,7 +203,8 @@ async fn work(state: &AppState, jobs: Vec<OutboxJob>) -> anyhow::Result<usize> {
         match outcome {
             Outcome::Sent => state.metrics.emails_sent.with_label_values(&[kind]).inc(),
             Outcome::Retry(e) => {
-                tracing::info!(outbox_id = job.id, attempt = job.attempts, error = %e, "send will be retried");
+                let error = crate::domain::email::mask_in(e);
+                tracing::info!(outbox_id = job.id, attempt = job.attempts, %error, "send will be retried");
                 state
                     .metrics
                     .emails_retried
@@ -211,7 +212,8 @@ async fn work(state: &AppState, jobs: Vec<OutboxJob>) -> anyhow::Result<usize> {
                     .inc()
             }
             Outcome::Failed { reason, .. } => {
-                tracing::warn!(outbox_id = job.id, error = %reason, "send failed for good");
+                let error = crate::domain::email::mask_in(reason);
+                tracing::warn!(outbox_id = job.id, %error, "send failed for good");
                 state.metrics.emails_failed.with_label_values(&[kind]).inc()
             }
         }

@@ -82,7 +82,7 @@ pub async fn confirm(
         subscriptions::confirm(c, &token, &ctx)
     })
     .await?;
-    tracing::info!(outcome = ?outcome, "confirmation");
+    tracing::info!(outcome = outcome.label(), "confirmation");
     let json = wants_json(req.headers());
     match outcome {
         ConfirmOutcome::Confirmed | ConfirmOutcome::AlreadyConfirmed if json => {

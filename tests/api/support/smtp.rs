@@ -224,7 +224,7 @@ impl MailSink {
         self.shared.pipelined.load(Ordering::SeqCst)
     }
 
-    /// RCPT TO `addr` (ASCII case-insensitive) will get `550 5.1.1 user unknown`.
+    /// RCPT TO `addr` (ASCII case-insensitive) will get `550 5.1.1 <addr>: … user unknown`.
     pub fn reject_recipient(&self, addr: &str) {
         lock(&self.shared.rejected).insert(addr.to_ascii_lowercase());
     }
@@ -523,7 +523,10 @@ where
                     Some(Some(addr))
                         if lock(&shared.rejected).contains(&addr.to_ascii_lowercase()) =>
                     {
-                        reply(wr, shared, "550 5.1.1 user unknown").await?
+                        // Quoting the address, as Postfix does.
+                        let text =
+                            format!("550 5.1.1 <{addr}>: Recipient address rejected: user unknown");
+                        reply(wr, shared, &text).await?
                     }
                     Some(Some(addr)) => {
                         rcpts.push(addr);

@@ -32,8 +32,18 @@ pub struct NewArticle {
     pub published_at: NaiveDateTime,
 }
 
-/// Inserts or updates; returns the id and whether it was new.
+/// Inserts or updates; returns the id and whether it was new. Two callers
+/// with the same new url at once: one inserts, the other finds its row
+/// and updates it.
 pub fn upsert(conn: &mut DbConnection, new: &NewArticle) -> QueryResult<(i64, bool)> {
+    match upsert_once(conn, new)? {
+        Some(done) => Ok(done),
+        None => upsert_once(conn, new)?.ok_or(diesel::result::Error::NotFound),
+    }
+}
+
+/// `None`: another writer inserted the row between our look and our insert.
+fn upsert_once(conn: &mut DbConnection, new: &NewArticle) -> QueryResult<Option<(i64, bool)>> {
     let now = super::now();
     let mut existing = articles::table
         .filter(articles::url.eq(&new.url))
@@ -59,24 +69,29 @@ pub fn upsert(conn: &mut DbConnection, new: &NewArticle) -> QueryResult<(i64, bo
                 articles::updated_at.eq(now),
             ))
             .execute(conn)?;
-        return Ok((id, false));
+        return Ok(Some((id, false)));
     }
-    diesel::insert_into(articles::table)
-        .values((
-            articles::url.eq(&new.url),
-            articles::guid.eq(&new.guid),
-            articles::title.eq(&new.title),
-            articles::summary.eq(&new.summary),
-            articles::published_at.eq(new.published_at),
-            articles::created_at.eq(now),
-            articles::updated_at.eq(now),
-        ))
-        .execute(conn)?;
+    let row = (
+        articles::url.eq(&new.url),
+        articles::guid.eq(&new.guid),
+        articles::title.eq(&new.title),
+        articles::summary.eq(&new.summary),
+        articles::published_at.eq(new.published_at),
+        articles::created_at.eq(now),
+        articles::updated_at.eq(now),
+    );
+    let inserted = crate::with_backend!(conn, |c, _pg| diesel::insert_into(articles::table)
+        .values(row)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    if inserted == 0 {
+        return Ok(None);
+    }
     let id = articles::table
         .filter(articles::url.eq(&new.url))
         .select(articles::id)
         .first(conn)?;
-    Ok((id, true))
+    Ok(Some((id, true)))
 }
 
 /// Newest first, optionally only those published at or after `since`.

@@ -140,6 +140,7 @@ pub fn parse(body: &[u8]) -> anyhow::Result<(Vec<NewArticle>, usize)> {
             .published
             .or(entry.updated)
             .map(|d| d.naive_utc())
+            .filter(|d| (1..=9999).contains(&chrono::Datelike::year(d)))
             .unwrap_or(now);
         let guid = (!entry.id.trim().is_empty()).then(|| entry.id.trim().to_string());
         // A feed that repeats an item counts it once.
@@ -176,6 +177,9 @@ fn strip_tags(s: &str) -> String {
                 in_tag = false;
                 out.push(' ');
             }
+            // Control characters (a NUL, which PostgreSQL cannot store)
+            // become spaces, folded with the rest below.
+            c if !in_tag && c.is_control() => out.push(' '),
             c if !in_tag => out.push(c),
             _ => {}
         }
@@ -213,5 +217,11 @@ mod tests {
         let (items, _) = parse(atom).unwrap();
         assert_eq!(items[0].url, "https://n.example/a");
         assert!(parse(b"<html>nope</html>").is_err());
+    }
+
+    #[test]
+    fn control_characters_become_spaces() {
+        // Escaped in the feed as entities that decode to control characters.
+        assert_eq!(strip_tags("a\u{0}b\u{7}c \u{1b}d"), "a b c d");
     }
 }

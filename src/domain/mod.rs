@@ -25,6 +25,13 @@ pub fn new_subscriber_id() -> String {
         .to_string()
 }
 
+/// Whether `id` could be a reader's id (a UUID): anything else is not
+/// looked up at all, so a client's odd path (a NUL byte, say, which
+/// PostgreSQL cannot even compare) is a plain 404.
+pub fn plausible_subscriber_id(id: &str) -> bool {
+    uuid::Uuid::try_parse(id).is_ok()
+}
+
 /// Subscriber statuses (DESIGN.md). `erased` marks a GDPR-erased skeleton.
 pub mod status {
     pub const PENDING: &str = "pending";

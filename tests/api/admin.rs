@@ -769,6 +769,36 @@ async fn subscribers_search_filter_page_and_consent_history() {
     );
 }
 
+/// A NUL byte is a client's mistake wherever it is typed; PostgreSQL would
+/// refuse it (a 500 if it got that far).
+#[tokio::test]
+async fn nul_bytes_in_console_input_are_client_errors() {
+    let app = spawn_app().await;
+    let mut b = logged_in(&app).await;
+    assert_eq!(b.get("/admin/subscribers/%00").await.status, 404);
+    assert_eq!(b.get("/admin/subscribers?q=a%00b").await.status, 400);
+    let csrf = b.csrf().await;
+    let page = b
+        .post("/admin/subscribers/%00/erase", &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(page.status, 404);
+    let page = b
+        .post(
+            "/admin/articles",
+            &[
+                ("csrf_token", &csrf),
+                ("url", "https://news.example/nul"),
+                ("title", "Nul"),
+                ("summary", "a\0b"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 422);
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM articles"), 0);
+    let mut stranger = Browser::new(&app);
+    assert_eq!(stranger.login("ad\0min", "guess").await.status, 401);
+}
+
 #[tokio::test]
 async fn settings_page_masks_secrets() {
     let secret = "s3cret-value-that-must-never-be-shown-0123456789";

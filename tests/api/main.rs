@@ -14,6 +14,7 @@ mod csv;
 mod digests;
 mod feed;
 mod foundation;
+mod hostile;
 mod privacy;
 mod signup;
 mod smtp_selftest;

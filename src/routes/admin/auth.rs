@@ -346,8 +346,14 @@ async fn login(
     if name.is_empty() || password.is_empty() || name.len() > 200 || password.len() > 1024 {
         return wrong(state, req, name).await;
     }
-    let lookup = name.clone();
-    let account = db::run(&state.pool, move |c| db::admins::find_by_name(c, &lookup)).await?;
+    // No admin's name holds a control character (and PostgreSQL cannot
+    // even compare a NUL): such a name is unknown without asking.
+    let account = if name.chars().any(char::is_control) {
+        None
+    } else {
+        let lookup = name.clone();
+        db::run(&state.pool, move |c| db::admins::find_by_name(c, &lookup)).await?
+    };
     let ok = {
         let _permit = tokio::time::timeout(HASHING_WAIT, state.login_guard.hashing.acquire())
             .await

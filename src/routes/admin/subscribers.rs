@@ -73,7 +73,7 @@ async fn show(
 ) -> Result<HttpResponse, AdminError> {
     let state = state.into_inner();
     let id = path.into_inner();
-    if id.len() > 64 {
+    if !crate::domain::plausible_subscriber_id(&id) {
         return Err(AdminError::NotFound);
     }
     let found = db::run(&state.pool, move |c| {
@@ -109,7 +109,7 @@ async fn erase(
 ) -> Result<HttpResponse, AdminError> {
     admin.check_csrf(&form(&body)?)?;
     let id = path.into_inner();
-    if id.len() > 64 {
+    if !crate::domain::plausible_subscriber_id(&id) {
         return Err(AdminError::NotFound);
     }
     let ctx = crate::db::consent::Context {

@@ -37,6 +37,8 @@ impl ArticleInput {
 }
 
 /// RFC 3339 (`2026-11-29T08:00:00Z`) or a naive UTC `2026-11-29T08:00:00`.
+/// Times from year 1 to 9999 only: chrono reads any year, PostgreSQL
+/// stores none before 4713 BC.
 pub fn parse_time(field: &str, raw: &str) -> Result<NaiveDateTime, ApiError> {
     DateTime::parse_from_rfc3339(raw.trim())
         .map(|d| d.naive_utc())
@@ -45,7 +47,9 @@ pub fn parse_time(field: &str, raw: &str) -> Result<NaiveDateTime, ApiError> {
             chrono::NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
                 .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
         })
-        .map_err(|_| {
+        .ok()
+        .filter(|t| (1..=9999).contains(&chrono::Datelike::year(t)))
+        .ok_or_else(|| {
             ApiError::validation(field, "must be an RFC 3339 time like 2026-11-29T08:00:00Z")
         })
 }
@@ -87,6 +91,13 @@ pub fn validate(input: ArticleInput) -> Result<NewArticle, ApiError> {
         .summary
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty());
+    let stray = |c: char| c.is_control() && !matches!(c, '\n' | '\r' | '\t');
+    if summary.as_ref().is_some_and(|s| s.contains(stray)) {
+        return Err(ApiError::validation(
+            "summary",
+            "must not contain control characters other than line breaks and tabs",
+        ));
+    }
     if summary.as_ref().is_some_and(|s| s.chars().count() > 5000) {
         return Err(ApiError::validation(
             "summary",

@@ -48,6 +48,12 @@ pub fn parse_list(
     if q.as_ref().is_some_and(|q| q.len() > 254) {
         return Err(ApiError::validation("q", "is longer than 254 characters"));
     }
+    if q.as_ref().is_some_and(|q| q.chars().any(char::is_control)) {
+        return Err(ApiError::validation(
+            "q",
+            "must not contain control characters",
+        ));
+    }
     Ok((Filter { status, q }, page))
 }
 
@@ -70,12 +76,22 @@ async fn list(
     })))
 }
 
+/// The `{id}` of a route; one that cannot be a reader's id is not found.
+fn subscriber_id(path: web::Path<String>) -> Result<String, ApiError> {
+    let id = path.into_inner();
+    if crate::domain::plausible_subscriber_id(&id) {
+        Ok(id)
+    } else {
+        Err(ApiError::NotFound("no such subscriber".into()))
+    }
+}
+
 async fn show(
     _auth: ApiToken,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
+    let id = subscriber_id(path)?;
     let found = db::run(&state.pool, move |c| {
         let Some(s) = db::subscribers::find(c, &id)? else {
             return Ok(None);
@@ -96,7 +112,7 @@ async fn export(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
+    let id = subscriber_id(path)?;
     let found = db::run(&state.pool, move |c| crate::privacy::export(c, &id)).await?;
     let body = found.ok_or_else(|| ApiError::NotFound("no such subscriber".into()))?;
     Ok(HttpResponse::Ok()
@@ -109,7 +125,7 @@ async fn erase(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
+    let id = subscriber_id(path)?;
     let ctx = db::consent::Context {
         source: Some(format!("api token \"{}\"", auth.name)),
         method: Some("api".into()),

@@ -323,6 +323,65 @@ async fn expired_and_unknown_tokens() {
 }
 
 #[tokio::test]
+async fn confirm_and_unsubscribe_answer_json_when_asked() {
+    let app = spawn_app().await;
+    let post_json = |path: &str, body: serde_json::Value| {
+        app.client
+            .post(app.url(path))
+            .header("Accept", "application/json")
+            .json(&body)
+            .send()
+    };
+    // Unknown and malformed links.
+    let res = post_json("/subscriptions/confirm", json!({"token": "A".repeat(32)}))
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    assert!(res.json::<serde_json::Value>().await.unwrap()["error"].is_string());
+    let res = app
+        .client
+        .post(app.url("/subscriptions/confirm"))
+        .header("Content-Type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap()["field"],
+        "token"
+    );
+    let res = post_json("/unsubscribe?token=forged", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    assert!(res.json::<serde_json::Value>().await.unwrap()["error"].is_string());
+
+    // An expired link, then a fresh one confirmed with a JSON body.
+    app.signup("json@example.com").await;
+    let token = confirmation_token(&app.wait_mail_to("json@example.com", 1).await);
+    app.db
+        .execute("UPDATE confirmation_tokens SET expires_at = created_at");
+    let res = post_json("/subscriptions/confirm", json!({"token": token}))
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 410);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "expired");
+    assert!(!body.to_string().contains("json@example.com"));
+    app.db
+        .execute("UPDATE confirmation_tokens SET expires_at = '2999-01-01 00:00:00'");
+    let res = post_json("/subscriptions/confirm", json!({"token": token}))
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap(),
+        json!({"status": "confirmed"})
+    );
+}
+
+#[tokio::test]
 async fn hostile_input_gets_4xx_and_is_escaped() {
     let app = spawn_app().await;
     // HTML in a name is stored as typed and escaped in the email.

@@ -67,10 +67,17 @@ pub async fn confirm(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let state = state.into_inner();
-    let pairs = parse_form(&body).map_err(PageError::BadRequest)?;
-    let token = field(&pairs, "token").unwrap_or_default().to_string();
+    let json = wants_json(req.headers());
+    let token = match token_from(&req, &body) {
+        Ok(token) => token,
+        Err(reason) if json => {
+            return Ok(HttpResponse::BadRequest()
+                .json(serde_json::json!({"error": reason, "field": "token"})))
+        }
+        Err(reason) => return Err(PageError::BadRequest(reason)),
+    };
     if !plausible(&token) {
-        return not_found(&state);
+        return unknown(&state, json);
     }
     let ctx = consent::Context {
         ip: client_ip(&req, &state.settings.trusted_proxies).map(|i| i.to_string()),
@@ -83,7 +90,6 @@ pub async fn confirm(
     })
     .await?;
     tracing::info!(outcome = outcome.label(), "confirmation");
-    let json = wants_json(req.headers());
     match outcome {
         ConfirmOutcome::Confirmed | ConfirmOutcome::AlreadyConfirmed if json => {
             Ok(HttpResponse::Ok().json(serde_json::json!({"status": "confirmed"})))
@@ -94,12 +100,43 @@ pub async fn confirm(
             "pages/confirm_done.html",
             minijinja::context! { already => outcome == ConfirmOutcome::AlreadyConfirmed },
         ),
+        ConfirmOutcome::Expired { .. } if json => {
+            Ok(HttpResponse::Gone().json(serde_json::json!({
+                "error": "this confirmation link has expired: sign up again for a new one",
+                "status": "expired",
+            })))
+        }
         ConfirmOutcome::Expired { email } => page(
             &state,
             StatusCode::GONE,
             "pages/confirm_expired.html",
             minijinja::context! { email => email },
         ),
-        ConfirmOutcome::Unknown => not_found(&state),
+        ConfirmOutcome::Unknown => unknown(&state, json),
     }
+}
+
+/// The token of a confirming POST: the form's `token=`, or `{"token": …}`
+/// when the body is JSON.
+fn token_from(req: &HttpRequest, body: &[u8]) -> Result<String, String> {
+    let json_body = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    if json_body {
+        let value: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+        return Ok(value["token"].as_str().unwrap_or_default().to_string());
+    }
+    let pairs = parse_form(body)?;
+    Ok(field(&pairs, "token").unwrap_or_default().to_string())
+}
+
+fn unknown(state: &SharedState, json: bool) -> Result<HttpResponse, PageError> {
+    if json {
+        return Ok(HttpResponse::NotFound()
+            .json(serde_json::json!({"error": "unknown confirmation link"})));
+    }
+    not_found(state)
 }

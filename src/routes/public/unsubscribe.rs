@@ -58,9 +58,17 @@ pub async fn unsubscribe(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let state = state.into_inner();
+    let json = wants_json(req.headers());
+    let unknown = |state: &SharedState| {
+        if json {
+            return Ok(HttpResponse::NotFound()
+                .json(serde_json::json!({"error": "unknown unsubscribe link"})));
+        }
+        not_found(state)
+    };
     let token = query.token.clone().unwrap_or_default();
     let Some(id) = verify_unsubscribe_token(&state.secret, &token) else {
-        return not_found(&state);
+        return unknown(&state);
     };
     // RFC 8058: mail clients POST `List-Unsubscribe=One-Click`; our page's
     // button posts without it.
@@ -83,9 +91,9 @@ pub async fn unsubscribe(
     .await?;
     tracing::info!(outcome = ?outcome, one_click, "unsubscribe");
     if outcome == UnsubscribeOutcome::Unknown {
-        return not_found(&state);
+        return unknown(&state);
     }
-    if wants_json(req.headers()) {
+    if json {
         return Ok(HttpResponse::Ok().json(serde_json::json!({"status": "unsubscribed"})));
     }
     page(

@@ -630,6 +630,14 @@ async fn api_needs_a_valid_token() {
     let res = app.api_get("wrong-token", "/api/subscribers").await;
     assert_eq!(res.status().as_u16(), 401);
     assert!(res.json::<serde_json::Value>().await.unwrap()["error"].is_string());
+    // The token is checked before the query is read.
+    for path in ["/api/subscribers?page=abc", "/api/articles?limit=x"] {
+        assert_eq!(
+            app.api_get("wrong-token", path).await.status(),
+            401,
+            "{path}"
+        );
+    }
     let token = app.api_token().await;
     assert_eq!(
         app.api_get(&token, "/api/subscribers")

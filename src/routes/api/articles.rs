@@ -1,10 +1,10 @@
 //! POST /api/articles (upsert by URL), GET /api/articles.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDateTime};
 use serde::Deserialize;
 
-use super::ApiToken;
+use super::{query, ApiToken};
 use crate::db::{self, articles::NewArticle};
 use crate::routes::{json_object, json_text, ApiError};
 use crate::state::AppState;
@@ -140,9 +140,10 @@ pub struct ListQuery {
 
 async fn list(
     _auth: ApiToken,
-    query: web::Query<ListQuery>,
+    req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let query: ListQuery = query(&req)?;
     let since = match query.since.as_deref() {
         Some(raw) => Some(parse_time("since", raw)?),
         None => None,

@@ -28,6 +28,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// The query string, read in the handler after [`ApiToken`]: as an
+/// argument beside it, a malformed query would answer 400 before the token
+/// was even checked (401).
+pub fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+    web::Query::<T>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
 /// Proof that the request carried a valid API token.
 pub struct ApiToken {
     pub name: String,

@@ -2,10 +2,10 @@
 //! GET /api/subscribers/{id}/export (access) and DELETE /api/subscribers/{id}
 //! (erasure).
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::ApiToken;
+use super::{query, ApiToken};
 use crate::db::{self, subscribers::Filter};
 use crate::domain::status;
 use crate::routes::ApiError;
@@ -59,10 +59,10 @@ pub fn parse_list(
 
 async fn list(
     _auth: ApiToken,
-    query: web::Query<ListQuery>,
+    req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
+    let query: ListQuery = query(&req)?;
     let (filter, page) = parse_list(query.status, query.q, query.page)?;
     let (items, total) = db::run(&state.pool, move |c| {
         db::subscribers::list(c, &filter, page, PER_PAGE)

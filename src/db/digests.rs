@@ -119,10 +119,18 @@ pub fn recent(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<Digest>> {
 
 /// Counts from the digest's chunks (as of their last settle).
 pub fn progress(conn: &mut DbConnection, id: i64) -> QueryResult<Progress> {
+    chunk_sums(conn, Some(id))
+}
+
+/// Chunk counters added up: of one digest, or of all (`None`).
+fn chunk_sums(conn: &mut DbConnection, digest: Option<i64>) -> QueryResult<Progress> {
     use diesel::dsl::sum;
+    let mut chunks = delivery_chunks::table.into_boxed();
+    if let Some(id) = digest {
+        chunks = chunks.filter(delivery_chunks::digest_id.eq(id));
+    }
     let (size, sent, failed, skipped): (Option<i64>, Option<i64>, Option<i64>, Option<i64>) =
-        delivery_chunks::table
-            .filter(delivery_chunks::digest_id.eq(id))
+        chunks
             .select((
                 sum(delivery_chunks::size),
                 sum(delivery_chunks::sent),
@@ -168,20 +176,12 @@ pub struct Totals {
 /// [`progress`] over all digests: a sum over chunk counters, no scan of
 /// the deliveries.
 pub fn totals(conn: &mut DbConnection) -> QueryResult<Totals> {
-    use diesel::dsl::{count_star, sum};
-    let digests = digests::table.select(count_star()).first(conn)?;
-    let (size, sent, failed, skipped): (Option<i64>, Option<i64>, Option<i64>, Option<i64>) =
-        delivery_chunks::table
-            .select((
-                sum(delivery_chunks::size),
-                sum(delivery_chunks::sent),
-                sum(delivery_chunks::failed),
-                sum(delivery_chunks::skipped),
-            ))
-            .first(conn)?;
+    let digests = digests::table
+        .select(diesel::dsl::count_star())
+        .first(conn)?;
     Ok(Totals {
         digests,
-        deliveries: Progress::from_sums(size, sent, failed, skipped),
+        deliveries: chunk_sums(conn, None)?,
     })
 }
 

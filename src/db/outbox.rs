@@ -73,18 +73,24 @@ const OUTBOX: super::WorkTable = super::WorkTable {
     returning: "id, kind, subscriber_id, recipient, payload, attempts",
 };
 
-/// Claims up to `limit` rows: leases that ran out after a crash first, then
-/// due queued rows. Concurrent workers on PostgreSQL skip each other's rows.
+/// Claims up to `limit` rows: with `expired`, leases that ran out after a
+/// crash first; then due queued rows. Concurrent workers on PostgreSQL
+/// skip each other's rows.
 pub fn claim(
     conn: &mut DbConnection,
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
     limit: i64,
+    expired: bool,
 ) -> QueryResult<Vec<OutboxJob>> {
     let claim = |conn: &mut DbConnection, condition: &str, limit: i64| {
         super::claim_batch(conn, &OUTBOX, condition, now, lease_until, limit)
     };
-    let mut jobs = claim(conn, "status = 'sending' AND locked_until < ?", limit)?;
+    let mut jobs = if expired {
+        claim(conn, "status = 'sending' AND locked_until < ?", limit)?
+    } else {
+        Vec::new()
+    };
     let left = limit - jobs.len() as i64;
     if left > 0 {
         jobs.extend(claim(

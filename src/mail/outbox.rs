@@ -4,9 +4,10 @@
 //! Signups that group-commit hand their rows over directly (see
 //! [`Handoff`]); everything else it claims: it wakes at once when a request
 //! queued mail, and polls every second for retries that came due and rows
-//! other instances left behind. A row whose lease ran out (its worker died
-//! mid-send) is claimed again, so a crash can repeat at most the sends that
-//! were in flight, and never loses one.
+//! other instances queued. A row whose lease ran out (its worker died
+//! mid-send) is claimed again (looked for every 30 s, and whenever the
+//! worker is woken), so a crash can repeat at most the sends that were in
+//! flight, and never loses one.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -25,6 +26,11 @@ use crate::subscriptions::ConfirmPayload;
 
 const POLL: Duration = Duration::from_secs(1);
 const LEASE: Duration = Duration::from_secs(120);
+/// How often the worker looks for rows whose lease ran out (their worker
+/// died) when nothing woke it. The look reads every leased row's index
+/// entry, the dead ones of rows sent since the last vacuum included, so
+/// once a second it grew with the signups.
+const RECLAIM: Duration = Duration::from_secs(30);
 const BATCH: i64 = 200;
 /// Handed-over jobs waiting for the worker; more go to the queue instead.
 const HANDOFF_ROOM: usize = 4096;
@@ -104,19 +110,27 @@ pub async fn release(pool: &db::Pool, outbox: &Handoff, ids: Vec<i64>) {
 }
 
 /// Works handed-over jobs as they come, and claims queued rows when woken
-/// and once a second (retries that came due, other instances' rows).
+/// and once a second (retries that came due, other instances' rows); rows
+/// whose lease ran out when woken and every [`RECLAIM`].
 pub async fn run(state: SharedState, mut shutdown: watch::Receiver<bool>) {
     let mut handed = state.outbox.attach();
     let mut next_claim = Instant::now();
+    let mut next_reclaim = Instant::now();
+    let mut reclaim = true;
     loop {
         if *shutdown.borrow() {
             break;
         }
         if Instant::now() >= next_claim {
-            match step(&state).await {
+            reclaim |= Instant::now() >= next_reclaim;
+            match step(&state, reclaim).await {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %format!("{e:#}"), "outbox step failed"),
+            }
+            if reclaim {
+                reclaim = false;
+                next_reclaim = Instant::now() + RECLAIM;
             }
             next_claim = Instant::now() + POLL;
         }
@@ -133,7 +147,10 @@ pub async fn run(state: SharedState, mut shutdown: watch::Receiver<bool>) {
                     tracing::warn!(error = %format!("{e:#}"), "outbox step failed");
                 }
             }
-            _ = state.outbox.wake.notified() => next_claim = Instant::now(),
+            _ = state.outbox.wake.notified() => {
+                next_claim = Instant::now();
+                reclaim = true;
+            }
             _ = tokio::time::sleep_until(next_claim) => {}
             _ = shutdown.changed() => {}
         }
@@ -173,12 +190,13 @@ enum Outcome {
     Failed { reason: String, bounce: bool },
 }
 
-/// Claims one batch and works it. Returns how many rows it handled.
-pub async fn step(state: &AppState) -> anyhow::Result<usize> {
+/// Claims one batch (rows whose lease ran out too, with `reclaim`) and
+/// works it. Returns how many rows it handled.
+pub async fn step(state: &AppState, reclaim: bool) -> anyhow::Result<usize> {
     let now = db::now();
     let lease = now + chrono::Duration::from_std(LEASE)?;
     let jobs = db::run(&state.pool, move |c| {
-        db::outbox::claim(c, now, lease, BATCH)
+        db::outbox::claim(c, now, lease, BATCH, reclaim)
     })
     .await?;
     work(state, jobs).await

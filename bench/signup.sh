@@ -55,7 +55,10 @@ for backend in $BACKENDS; do
     TIDINGS_SIGNUP_RATE_PER_MINUTE=0 start_app "$url" "$WORKDIR/app-$backend-$run.log"
     log "$backend run $run: wrk -t$THREADS -c$CONNS -d$DURATION on port $APP_PORT"
     busy_before=$(busy_jiffies)
-    app_before=$(comm_jiffies tidings)
+    # The process is named after the binary (TIDINGS_BIN may be a copy),
+    # cut to the kernel's 15 characters.
+    app_comm=$(basename "$BIN" | cut -c1-15)
+    app_before=$(comm_jiffies "$app_comm")
     pg_before=$(comm_jiffies postgres)
     sink_before=$(comm_jiffies smtp-sink)
     TIMEFORMAT='%U %S'
@@ -73,7 +76,7 @@ for backend in $BACKENDS; do
     requests=$(grep -o 'requests=[0-9]*' <<<"$out" | cut -d= -f2)
     per_req() { echo "($1) * 1000000 / $(getconf CLK_TCK) / $requests" | bc; }
     cpu_us=$(per_req "$busy")
-    app_us=$(per_req "$(comm_jiffies tidings) - $app_before")
+    app_us=$(per_req "$(comm_jiffies "$app_comm") - $app_before")
     pg_us=$(per_req "$(comm_jiffies postgres) - $pg_before")
     sink_us=$(per_req "$(comm_jiffies smtp-sink) - $sink_before")
     wrk_us=$(echo "($(tr ' ' + <"$WORKDIR/wrk.time")) * 1000000 / $requests" | bc)

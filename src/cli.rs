@@ -329,7 +329,7 @@ async fn digest_send(settings: Settings) -> anyhow::Result<()> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(crate::digest::delivery::run(state.clone(), rx));
+    let worker = tokio::spawn(crate::workers::delivery::run(state.clone(), rx));
     let progress = loop {
         let p = db::run(&state.pool, move |c| db::digests::progress(c, id)).await?;
         bar.set_length(p.total as u64);

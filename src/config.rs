@@ -3,7 +3,7 @@
 //!
 //! Keys (see README for the table): listen, base_url, database_url, smtp_url,
 //! outbox_dir, mail_from, digest_cron, feed_url, feed_cron, confirm_ttl_hours,
-//! send_concurrency, send_rate, secret_key, resend_after_minutes,
+//! send_concurrency, send_rate, lease_seconds, secret_key, resend_after_minutes,
 //! signup_rate_per_minute, trusted_proxies, cors_origins, dkim_domain,
 //! dkim_selector, dkim_private_key_file.
 //!
@@ -31,6 +31,7 @@ pub const KEYS: &[&str] = &[
     "confirm_ttl_hours",
     "send_concurrency",
     "send_rate",
+    "lease_seconds",
     "secret_key",
     "resend_after_minutes",
     "signup_rate_per_minute",
@@ -175,6 +176,10 @@ pub struct Settings {
     pub confirm_ttl_hours: u32,
     pub send_concurrency: usize,
     pub send_rate: u32,
+    /// How long a worker's claim on a chunk of a digest (or a batch of
+    /// outbox rows) lives unrenewed: a crashed instance's work is taken
+    /// over this long after it died. Live workers renew every quarter.
+    pub lease_seconds: u32,
     /// From the settings if given; otherwise generated and kept in the database.
     pub secret_key: Option<String>,
     pub resend_after_minutes: u32,
@@ -196,6 +201,7 @@ fn default_of(key: &str) -> &'static str {
         "confirm_ttl_hours" => "48",
         "send_concurrency" => "8",
         "send_rate" => "0",
+        "lease_seconds" => "20",
         "resend_after_minutes" => "5",
         "signup_rate_per_minute" => "30",
         _ => "",
@@ -383,6 +389,7 @@ impl Settings {
             confirm_ttl_hours: number("confirm_ttl_hours", 1, 24 * 365)? as u32,
             send_concurrency: number("send_concurrency", 1, 256)? as usize,
             send_rate: number("send_rate", 0, 1_000_000)? as u32,
+            lease_seconds: number("lease_seconds", 2, 3600)? as u32,
             secret_key,
             resend_after_minutes: number("resend_after_minutes", 0, 7 * 24 * 60)? as u32,
             signup_rate_per_minute: number("signup_rate_per_minute", 0, 1_000_000)? as u32,
@@ -449,6 +456,7 @@ impl Settings {
             ("confirm_ttl_hours", self.confirm_ttl_hours.to_string()),
             ("send_concurrency", self.send_concurrency.to_string()),
             ("send_rate", self.send_rate.to_string()),
+            ("lease_seconds", self.lease_seconds.to_string()),
             ("secret_key", mask(true)),
             (
                 "resend_after_minutes",

@@ -11,8 +11,9 @@
 //! - [`db`]: pool, backends, migrations and the queries, one file per table group.
 //! - [`subscriptions`]: signup, confirmation and unsubscribe, each one transaction.
 //! - [`routes`]: HTTP handlers (public pages, ops API) and their errors.
-//! - [`mail`]: templates, message building, transports, the outbox worker.
-//! - [`digest`]: article intake, digest composition, fan-out and delivery.
+//! - [`mail`]: templates, message building, transports.
+//! - [`digest`]: article intake, digest composition and fan-out.
+//! - [`workers`]: the claim/send/settle skeleton, the outbox and digest delivery on it.
 //! - [`scheduler`]: cron wiring; calls plain functions the tests call too.
 //! - [`metrics`]: Prometheus registry and collectors.
 //! - [`privacy`]: GDPR access (export) and erasure.
@@ -37,3 +38,4 @@ pub mod stats;
 pub mod subscriber_csv;
 pub mod subscriptions;
 pub mod telemetry;
+pub mod workers;

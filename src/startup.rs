@@ -50,8 +50,8 @@ impl Application {
         let server = http_server(state.clone(), listener)?;
         let (shutdown, rx) = watch::channel(false);
         let mut workers = vec![
-            tokio::spawn(crate::mail::outbox::run(state.clone(), rx.clone())),
-            tokio::spawn(crate::digest::delivery::run(state.clone(), rx.clone())),
+            tokio::spawn(crate::workers::outbox::run(state.clone(), rx.clone())),
+            tokio::spawn(crate::workers::delivery::run(state.clone(), rx.clone())),
         ];
         workers.push(tokio::spawn(housekeeping(state.clone(), rx.clone())));
         workers.push(crate::scheduler::start(state.clone(), rx).await?);

@@ -21,7 +21,7 @@ pub struct AppState {
     pub templates: minijinja::Environment<'static>,
     pub mailer: Mailer,
     /// Wakes the outbox worker; hands it rows signups leased to it.
-    pub outbox: Arc<crate::mail::outbox::Handoff>,
+    pub outbox: Arc<crate::workers::outbox::Handoff>,
     /// Poked after a digest was fanned out.
     pub wake_deliveries: Notify,
     pub signup_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
@@ -65,7 +65,7 @@ impl AppState {
             ),
             None => None,
         };
-        let outbox = Arc::new(crate::mail::outbox::Handoff::default());
+        let outbox = Arc::new(crate::workers::outbox::Handoff::default());
         let signups = crate::subscriptions::batch::Batcher::start(
             pool.clone(),
             outbox.clone(),

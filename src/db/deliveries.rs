@@ -67,7 +67,8 @@ fn cut_chunks(
     })
 }
 
-/// A leased chunk of a digest's readers.
+/// A leased chunk of a digest's readers, with the id of the claim that
+/// holds it.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct Chunk {
     #[diesel(sql_type = BigInt)]
@@ -78,32 +79,76 @@ pub struct Chunk {
     pub first_subscriber: String,
     #[diesel(sql_type = Nullable<Text>)]
     pub next_subscriber: Option<String>,
+    #[diesel(sql_type = Text)]
+    pub lease_id: String,
 }
 
-/// Leases the chunk that has been due longest, until `lease_until`. Workers
-/// on PostgreSQL skip chunks another worker is leasing right now; SQLite has
-/// one writer.
+/// Leases the chunk that has been due longest, of a digest that is
+/// sending (not paused or cancelled), until `lease_until`, under the claim
+/// id `lease_id`. Workers on PostgreSQL skip chunks another worker is
+/// leasing right now; SQLite has one writer.
 pub fn claim_chunk(
     conn: &mut DbConnection,
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
+    lease_id: &str,
 ) -> QueryResult<Option<Chunk>> {
     let claimed: Vec<Chunk> = crate::with_backend!(conn, |c, pg| {
         diesel::sql_query(sql(
             pg,
             &format!(
-                "UPDATE delivery_chunks SET due_at = ? WHERE id IN ( \
+                "UPDATE delivery_chunks SET due_at = ?, lease_id = ? WHERE id IN ( \
                    SELECT id FROM delivery_chunks WHERE NOT done AND due_at <= ? \
+                   AND digest_id IN (SELECT id FROM digests WHERE status = 'sending') \
                    ORDER BY due_at, id LIMIT 1 {}) \
-                 RETURNING id, digest_id, first_subscriber, next_subscriber",
+                 RETURNING id, digest_id, first_subscriber, next_subscriber, lease_id",
                 if pg { "FOR UPDATE SKIP LOCKED" } else { "" }
             ),
         ))
         .bind::<Timestamp, _>(lease_until)
+        .bind::<Text, _>(lease_id)
         .bind::<Timestamp, _>(now)
         .load(c)
     })?;
     Ok(claimed.into_iter().next())
+}
+
+/// Deliveries settled in one commit, by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub sent: i32,
+    pub failed: i32,
+    pub skipped: i32,
+}
+
+/// Adds a settle's counts to the chunk's (so progress is exact as it
+/// happens) and, with `renew`, extends its lease. Returns whether the chunk
+/// is still held under this claim (false: it was taken over after the
+/// lease ran out).
+pub fn progress(
+    conn: &mut DbConnection,
+    chunk: &Chunk,
+    counts: Counts,
+    renew: Option<NaiveDateTime>,
+) -> QueryResult<bool> {
+    if counts == Counts::default() && renew.is_none() {
+        return Ok(true);
+    }
+    let held = delivery_chunks::table
+        .find(chunk.id)
+        .filter(delivery_chunks::lease_id.eq(&chunk.lease_id));
+    let add = (
+        delivery_chunks::sent.eq(delivery_chunks::sent + counts.sent),
+        delivery_chunks::failed.eq(delivery_chunks::failed + counts.failed),
+        delivery_chunks::skipped.eq(delivery_chunks::skipped + counts.skipped),
+    );
+    let n = match renew {
+        Some(until) => diesel::update(held)
+            .set((add, delivery_chunks::due_at.eq(until)))
+            .execute(conn)?,
+        None => diesel::update(held).set(add).execute(conn)?,
+    };
+    Ok(n == 1)
 }
 
 /// A delivery that is due, with what sending needs to know about the reader
@@ -238,8 +283,11 @@ pub fn mark_failed(conn: &mut DbConnection, job: &DeliveryJob, error: &str) -> Q
 
 /// Ends the lease and counts the chunk's deliveries by status: it is done
 /// when none is queued any more, and otherwise due again at its earliest
-/// retry.
+/// retry. A chunk taken over by another claim is left to that one.
 pub fn release_chunk(conn: &mut DbConnection, chunk: &Chunk) -> QueryResult<()> {
+    let held = delivery_chunks::table
+        .find(chunk.id)
+        .filter(delivery_chunks::lease_id.eq(&chunk.lease_id));
     #[derive(QueryableByName)]
     struct Count {
         #[diesel(sql_type = Text)]
@@ -269,15 +317,16 @@ pub fn release_chunk(conn: &mut DbConnection, chunk: &Chunk) -> QueryResult<()> 
         .iter()
         .find(|(s, _, _)| s == "queued")
         .and_then(|(_, _, at)| *at);
-    diesel::update(delivery_chunks::table.find(chunk.id))
+    let n = diesel::update(held)
         .set((
             delivery_chunks::sent.eq(count("sent")),
             delivery_chunks::failed.eq(count("failed")),
             delivery_chunks::skipped.eq(count("skipped")),
             delivery_chunks::done.eq(next_due.is_none()),
+            delivery_chunks::lease_id.eq(None::<String>),
         ))
         .execute(conn)?;
-    if let Some(at) = next_due {
+    if let (1, Some(at)) = (n, next_due) {
         diesel::update(delivery_chunks::table.find(chunk.id))
             .set(delivery_chunks::due_at.eq(at))
             .execute(conn)?;
@@ -294,11 +343,11 @@ pub fn finish_done_digests(conn: &mut DbConnection, at: NaiveDateTime) -> QueryR
         .filter(delivery_chunks::digest_id.eq(digests::id))
         .filter(delivery_chunks::done.eq(false));
     let done = digests::table
-        .filter(digests::status.eq("sending"))
+        .filter(digests::status.eq(crate::domain::digest_status::SENDING))
         .filter(diesel::dsl::not(diesel::dsl::exists(open)));
     crate::with_backend!(conn, |c, _pg| diesel::update(done)
         .set((
-            digests::status.eq("sent"),
+            digests::status.eq(crate::domain::digest_status::SENT),
             digests::finished_at.eq(Some(at)),
         ))
         .returning(digests::id)

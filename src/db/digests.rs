@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::schema::{delivery_chunks, digests};
 use super::DbConnection;
+use crate::domain::digest_status::{CANCELLED, DRAFT, PAUSED, SCHEDULED, SENDING};
 
 #[derive(Clone, Debug, Queryable, Selectable, Serialize)]
 #[diesel(table_name = digests)]
@@ -25,6 +26,9 @@ pub struct Digest {
     pub idempotency_key: Option<String>,
     pub created_at: NaiveDateTime,
     pub finished_at: Option<NaiveDateTime>,
+    /// Why it is paused (the relay's reply, or "paused by an operator").
+    #[serde(rename = "reason", skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
 }
 
 /// Delivery counts of a digest.
@@ -44,7 +48,7 @@ pub fn insert(
     at: NaiveDateTime,
 ) -> QueryResult<i64> {
     let values = (
-        digests::status.eq("sending"),
+        digests::status.eq(SENDING),
         digests::subject.eq(subject),
         digests::body_text.eq(""),
         digests::body_html.eq(""),
@@ -188,7 +192,62 @@ pub fn totals(conn: &mut DbConnection) -> QueryResult<Totals> {
 /// Digests still sending (progress bars, the CLI).
 pub fn sending(conn: &mut DbConnection) -> QueryResult<Vec<i64>> {
     digests::table
-        .filter(digests::status.eq("sending"))
+        .filter(digests::status.eq(SENDING))
         .select(digests::id)
         .load(conn)
+}
+
+/// Pauses a sending digest, keeping `reason`; false when it was not sending.
+pub fn pause(conn: &mut DbConnection, id: i64, reason: &str) -> QueryResult<bool> {
+    let n = diesel::update(digests::table.find(id).filter(digests::status.eq(SENDING)))
+        .set((
+            digests::status.eq(PAUSED),
+            digests::status_reason.eq(Some(reason)),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Goes on with a paused digest: sending again, and its open chunks due
+/// now (one row per chunk, not per reader). False when it was not paused.
+pub fn resume(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResult<bool> {
+    let n = diesel::update(digests::table.find(id).filter(digests::status.eq(PAUSED)))
+        .set((
+            digests::status.eq(SENDING),
+            digests::status_reason.eq(None::<String>),
+        ))
+        .execute(conn)?;
+    if n == 1 {
+        diesel::update(
+            delivery_chunks::table
+                .filter(delivery_chunks::digest_id.eq(id))
+                .filter(delivery_chunks::done.eq(false)),
+        )
+        .set(delivery_chunks::due_at.eq(at))
+        .execute(conn)?;
+    }
+    Ok(n == 1)
+}
+
+/// Stops a digest for good (from draft, scheduled, sending or paused);
+/// false when it had already finished or been cancelled.
+pub fn cancel(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResult<bool> {
+    let open = [DRAFT, SCHEDULED, SENDING, PAUSED];
+    let n = diesel::update(digests::table.find(id).filter(digests::status.eq_any(open)))
+        .set((
+            digests::status.eq(CANCELLED),
+            digests::finished_at.eq(Some(at)),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Whether the digest is sending (not paused, cancelled or finished).
+pub fn is_sending(conn: &mut DbConnection, id: i64) -> QueryResult<bool> {
+    let status: Option<String> = digests::table
+        .find(id)
+        .select(digests::status)
+        .first(conn)
+        .optional()?;
+    Ok(status.as_deref() == Some(SENDING))
 }

@@ -102,6 +102,21 @@ pub fn claim(
     Ok(jobs)
 }
 
+/// Extends the lease of a worker's rows still being sent.
+pub fn renew(conn: &mut DbConnection, ids: &[i64], until: NaiveDateTime) -> QueryResult<usize> {
+    let mut n = 0;
+    for chunk in ids.chunks(500) {
+        n += diesel::update(
+            outbox::table
+                .filter(outbox::id.eq_any(chunk))
+                .filter(outbox::status.eq("sending")),
+        )
+        .set(outbox::locked_until.eq(Some(until)))
+        .execute(conn)?;
+    }
+    Ok(n)
+}
+
 pub fn mark_sent(conn: &mut DbConnection, ids: &[i64], at: NaiveDateTime) -> QueryResult<usize> {
     let mut n = 0;
     for chunk in ids.chunks(500) {

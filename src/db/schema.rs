@@ -85,6 +85,7 @@ diesel::table! {
         idempotency_key -> Nullable<Text>,
         created_at -> Timestamp,
         finished_at -> Nullable<Timestamp>,
+        status_reason -> Nullable<Text>,
     }
 }
 
@@ -126,6 +127,7 @@ diesel::table! {
         skipped -> Integer,
         done -> Bool,
         due_at -> Timestamp,
+        lease_id -> Nullable<Text>,
     }
 }
 

@@ -1,8 +1,7 @@
-//! Digests of new articles: intake (API and feed), composition, fan-out and
-//! delivery.
+//! Digests of new articles: intake (API and feed), composition and fan-out
+//! (delivery is [`crate::workers::delivery`]).
 
 pub mod compose;
-pub mod delivery;
 pub mod feed;
 
 pub use compose::{compose, ComposeOutcome};

@@ -42,6 +42,19 @@ pub mod status {
     pub const ALL: &[&str] = &[PENDING, CONFIRMED, UNSUBSCRIBED, BOUNCED, ERASED];
 }
 
+/// Digest statuses (DESIGN.md). A digest is `sending` from its fan-out
+/// until every chunk is done (`sent`); `paused` (by an operator, or by the
+/// breaker after repeated refusals of the sender or content) stops new
+/// sends until resumed; `cancelled` stops it for good.
+pub mod digest_status {
+    pub const DRAFT: &str = "draft";
+    pub const SCHEDULED: &str = "scheduled";
+    pub const SENDING: &str = "sending";
+    pub const PAUSED: &str = "paused";
+    pub const CANCELLED: &str = "cancelled";
+    pub const SENT: &str = "sent";
+}
+
 /// Consent log events (DESIGN.md invariant 1).
 pub mod consent {
     pub const REQUESTED: &str = "requested";

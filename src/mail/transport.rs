@@ -23,7 +23,7 @@ use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
 use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::extension::{ClientId, MailBodyParameter, MailParameter};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Semaphore;
 
@@ -33,15 +33,35 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_IDLE: usize = 64;
 
-/// Why a message did not leave. Transient ones are retried with backoff.
+/// Why a message did not leave, judged by the command that failed and the
+/// reply's enhanced status code (RFC 3463), so that only a refusal of the
+/// recipient itself ever touches a reader.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SendError {
+    /// Try again later: a 4xx reply, connection or TLS trouble, a timeout.
     #[error("transient: {0}")]
     Transient(String),
-    /// The server refused for good (5xx); `recipient` when it refused the
-    /// address itself, which bounces the reader.
-    #[error("permanent: {reason}")]
-    Permanent { reason: String, recipient: bool },
+    /// The recipient's mailbox or domain does not exist (5xx to RCPT, or an
+    /// X.1.x / X.2.1 mailbox code anywhere): bounces the reader.
+    #[error("recipient refused: {0}")]
+    Recipient(String),
+    /// A permanent refusal of the sender, the content or the session (5xx to
+    /// MAIL FROM, to DATA or the message, at the greeting or login). The
+    /// reader is untouched and the send is retried; repeated refusals pause
+    /// a digest.
+    #[error("refused: {0}")]
+    Refused(String),
+}
+
+/// The SMTP command a reply answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Greeting, EHLO, STARTTLS, AUTH.
+    Session,
+    Mail,
+    Rcpt,
+    /// The DATA command or the message after it.
+    Data,
 }
 
 enum Transport {
@@ -136,34 +156,52 @@ struct Session {
 }
 
 impl Session {
-    /// One message: pipelined where the server allows it, else (or for
-    /// what needs SMTPUTF8/8BITMIME parameters) lettre's command by command.
+    /// One message: pipelined where the server allows it, else command by
+    /// command. A failure carries the command it answered.
     async fn send(
         &mut self,
         envelope: &Envelope,
         raw: &[u8],
-    ) -> Result<(), lettre::transport::smtp::Error> {
+    ) -> Result<(), (Stage, lettre::transport::smtp::Error)> {
         let ascii_address = |a: &lettre::Address| AsRef::<str>::as_ref(a).is_ascii();
-        let ascii = raw.is_ascii()
-            && envelope.from().is_none_or(ascii_address)
-            && envelope.to().iter().all(ascii_address);
-        if !(self.pipelining && ascii) {
-            return self.conn.send(envelope, raw).await.map(drop);
+        let mut params = Vec::new();
+        let ascii_addresses =
+            envelope.from().is_none_or(ascii_address) && envelope.to().iter().all(ascii_address);
+        if !ascii_addresses {
+            params.push(MailParameter::SmtpUtfEight);
         }
-        let mut commands = Mail::new(envelope.from().cloned(), vec![]).to_string();
-        for to in envelope.to() {
-            commands.push_str(&Rcpt::new(to.clone(), vec![]).to_string());
+        if !raw.is_ascii() {
+            params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
-        commands.push_str(&Data.to_string());
-        // The first reply is MAIL's; then one per RCPT, then DATA's 354. A
-        // refusal ends here (the caller drops the session with its replies
-        // unread), classified by its own code: a 550 to RCPT still bounces.
-        self.conn.command(commands).await?;
-        for _ in envelope.to() {
-            self.conn.read_response().await?;
+        let mail = Mail::new(envelope.from().cloned(), params);
+        let at = |stage| move |e| (stage, e);
+        if self.pipelining {
+            let mut commands = mail.to_string();
+            for to in envelope.to() {
+                commands.push_str(&Rcpt::new(to.clone(), vec![]).to_string());
+            }
+            commands.push_str(&Data.to_string());
+            // The first reply is MAIL's; then one per RCPT, then DATA's 354.
+            // A refusal ends here (the caller drops the session with its
+            // replies unread), classified by the command it answered.
+            self.conn.command(commands).await.map_err(at(Stage::Mail))?;
+            for _ in envelope.to() {
+                self.conn.read_response().await.map_err(at(Stage::Rcpt))?;
+            }
+            self.conn.read_response().await.map_err(at(Stage::Data))?;
+        } else {
+            self.conn.command(mail).await.map_err(at(Stage::Mail))?;
+            for to in envelope.to() {
+                let rcpt = Rcpt::new(to.clone(), vec![]);
+                self.conn.command(rcpt).await.map_err(at(Stage::Rcpt))?;
+            }
+            self.conn.command(Data).await.map_err(at(Stage::Data))?;
         }
-        self.conn.read_response().await?;
-        self.conn.message(raw).await.map(drop)
+        self.conn
+            .message(raw)
+            .await
+            .map(drop)
+            .map_err(at(Stage::Data))
     }
 }
 
@@ -190,7 +228,7 @@ impl SmtpConnector {
 
     async fn connect(&self) -> Result<Session, SendError> {
         let url = &self.url;
-        let tls = || TlsParameters::new(url.host.clone()).map_err(classify);
+        let tls = || TlsParameters::new(url.host.clone()).map_err(at_session);
         let mut conn = if url.tls == SmtpTls::Wrapper {
             // Implicit TLS: lettre opens this socket itself (no TCP_NODELAY).
             AsyncSmtpConnection::connect_tokio1(
@@ -201,7 +239,7 @@ impl SmtpConnector {
                 None,
             )
             .await
-            .map_err(classify)?
+            .map_err(at_session)?
         } else {
             let stream = tokio::time::timeout(
                 CONNECT_TIMEOUT,
@@ -217,14 +255,16 @@ impl SmtpConnector {
             let mut conn =
                 AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
                     .await
-                    .map_err(classify)?;
+                    .map_err(at_session)?;
             let upgrade = match url.tls {
                 SmtpTls::Required => true,
                 SmtpTls::Opportunistic => conn.can_starttls(),
                 _ => false,
             };
             if upgrade {
-                conn.starttls(tls()?, &self.hello).await.map_err(classify)?;
+                conn.starttls(tls()?, &self.hello)
+                    .await
+                    .map_err(at_session)?;
             }
             conn
         };
@@ -234,7 +274,7 @@ impl SmtpConnector {
         let pipelining = conn
             .command(Ehlo::new(self.hello.clone()))
             .await
-            .map_err(classify)?
+            .map_err(at_session)?
             .message()
             .any(|line| line.eq_ignore_ascii_case("PIPELINING"));
         if let (Some(user), Some(password)) = (&url.user, &url.password) {
@@ -243,7 +283,7 @@ impl SmtpConnector {
                 &Credentials::new(user.clone(), password.clone()),
             )
             .await
-            .map_err(classify)?;
+            .map_err(at_session)?;
         }
         Ok(Session { conn, pipelining })
     }
@@ -251,23 +291,18 @@ impl SmtpConnector {
     async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {
         let mut session = match self.take_idle() {
             Some(session) if !session.conn.has_broken() => session,
-            // A refusal while connecting (bad credentials, 5xx greeting) is
-            // about the server, not this message: retry it later.
-            _ => self.connect().await.map_err(|e| match e {
-                SendError::Permanent { reason, .. } => SendError::Transient(reason),
-                other => other,
-            })?,
+            _ => self.connect().await?,
         };
         match tokio::time::timeout(SEND_TIMEOUT, session.send(envelope, raw)).await {
             Ok(Ok(())) => {
                 self.put_idle(session);
                 Ok(())
             }
-            Ok(Err(e)) => {
+            Ok(Err((stage, e))) => {
                 // After a refusal the session is still usable once reset;
                 // simpler and safe to drop it.
                 session.conn.abort().await;
-                Err(classify(e))
+                Err(classify(stage, &e))
             }
             Err(_) => {
                 session.conn.abort().await;
@@ -364,21 +399,56 @@ impl AsyncTokioStream for DotLineWithBody<tokio::net::TcpStream> {
     }
 }
 
-/// Maps lettre's error onto retry policy: 5xx is permanent, everything else
-/// (4xx, connection trouble, timeouts, TLS hiccups) transient.
-fn classify(e: lettre::transport::smtp::Error) -> SendError {
-    if e.is_permanent() {
-        let reason = e.to_string();
-        let code = e.status().map(|c| c.to_string()).unwrap_or_default();
-        // 550/551/553 and enhanced 5.1.x are recipient refusals.
-        let recipient = code.starts_with("550")
-            || code.starts_with("551")
-            || code.starts_with("553")
-            || reason.contains("5.1.");
-        SendError::Permanent { reason, recipient }
-    } else {
-        SendError::Transient(e.to_string())
+fn at_session(e: lettre::transport::smtp::Error) -> SendError {
+    classify(Stage::Session, &e)
+}
+
+/// Maps a failed command onto what it means for the reader (RFC 5321
+/// reply codes, RFC 3463 enhanced codes). 4xx and anything without a reply
+/// (connection, TLS, timeouts) are transient. A 5xx bounces the reader
+/// only when it is about the recipient: an answer to RCPT (whose enhanced
+/// code, if any, is an addressing or mailbox one), or an X.1.x / X.2.1
+/// mailbox code in answer to the message (a server that checks recipients
+/// after DATA; every message has one recipient). Everything else permanent is a refusal
+/// of the sender, the content or the session.
+fn classify(stage: Stage, e: &lettre::transport::smtp::Error) -> SendError {
+    judge(stage, e.is_permanent(), e.to_string())
+}
+
+fn judge(stage: Stage, permanent: bool, reason: String) -> SendError {
+    if !permanent {
+        return SendError::Transient(reason);
     }
+    let recipient = match (stage, enhanced_code(&reason)) {
+        (Stage::Rcpt, None) => true,
+        (Stage::Rcpt | Stage::Data, Some((5, subject, detail))) => is_mailbox_code(subject, detail),
+        _ => false,
+    };
+    if recipient {
+        SendError::Recipient(reason)
+    } else {
+        SendError::Refused(reason)
+    }
+}
+
+/// X.1.0–X.1.3, X.1.6, X.1.10 (bad mailbox, domain, syntax; moved; null
+/// MX) and X.2.1 (mailbox disabled): the address itself is no good.
+/// X.1.7/X.1.8 are about the sender, X.2.2 (full) passes.
+fn is_mailbox_code(subject: u16, detail: u16) -> bool {
+    matches!((subject, detail), (1, 0..=3 | 6 | 10) | (2, 1))
+}
+
+/// The first RFC 3463 code (`class.subject.detail`) in a reply's text.
+fn enhanced_code(text: &str) -> Option<(u16, u16, u16)> {
+    text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .find_map(|word| {
+            let mut parts = word.split('.');
+            let class = parts.next()?.parse::<u16>().ok()?;
+            let subject = parts.next()?.parse::<u16>().ok()?;
+            let detail = parts.next()?.parse::<u16>().ok()?;
+            let fits = matches!(class, 2 | 4 | 5) && subject < 1000 && detail < 1000;
+            (fits && parts.next().is_none()).then_some((class, subject, detail))
+        })
 }
 
 #[cfg(test)]
@@ -392,6 +462,99 @@ mod tests {
             Ok(Ok(n)) => buf[..n].to_vec(),
             _ => Vec::new(),
         }
+    }
+
+    fn judged(stage: Stage, reply: &str) -> &'static str {
+        let permanent = reply.starts_with('5');
+        match judge(
+            stage,
+            permanent,
+            format!("error ({}): {}", &reply[..3], &reply[4..]),
+        ) {
+            SendError::Transient(_) => "transient",
+            SendError::Recipient(_) => "recipient",
+            SendError::Refused(_) => "refused",
+        }
+    }
+
+    #[test]
+    fn only_a_refusal_of_the_recipient_bounces() {
+        let cases = [
+            (
+                Stage::Rcpt,
+                "550 5.1.1 <a@b.example>: Recipient address rejected",
+                "recipient",
+            ),
+            (
+                Stage::Rcpt,
+                "550 Requested action not taken: mailbox unavailable",
+                "recipient",
+            ),
+            (
+                Stage::Rcpt,
+                "553 5.1.3 Bad recipient address syntax",
+                "recipient",
+            ),
+            (
+                Stage::Rcpt,
+                "550 5.1.10 Recipient address rejected: null MX",
+                "recipient",
+            ),
+            (
+                Stage::Rcpt,
+                "550 5.2.1 The email account that you tried to reach is disabled",
+                "recipient",
+            ),
+            (Stage::Rcpt, "552 5.2.2 Mailbox full", "refused"),
+            (
+                Stage::Rcpt,
+                "554 5.7.1 <a@b.example>: Relay access denied",
+                "refused",
+            ),
+            (Stage::Rcpt, "450 4.2.1 Mailbox busy", "transient"),
+            (Stage::Mail, "550 5.7.1 Sender not authorized", "refused"),
+            (
+                Stage::Mail,
+                "553 5.1.8 <news@x.example>: Sender address rejected: Domain not found",
+                "refused",
+            ),
+            (Stage::Mail, "550 5.1.0 Sender rejected", "refused"),
+            (Stage::Mail, "451 4.3.0 Temporary failure", "transient"),
+            (Stage::Data, "550 5.7.1 Message rejected as spam", "refused"),
+            (Stage::Data, "554 5.6.0 Message content rejected", "refused"),
+            (Stage::Data, "552 5.3.4 Message too big", "refused"),
+            (
+                Stage::Data,
+                "550 5.1.1 RESOLVER.ADR.RecipNotFound; not found",
+                "recipient",
+            ),
+            (Stage::Data, "554 Transaction failed", "refused"),
+            (
+                Stage::Session,
+                "535 5.7.8 Authentication credentials invalid",
+                "refused",
+            ),
+            (Stage::Session, "554 5.7.1 Access denied", "refused"),
+            (
+                Stage::Session,
+                "421 4.7.0 Try again later, closing connection",
+                "transient",
+            ),
+        ];
+        for (stage, reply, want) in cases {
+            assert_eq!(judged(stage, reply), want, "{stage:?} {reply}");
+        }
+    }
+
+    #[test]
+    fn enhanced_codes_are_found_in_reply_text() {
+        assert_eq!(
+            enhanced_code("permanent error (550): 5.1.1 <a@b.c>"),
+            Some((5, 1, 1))
+        );
+        assert_eq!(enhanced_code("(550): 5.1.10 null MX"), Some((5, 1, 10)));
+        assert_eq!(enhanced_code("(550): mailbox 1.2 unavailable"), None);
+        assert_eq!(enhanced_code("(550): see 192.168.0.1"), None);
     }
 
     #[tokio::test]

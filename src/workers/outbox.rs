@@ -1,41 +1,45 @@
-//! The outbox worker: claims due rows, renders and sends them, and settles
-//! each one (sent, retry later with backoff, or failed for good).
+//! The outbox on the worker skeleton: confirmation emails. A batch is a set
+//! of leased outbox rows, an item one row.
 //!
 //! Signups that group-commit hand their rows over directly (see
-//! [`Handoff`]); everything else it claims: it wakes at once when a request
-//! queued mail, and polls every second for retries that came due and rows
-//! other instances queued. A row whose lease ran out (its worker died
-//! mid-send) is claimed again (looked for every 30 s, and whenever the
-//! worker is woken), so a crash can repeat at most the sends that were in
-//! flight, and never loses one.
+//! [`Handoff`]); everything else is claimed: at once when a request queued
+//! mail, and every second for retries that came due and rows other
+//! instances queued. A row whose lease ran out (its worker died mid-send)
+//! is claimed again (looked for every 30 s, and whenever the worker is
+//! woken), so a crash can repeat at most the sends that were in flight,
+//! and never loses one.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::{self, StreamExt};
-use rand::Rng;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch, Mutex as AsyncMutex, Notify};
 use tokio::time::Instant;
 
-use crate::db::{self, outbox::OutboxJob};
+use super::retry::{backoff, MAX_ATTEMPTS};
+use super::{Claimed, Work};
+use crate::db::{self, outbox::OutboxJob, DbConnection, QueryResult};
 use crate::mail::message::{self, Rendered};
 use crate::mail::SendError;
 use crate::state::{AppState, SharedState};
 use crate::subscriptions::ConfirmPayload;
 
-const POLL: Duration = Duration::from_secs(1);
-const LEASE: Duration = Duration::from_secs(120);
+/// How long rows handed over at signup stay leased before this worker's
+/// batch renews them (they may wait in the hand-over queue first).
+const HANDOFF_LEASE: Duration = Duration::from_secs(120);
 /// How often the worker looks for rows whose lease ran out (their worker
 /// died) when nothing woke it. The look reads every leased row's index
 /// entry, the dead ones of rows sent since the last vacuum included, so
 /// once a second it grew with the signups.
 const RECLAIM: Duration = Duration::from_secs(30);
-const BATCH: i64 = 200;
+const BATCH: usize = 200;
 /// Handed-over jobs waiting for the worker; more go to the queue instead.
 const HANDOFF_ROOM: usize = 4096;
-/// After this many attempts a transiently failing email is given up.
-pub const MAX_ATTEMPTS: i32 = 16;
+
+pub async fn run(state: SharedState, shutdown: watch::Receiver<bool>) {
+    let work = Arc::new(Outbox::new(&state));
+    super::run(work, state, 1, shutdown).await;
+}
 
 /// How the signup group commit gives its confirmation emails straight to
 /// this instance's worker. The rows go in already leased to the worker
@@ -45,7 +49,7 @@ pub const MAX_ATTEMPTS: i32 = 16;
 /// (no worker running, queue full, stopping) go back to the queue.
 pub struct Handoff {
     tx: mpsc::Sender<OutboxJob>,
-    rx: Mutex<Option<mpsc::Receiver<OutboxJob>>>,
+    rx: std::sync::Mutex<Option<mpsc::Receiver<OutboxJob>>>,
     open: AtomicBool,
     /// Poked after a commit that queued rows for claiming.
     wake: Notify,
@@ -56,7 +60,7 @@ impl Default for Handoff {
         let (tx, rx) = mpsc::channel(HANDOFF_ROOM);
         Self {
             tx,
-            rx: Mutex::new(Some(rx)),
+            rx: std::sync::Mutex::new(Some(rx)),
             open: AtomicBool::new(false),
             wake: Notify::new(),
         }
@@ -73,7 +77,7 @@ impl Handoff {
     /// `None` when no worker takes handed-over jobs (queue them instead).
     pub fn lease(&self, now: chrono::NaiveDateTime) -> Option<chrono::NaiveDateTime> {
         let open = self.open.load(Ordering::Acquire);
-        open.then(|| now + chrono::Duration::seconds(LEASE.as_secs() as i64))
+        open.then(|| now + chrono::Duration::seconds(HANDOFF_LEASE.as_secs() as i64))
     }
 
     /// Gives jobs to the worker; returns the ids of those it could not take,
@@ -109,116 +113,104 @@ pub async fn release(pool: &db::Pool, outbox: &Handoff, ids: Vec<i64>) {
     }
 }
 
-/// Works handed-over jobs as they come, and claims queued rows when woken
-/// and once a second (retries that came due, other instances' rows); rows
-/// whose lease ran out when woken and every [`RECLAIM`].
-pub async fn run(state: SharedState, mut shutdown: watch::Receiver<bool>) {
-    let mut handed = state.outbox.attach();
-    let mut next_claim = Instant::now();
-    let mut next_reclaim = Instant::now();
-    let mut reclaim = true;
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        if Instant::now() >= next_claim {
-            reclaim |= Instant::now() >= next_reclaim;
-            match step(&state, reclaim).await {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %format!("{e:#}"), "outbox step failed"),
-            }
-            if reclaim {
-                reclaim = false;
-                next_reclaim = Instant::now() + RECLAIM;
-            }
-            next_claim = Instant::now() + POLL;
-        }
-        tokio::select! {
-            Some(job) = recv(&mut handed) => {
-                let mut jobs = vec![job];
-                if let Some(rx) = handed.as_mut() {
-                    while jobs.len() < BATCH as usize {
-                        let Ok(job) = rx.try_recv() else { break };
-                        jobs.push(job);
-                    }
-                }
-                if let Err(e) = work(&state, jobs).await {
-                    tracing::warn!(error = %format!("{e:#}"), "outbox step failed");
-                }
-            }
-            _ = state.outbox.wake.notified() => {
-                next_claim = Instant::now();
-                reclaim = true;
-            }
-            _ = tokio::time::sleep_until(next_claim) => {}
-            _ = shutdown.changed() => {}
-        }
-    }
-    // Stopping: what was handed over but not sent goes back to the queue.
-    if let Some(mut rx) = handed {
-        state.outbox.open.store(false, Ordering::Release);
-        rx.close();
-        let mut left = Vec::new();
-        while let Ok(job) = rx.try_recv() {
-            left.push(job.id);
-        }
-        release(&state.pool, &state.outbox, left).await;
-    }
+pub struct Outbox {
+    lease: Duration,
+    /// Handed-over jobs: the receiver, and what `woken` took from it.
+    handed: AsyncMutex<Option<mpsc::Receiver<OutboxJob>>>,
+    taken: std::sync::Mutex<Vec<OutboxJob>>,
+    /// Whether the next claim looks for rows whose lease ran out, and when
+    /// it must look at the latest.
+    reclaim: AtomicBool,
+    next_reclaim: std::sync::Mutex<Instant>,
 }
 
-async fn recv(rx: &mut Option<mpsc::Receiver<OutboxJob>>) -> Option<OutboxJob> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Exponential backoff with jitter: 2 s, 4 s, 8 s … capped at one hour
-/// (16 attempts span about seven hours of an outage).
-pub fn backoff(attempts: i32) -> chrono::Duration {
-    let base = 2i64
-        .saturating_mul(1i64 << (attempts - 1).clamp(0, 12))
-        .min(3600);
-    let jitter = rand::thread_rng().gen_range(0.75..1.25);
-    chrono::Duration::milliseconds((base as f64 * 1000.0 * jitter) as i64)
-}
-
-enum Outcome {
+pub enum Outcome {
     Sent,
     Retry(String),
     Failed { reason: String, bounce: bool },
 }
 
-/// Claims one batch (rows whose lease ran out too, with `reclaim`) and
-/// works it. Returns how many rows it handled.
-pub async fn step(state: &AppState, reclaim: bool) -> anyhow::Result<usize> {
-    let now = db::now();
-    let lease = now + chrono::Duration::from_std(LEASE)?;
-    let jobs = db::run(&state.pool, move |c| {
-        db::outbox::claim(c, now, lease, BATCH, reclaim)
-    })
-    .await?;
-    work(state, jobs).await
+impl Outbox {
+    fn new(state: &AppState) -> Self {
+        Self {
+            lease: Duration::from_secs(u64::from(state.settings.lease_seconds)),
+            handed: AsyncMutex::new(state.outbox.attach()),
+            taken: std::sync::Mutex::default(),
+            reclaim: AtomicBool::new(true),
+            next_reclaim: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Handed-over jobs ready now, up to a batch.
+    async fn handed_over(&self) -> Vec<OutboxJob> {
+        let mut jobs = self
+            .taken
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        if let Some(rx) = self.handed.lock().await.as_mut() {
+            while jobs.len() < BATCH {
+                let Ok(job) = rx.try_recv() else { break };
+                jobs.push(job);
+            }
+        }
+        jobs
+    }
+
+    /// Whether this claim should look for expired leases too.
+    fn reclaim_now(&self) -> bool {
+        let Ok(mut next) = self.next_reclaim.lock() else {
+            return false;
+        };
+        if self.reclaim.swap(false, Ordering::AcqRel) || Instant::now() >= *next {
+            *next = Instant::now() + RECLAIM;
+            return true;
+        }
+        false
+    }
 }
 
-/// Sends leased jobs and settles each one. Returns how many it handled.
-async fn work(state: &AppState, jobs: Vec<OutboxJob>) -> anyhow::Result<usize> {
-    if jobs.is_empty() {
-        return Ok(0);
+impl Work for Outbox {
+    /// The ids of the batch's rows, whose lease the settler renews.
+    type Batch = Vec<i64>;
+    type Item = OutboxJob;
+    type Outcome = Outcome;
+
+    fn name(&self) -> &'static str {
+        "outbox"
     }
-    let n = jobs.len();
-    let results: Vec<(OutboxJob, Outcome)> = stream::iter(jobs)
-        .map(|job| async move {
-            let outcome = send_one(state, &job).await;
-            (job, outcome)
-        })
-        .buffer_unordered(state.mailer.concurrency())
-        .collect()
-        .await;
-    for (job, outcome) in &results {
+
+    fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// Confirmation emails are not paced by the window: a batch may be
+    /// sent in full before its settle commits.
+    fn window(&self) -> usize {
+        BATCH
+    }
+
+    async fn claim(&self, state: &SharedState) -> anyhow::Result<Claimed<Self>> {
+        let mut jobs = self.handed_over().await;
+        if jobs.is_empty() {
+            let now = db::now();
+            let until = now + chrono::Duration::from_std(self.lease)?;
+            let reclaim = self.reclaim_now();
+            jobs = db::run(&state.pool, move |c| {
+                db::outbox::claim(c, now, until, BATCH as i64, reclaim)
+            })
+            .await?;
+        }
+        if jobs.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some((jobs.iter().map(|j| j.id).collect(), jobs)))
+    }
+
+    async fn send(&self, state: &AppState, _batch: &Vec<i64>, job: &OutboxJob) -> Outcome {
+        let outcome = send_one(state, job).await;
         let kind = job.kind.as_str();
-        match outcome {
+        match &outcome {
             Outcome::Sent => state.metrics.emails_sent.with_label_values(&[kind]).inc(),
             Outcome::Retry(e) => {
                 let error = crate::domain::email::mask_in(e);
@@ -235,16 +227,24 @@ async fn work(state: &AppState, jobs: Vec<OutboxJob>) -> anyhow::Result<usize> {
                 state.metrics.emails_failed.with_label_values(&[kind]).inc()
             }
         }
+        outcome
     }
-    db::transaction(&state.pool, move |c| {
+
+    fn settle(
+        &self,
+        c: &mut DbConnection,
+        batch: &Vec<i64>,
+        done: &[(OutboxJob, Outcome)],
+        renew: Option<chrono::NaiveDateTime>,
+    ) -> QueryResult<bool> {
         let now = db::now();
-        let sent: Vec<i64> = results
+        let sent: Vec<i64> = done
             .iter()
             .filter(|(_, o)| matches!(o, Outcome::Sent))
             .map(|(job, _)| job.id)
             .collect();
         db::outbox::mark_sent(c, &sent, now)?;
-        for (job, outcome) in &results {
+        for (job, outcome) in done {
             match outcome {
                 Outcome::Sent => 0,
                 Outcome::Retry(e) if job.attempts < MAX_ATTEMPTS => {
@@ -259,10 +259,57 @@ async fn work(state: &AppState, jobs: Vec<OutboxJob>) -> anyhow::Result<usize> {
                 }
             };
         }
-        Ok(())
-    })
-    .await?;
-    Ok(n)
+        if let Some(until) = renew {
+            db::outbox::renew(c, batch, until)?;
+        }
+        Ok(true)
+    }
+
+    /// Rows of the batch still leased (a stop came before they were sent)
+    /// go back to the queue.
+    fn release(&self, c: &mut DbConnection, batch: &Vec<i64>) -> QueryResult<()> {
+        db::outbox::release(c, batch).map(drop)
+    }
+
+    async fn woken(&self, state: &SharedState) {
+        let mut handed = self.handed.lock().await;
+        tokio::select! {
+            Some(job) = recv(&mut handed) => {
+                if let Ok(mut taken) = self.taken.lock() {
+                    taken.push(job);
+                }
+            }
+            _ = state.outbox.wake.notified() => {
+                self.reclaim.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    fn more(&self, _state: &AppState) {}
+
+    /// Stopping: what was handed over but not sent goes back to the queue.
+    async fn stopped(&self, state: &SharedState) {
+        state.outbox.open.store(false, Ordering::Release);
+        let mut left: Vec<i64> = self
+            .taken
+            .lock()
+            .map(|mut t| t.drain(..).map(|j| j.id).collect())
+            .unwrap_or_default();
+        if let Some(rx) = self.handed.lock().await.as_mut() {
+            rx.close();
+            while let Ok(job) = rx.try_recv() {
+                left.push(job.id);
+            }
+        }
+        release(&state.pool, &state.outbox, left).await;
+    }
+}
+
+async fn recv(rx: &mut Option<mpsc::Receiver<OutboxJob>>) -> Option<OutboxJob> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn send_one(state: &AppState, job: &OutboxJob) -> Outcome {
@@ -297,10 +344,12 @@ async fn send_one(state: &AppState, job: &OutboxJob) -> Outcome {
     let raw = state.sign_and_format(msg);
     match state.mailer.send(&envelope, &raw).await {
         Ok(()) => Outcome::Sent,
-        Err(SendError::Transient(e)) => Outcome::Retry(e),
-        Err(SendError::Permanent { reason, recipient }) => Outcome::Failed {
+        // A refusal of the sender or content is not the reader's fault:
+        // retried with backoff like a transient failure.
+        Err(SendError::Transient(e) | SendError::Refused(e)) => Outcome::Retry(e),
+        Err(SendError::Recipient(reason)) => Outcome::Failed {
             reason,
-            bounce: recipient,
+            bounce: true,
         },
     }
 }

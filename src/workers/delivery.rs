@@ -1,0 +1,315 @@
+//! Digest delivery on the worker skeleton: a batch is a leased chunk of a
+//! digest's readers (see [`crate::db::deliveries`]), an item one reader's
+//! delivery. The reader's status is read at claim time: someone who left
+//! after the fan-out is skipped.
+//!
+//! Outcomes (see [`SendError`]): sent; a transient failure retries with
+//! backoff; a refusal of the recipient fails the delivery and bounces the
+//! reader; a refusal of the sender, the content or the session fails the
+//! attempt only (the delivery retries, the reader is untouched). After
+//! [`BREAKER`] refusals in a row on this instance the digest is paused
+//! with the reason, until an operator resumes it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::retry::{backoff, MAX_ATTEMPTS};
+use super::{Claimed, Work};
+use crate::db::deliveries::{Chunk, DeliveryJob};
+use crate::db::{self, DbConnection, QueryResult};
+use crate::digest::compose::UNSUBSCRIBE_MARKER;
+use crate::mail::message::{self, ListHeaders, PreEncoded};
+use crate::mail::SendError;
+use crate::state::{AppState, SharedState};
+
+/// Claim/send/settle loops side by side, so one lane's claim and settle
+/// (and the slow tail of its chunk) overlap the other lane's sends.
+const LANES: usize = 2;
+/// Refusals of the sender or content in a row (no send between them went
+/// through) after which a digest is paused.
+pub const BREAKER: u32 = 10;
+
+pub async fn run(state: SharedState, shutdown: watch::Receiver<bool>) {
+    let work = Arc::new(Delivery::new(&state));
+    super::run(work, state, LANES, shutdown).await;
+}
+
+pub struct Delivery {
+    lease: Duration,
+    window: usize,
+    contents: Mutex<HashMap<i64, Arc<Content>>>,
+    breaker: Mutex<HashMap<i64, Streak>>,
+}
+
+/// Refusals in a row of one digest, and the last reply.
+#[derive(Default)]
+struct Streak {
+    refusals: u32,
+    reason: String,
+}
+
+/// A digest as every send uses it: the subject, and the bodies encoded
+/// once with a gap for each reader's unsubscribe link.
+pub struct Content {
+    subject: String,
+    bodies: PreEncoded,
+}
+
+/// A leased chunk and the content its sends use.
+pub struct Leased {
+    chunk: Chunk,
+    content: Arc<Content>,
+}
+
+pub enum Outcome {
+    Sent,
+    Skipped,
+    Retry(String),
+    Refused(String),
+    Failed { reason: String, bounce: bool },
+}
+
+impl Delivery {
+    pub fn new(state: &AppState) -> Self {
+        Self {
+            lease: Duration::from_secs(u64::from(state.settings.lease_seconds)),
+            // What a crash may repeat: the sends in flight, and as many
+            // finished but not yet committed.
+            window: 2 * state.mailer.concurrency(),
+            contents: Mutex::default(),
+            breaker: Mutex::default(),
+        }
+    }
+
+    async fn content(&self, state: &AppState, id: i64) -> anyhow::Result<Arc<Content>> {
+        if let Some(c) = self.contents.lock().ok().and_then(|m| m.get(&id).cloned()) {
+            return Ok(c);
+        }
+        let digest = db::run(&state.pool, move |c| db::digests::find(c, id))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("digest {id} vanished"))?;
+        let content = Arc::new(Content {
+            bodies: PreEncoded::new(&digest.body_text, &digest.body_html, UNSUBSCRIBE_MARKER),
+            subject: digest.subject,
+        });
+        if let Ok(mut map) = self.contents.lock() {
+            if map.len() > 16 {
+                map.clear();
+            }
+            map.insert(id, content.clone());
+        }
+        Ok(content)
+    }
+
+    /// Counts a send's result towards the digest's breaker.
+    fn observe(&self, digest_id: i64, outcome: &Outcome) {
+        let Ok(mut streaks) = self.breaker.lock() else {
+            return;
+        };
+        match outcome {
+            Outcome::Sent => {
+                streaks.remove(&digest_id);
+            }
+            Outcome::Refused(reason) => {
+                let streak = streaks.entry(digest_id).or_default();
+                streak.refusals += 1;
+                streak.reason.clone_from(reason);
+            }
+            _ => {}
+        }
+    }
+
+    /// The reason to pause the digest, once, when its streak reached the
+    /// breaker.
+    fn tripped(&self, digest_id: i64) -> Option<String> {
+        let mut streaks = self.breaker.lock().ok()?;
+        if streaks.get(&digest_id)?.refusals < BREAKER {
+            return None;
+        }
+        streaks.remove(&digest_id).map(|s| s.reason)
+    }
+}
+
+impl Work for Delivery {
+    type Batch = Leased;
+    type Item = DeliveryJob;
+    type Outcome = Outcome;
+
+    fn name(&self) -> &'static str {
+        "delivery"
+    }
+
+    fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    fn window(&self) -> usize {
+        self.window
+    }
+
+    async fn claim(&self, state: &SharedState) -> anyhow::Result<Claimed<Self>> {
+        let now = db::now();
+        let until = now + chrono::Duration::from_std(self.lease)?;
+        let lease_id = uuid::Uuid::new_v4().simple().to_string();
+        let claimed = db::run(&state.pool, move |c| {
+            let Some(chunk) = db::deliveries::claim_chunk(c, now, until, &lease_id)? else {
+                for id in db::deliveries::finish_done_digests(c, now)? {
+                    tracing::info!(digest_id = id, "digest sent");
+                }
+                return Ok(None);
+            };
+            let jobs = db::deliveries::due_in(c, &chunk, now)?;
+            Ok(Some((chunk, jobs)))
+        })
+        .await?;
+        let Some((chunk, jobs)) = claimed else {
+            return Ok(None);
+        };
+        let content = self.content(state, chunk.digest_id).await?;
+        Ok(Some((Leased { chunk, content }, jobs)))
+    }
+
+    async fn send(&self, state: &AppState, batch: &Leased, job: &DeliveryJob) -> Outcome {
+        let outcome = send_one(state, job, &batch.content).await;
+        let counter = match &outcome {
+            Outcome::Sent => Some(&state.metrics.emails_sent),
+            Outcome::Retry(_) | Outcome::Refused(_) => Some(&state.metrics.emails_retried),
+            Outcome::Failed { .. } => Some(&state.metrics.emails_failed),
+            Outcome::Skipped => None,
+        };
+        if let Some(counter) = counter {
+            counter.with_label_values(&["digest"]).inc();
+        }
+        self.observe(batch.chunk.digest_id, &outcome);
+        outcome
+    }
+
+    fn settle(
+        &self,
+        c: &mut DbConnection,
+        batch: &Leased,
+        done: &[(DeliveryJob, Outcome)],
+        renew: Option<chrono::NaiveDateTime>,
+    ) -> QueryResult<bool> {
+        let chunk = &batch.chunk;
+        let counts = record(c, chunk.digest_id, done)?;
+        let held = db::deliveries::progress(c, chunk, counts, renew)?;
+        if let Some(reason) = self.tripped(chunk.digest_id) {
+            let reason = crate::domain::email::mask_in(&reason);
+            if db::digests::pause(c, chunk.digest_id, &reason)? {
+                tracing::warn!(digest_id = chunk.digest_id, %reason, "digest paused: the relay keeps refusing the sender or the content");
+            }
+            return Ok(false);
+        }
+        if renew.is_some() && !db::digests::is_sending(c, chunk.digest_id)? {
+            return Ok(false);
+        }
+        Ok(held)
+    }
+
+    fn release(&self, c: &mut DbConnection, batch: &Leased) -> QueryResult<()> {
+        db::deliveries::release_chunk(c, &batch.chunk)?;
+        for id in db::deliveries::finish_done_digests(c, db::now())? {
+            tracing::info!(digest_id = id, "digest sent");
+        }
+        Ok(())
+    }
+
+    async fn woken(&self, state: &SharedState) {
+        state.wake_deliveries.notified().await
+    }
+
+    fn more(&self, state: &AppState) {
+        state.wake_deliveries.notify_one();
+    }
+}
+
+/// Writes each outcome to its delivery row (and bounces readers whose
+/// address was refused); returns (sent, failed, skipped) for the chunk's
+/// counters.
+fn record(
+    c: &mut DbConnection,
+    digest_id: i64,
+    done: &[(DeliveryJob, Outcome)],
+) -> QueryResult<db::deliveries::Counts> {
+    let now = db::now();
+    let mut sent = Vec::new();
+    let mut skipped = Vec::new();
+    let mut failed = 0;
+    for (job, outcome) in done {
+        // This attempt is the job's attempts + 1.
+        let attempt = job.attempts + 1;
+        match outcome {
+            Outcome::Sent => sent.push(job.subscriber_id.as_str()),
+            Outcome::Skipped => skipped.push(job.subscriber_id.as_str()),
+            Outcome::Retry(e) | Outcome::Refused(e) if attempt < MAX_ATTEMPTS => {
+                db::deliveries::retry_at(c, job, now + backoff(attempt), e)?;
+            }
+            Outcome::Retry(e) | Outcome::Refused(e) => {
+                db::deliveries::mark_failed(c, job, e)?;
+                failed += 1;
+            }
+            Outcome::Failed { reason, bounce } => {
+                if *bounce {
+                    crate::subscriptions::bounce(c, &job.subscriber_id, reason)?;
+                }
+                db::deliveries::mark_failed(c, job, reason)?;
+                failed += 1;
+            }
+        }
+    }
+    db::deliveries::settle_many(c, digest_id, &sent, "sent", now)?;
+    db::deliveries::settle_many(c, digest_id, &skipped, "skipped", now)?;
+    Ok(db::deliveries::Counts {
+        sent: sent.len() as i32,
+        failed,
+        skipped: skipped.len() as i32,
+    })
+}
+
+async fn send_one(state: &AppState, job: &DeliveryJob, content: &Content) -> Outcome {
+    let email = match (&job.email, job.status.as_deref()) {
+        (Some(email), Some(crate::domain::status::CONFIRMED)) => email,
+        _ => return Outcome::Skipped,
+    };
+    let token = crate::domain::token::unsubscribe_token(&state.secret, &job.subscriber_id);
+    let unsubscribe_url = state.link(&format!("/unsubscribe?token={token}"));
+    let bodies = content.bodies.bodies(&unsubscribe_url);
+    let from = &state.settings.mail_from;
+    let host = state.settings.base_url.host_str().unwrap_or("localhost");
+    let list = ListHeaders {
+        unsubscribe_https: unsubscribe_url,
+        unsubscribe_mailto: format!("mailto:{}?subject=unsubscribe", from.email),
+        list_id: format!("Newsletter <digest.{host}>"),
+    };
+    let msg = match message::build_with(
+        from,
+        email,
+        job.name.as_deref(),
+        &content.subject,
+        bodies,
+        Some(&list),
+    ) {
+        Ok(m) => m,
+        Err(reason) => {
+            return Outcome::Failed {
+                reason,
+                bounce: false,
+            }
+        }
+    };
+    let envelope = msg.envelope().clone();
+    let raw = state.sign_and_format(msg);
+    match state.mailer.send(&envelope, &raw).await {
+        Ok(()) => Outcome::Sent,
+        Err(SendError::Transient(e)) => Outcome::Retry(e),
+        Err(SendError::Refused(e)) => Outcome::Refused(e),
+        Err(SendError::Recipient(reason)) => Outcome::Failed {
+            reason,
+            bounce: true,
+        },
+    }
+}

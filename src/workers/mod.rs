@@ -1,0 +1,331 @@
+//! Workers: the one claim/send/settle skeleton every kind of mail work runs
+//! on ([`outbox`]: confirmation emails; [`delivery`]: digests), with one
+//! retry rule ([`retry`]). Each kind plugs in its claim, send, settle and
+//! release ([`Work`]); the loop, the window, the lease renewal and the
+//! settle retries are written once, here.
+//!
+//! A lane claims a batch (leased to it in the database), sends its items
+//! `send_concurrency` at a time and settles outcomes as they come: a
+//! settler writes whatever finished since its last commit in one
+//! transaction. Three promises follow from the shape:
+//! - **Bounded repeats after a crash.** A send takes a place in a window
+//!   before it starts and gives it back only once its outcome is committed,
+//!   so at most [`Work::window`] sends are ever unrecorded: after kill -9
+//!   those are all a restart can repeat.
+//! - **A live worker's work never looks abandoned.** The settler renews the
+//!   batch's lease every quarter lease whether or not anything finished, so
+//!   no SMTP speed, `send_rate` or batch size outlasts it; a dead worker's
+//!   lease runs out within `lease_seconds`.
+//! - **A sent mail is never sent again because its settle failed.** A failed
+//!   settle keeps its outcomes and tries again until the database is back;
+//!   meanwhile the window fills and sending waits.
+
+pub mod delivery;
+pub mod outbox;
+pub mod retry;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use futures_util::stream::{self, StreamExt};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use crate::db::{self, DbConnection, QueryResult};
+use crate::state::{AppState, SharedState};
+
+/// How often an idle lane looks for work when nothing wakes it.
+const POLL: Duration = Duration::from_secs(1);
+/// How long a stopping worker keeps trying to settle against a database
+/// that is away before it gives up (the lease then runs out, and at most
+/// the window is sent again).
+const STOP_PATIENCE: Duration = Duration::from_secs(10);
+
+/// A claimed batch and its items, or nothing to do.
+pub type Claimed<W> = Option<(<W as Work>::Batch, Vec<<W as Work>::Item>)>;
+
+/// What a kind of work plugs into the skeleton.
+pub trait Work: Send + Sync + Sized + 'static {
+    /// A claimed batch: leased to this worker until released.
+    type Batch: Send + Sync + 'static;
+    type Item: Send + Sync + 'static;
+    type Outcome: Send + Sync + 'static;
+
+    /// Short name for logs.
+    fn name(&self) -> &'static str;
+    /// How long a claim lives unrenewed.
+    fn lease(&self) -> Duration;
+    /// How many sends may be unrecorded (in flight or not yet committed).
+    fn window(&self) -> usize;
+    /// Leases the next batch and lists its items; `None` when there is no
+    /// work.
+    fn claim(
+        &self,
+        state: &SharedState,
+    ) -> impl Future<Output = anyhow::Result<Claimed<Self>>> + Send;
+    /// Sends one item. Never fails: a failure is an outcome to settle.
+    fn send(
+        &self,
+        state: &AppState,
+        batch: &Self::Batch,
+        item: &Self::Item,
+    ) -> impl Future<Output = Self::Outcome> + Send;
+    /// Records `done` and, with `renew`, extends the batch's lease to it, in
+    /// one transaction. Returns whether sending this batch may go on (false:
+    /// the lease was lost, or the work was paused or cancelled).
+    fn settle(
+        &self,
+        conn: &mut DbConnection,
+        batch: &Self::Batch,
+        done: &[(Self::Item, Self::Outcome)],
+        renew: Option<NaiveDateTime>,
+    ) -> QueryResult<bool>;
+    /// Ends the batch after its last settle.
+    fn release(&self, conn: &mut DbConnection, batch: &Self::Batch) -> QueryResult<()>;
+    /// Returns when there may be work before the next poll.
+    fn woken(&self, state: &SharedState) -> impl Future<Output = ()> + Send;
+    /// Tells the other lanes there may be more work.
+    fn more(&self, state: &AppState);
+    /// Runs once when the workers stop.
+    fn stopped(&self, _state: &SharedState) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// Runs `lanes` claim/send/settle loops side by side until `shutdown`, so
+/// one lane's claim and settle overlap the other's sends.
+pub async fn run<W: Work>(
+    work: Arc<W>,
+    state: SharedState,
+    lanes: usize,
+    shutdown: watch::Receiver<bool>,
+) {
+    let all = (0..lanes).map(|_| lane(work.clone(), state.clone(), shutdown.clone()));
+    futures_util::future::join_all(all).await;
+    work.stopped(&state).await;
+}
+
+async fn lane<W: Work>(work: Arc<W>, state: SharedState, mut shutdown: watch::Receiver<bool>) {
+    let mut failing = false;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        match work.claim(&state).await {
+            Ok(Some((batch, items))) => {
+                failing = false;
+                work.more(&state);
+                drive(&work, &state, batch, items, &shutdown).await;
+                continue;
+            }
+            Ok(None) => failing = false,
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(worker = work.name(), error = %format!("{e:#}"), "claiming work failed; retrying every second");
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = work.woken(&state) => {}
+            _ = tokio::time::sleep(POLL) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// An outcome on its way to the settler, with its place in the window.
+struct Finished<W: Work> {
+    item: W::Item,
+    outcome: W::Outcome,
+    _place: OwnedSemaphorePermit,
+}
+
+/// Sends a claimed batch and settles it as it goes, then releases it. Once
+/// `stop` is raised (or a settle says to stop) no new send starts; the ones
+/// in flight finish and are settled.
+pub async fn drive<W: Work>(
+    work: &Arc<W>,
+    state: &SharedState,
+    batch: W::Batch,
+    items: Vec<W::Item>,
+    stop: &watch::Receiver<bool>,
+) -> usize {
+    let n = items.len();
+    let batch = Arc::new(batch);
+    let window = Arc::new(Semaphore::new(work.window().max(1)));
+    let go_on = AtomicBool::new(true);
+    let (tx, rx) = mpsc::unbounded_channel::<Finished<W>>();
+    let sends = {
+        let (batch, go_on) = (&batch, &go_on);
+        async move {
+            let tx = tx;
+            stream::iter(items)
+                .map(|item| {
+                    let (window, tx) = (window.clone(), &tx);
+                    async move {
+                        let Ok(place) = window.acquire_owned().await else {
+                            return;
+                        };
+                        if *stop.borrow() || !go_on.load(Ordering::Acquire) {
+                            return;
+                        }
+                        let outcome = work.send(state, batch, &item).await;
+                        let _ = tx.send(Finished {
+                            item,
+                            outcome,
+                            _place: place,
+                        });
+                    }
+                })
+                .buffer_unordered(2 * state.mailer.concurrency())
+                .for_each(|()| std::future::ready(()))
+                .await;
+        }
+    };
+    let settles = settle_as_they_come(work, state, &batch, rx, &go_on, stop);
+    futures_util::future::join(sends, settles).await;
+    release(work, state, batch, stop).await;
+    n
+}
+
+/// The settler: commits what finished since the last commit (and renews
+/// the lease when a quarter of it has passed) until the senders are done
+/// and everything is recorded. A failed commit keeps its outcomes (and
+/// their places in the window) and is tried again.
+async fn settle_as_they_come<W: Work>(
+    work: &Arc<W>,
+    state: &SharedState,
+    batch: &Arc<W::Batch>,
+    mut rx: mpsc::UnboundedReceiver<Finished<W>>,
+    go_on: &AtomicBool,
+    stop: &watch::Receiver<bool>,
+) {
+    let every = work.lease() / 4;
+    let mut next_renewal = Instant::now() + every;
+    let mut pending: Vec<Finished<W>> = Vec::new();
+    let mut open = true;
+    let mut failures = 0u32;
+    let mut failing_since: Option<Instant> = None;
+    loop {
+        if pending.is_empty() && open {
+            tokio::select! {
+                got = rx.recv() => match got {
+                    Some(f) => pending.push(f),
+                    None => open = false,
+                },
+                _ = tokio::time::sleep_until(next_renewal) => {}
+            }
+        }
+        while let Ok(f) = rx.try_recv() {
+            pending.push(f);
+        }
+        let renew = Instant::now() >= next_renewal;
+        if pending.is_empty() && !renew {
+            if open {
+                continue;
+            }
+            break;
+        }
+        let lease = chrono::Duration::from_std(work.lease()).unwrap_or(chrono::Duration::MAX);
+        let until = renew.then(|| db::now() + lease);
+        match commit(work, state, batch, &mut pending, until).await {
+            Ok(more) => {
+                if !more {
+                    go_on.store(false, Ordering::Release);
+                }
+                if failures > 0 {
+                    tracing::info!(worker = work.name(), failures, "settling works again");
+                }
+                (failures, failing_since) = (0, None);
+                if renew {
+                    next_renewal = Instant::now() + every;
+                }
+            }
+            Err(e) => {
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                if failures == 0 {
+                    tracing::warn!(worker = work.name(), error = %e, kept = pending.len(), "settling failed; keeping the outcomes and trying again");
+                }
+                failures += 1;
+                if *stop.borrow() && since.elapsed() > STOP_PATIENCE {
+                    tracing::warn!(
+                        worker = work.name(),
+                        unrecorded = pending.len(),
+                        "stopping with outcomes unrecorded; their lease will run out"
+                    );
+                    go_on.store(false, Ordering::Release);
+                    return;
+                }
+                tokio::time::sleep(retry::settle_pause(failures)).await;
+            }
+        }
+    }
+}
+
+/// One settle transaction over everything pending; on success the pending
+/// outcomes (and their places in the window) are gone.
+async fn commit<W: Work>(
+    work: &Arc<W>,
+    state: &SharedState,
+    batch: &Arc<W::Batch>,
+    pending: &mut Vec<Finished<W>>,
+    renew: Option<NaiveDateTime>,
+) -> Result<bool, db::DbError> {
+    let (items, places): (Vec<_>, Vec<_>) = std::mem::take(pending)
+        .into_iter()
+        .map(|f| ((f.item, f.outcome), f._place))
+        .unzip();
+    let done = Arc::new(items);
+    let result = {
+        let (work, batch, done) = (work.clone(), batch.clone(), done.clone());
+        db::transaction(&state.pool, move |c| work.settle(c, &batch, &done, renew)).await
+    };
+    if result.is_err() {
+        // The closure is gone (run or dropped), so this is the last handle.
+        if let Ok(items) = Arc::try_unwrap(done) {
+            pending.extend(
+                items
+                    .into_iter()
+                    .zip(places)
+                    .map(|((item, outcome), place)| Finished {
+                        item,
+                        outcome,
+                        _place: place,
+                    }),
+            );
+        }
+    }
+    result
+}
+
+/// Ends the batch, trying again while the database is away (for at most a
+/// lease: after that the batch is someone else's to claim).
+async fn release<W: Work>(
+    work: &Arc<W>,
+    state: &SharedState,
+    batch: Arc<W::Batch>,
+    stop: &watch::Receiver<bool>,
+) {
+    let deadline = Instant::now() + work.lease();
+    let mut failures = 0;
+    loop {
+        let (w, b) = (work.clone(), batch.clone());
+        match db::transaction(&state.pool, move |c| w.release(c, &b)).await {
+            Ok(()) => return,
+            Err(e) if Instant::now() < deadline && !(*stop.borrow() && failures > 20) => {
+                if failures == 0 {
+                    tracing::warn!(worker = work.name(), error = %e, "releasing a batch failed; trying again");
+                }
+                failures += 1;
+                tokio::time::sleep(retry::settle_pause(failures)).await;
+            }
+            Err(e) => {
+                tracing::warn!(worker = work.name(), error = %e, "releasing a batch failed; its lease will run out");
+                return;
+            }
+        }
+    }
+}

@@ -331,7 +331,24 @@ async fn digest_send(settings: Settings) -> anyhow::Result<()> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(crate::workers::delivery::run(state.clone(), rx));
     let progress = loop {
-        let p = db::run(&state.pool, move |c| db::digests::progress(c, id)).await?;
+        let (p, digest) = db::run(&state.pool, move |c| {
+            Ok((db::digests::progress(c, id)?, db::digests::find(c, id)?))
+        })
+        .await?;
+        if let Some(d) = digest.filter(|d| d.status != crate::domain::digest_status::SENDING) {
+            if d.status != crate::domain::digest_status::SENT {
+                let _ = tx.send(true);
+                let _ = worker.await;
+                bar.abandon();
+                anyhow::bail!(
+                    "digest {id} is {}{}: {} sent, {} queued (POST /api/digests/{id}/resume goes on)",
+                    d.status,
+                    d.status_reason.map(|r| format!(" ({r})")).unwrap_or_default(),
+                    p.sent,
+                    p.queued
+                );
+            }
+        }
         bar.set_length(p.total as u64);
         bar.set_position((p.sent + p.failed + p.skipped) as u64);
         bar.set_message(format!("{} failed, {} queued", p.failed, p.queued));

@@ -2,6 +2,7 @@
 //! (delivery is [`crate::workers::delivery`]).
 
 pub mod compose;
+pub mod control;
 pub mod feed;
 
 pub use compose::{compose, ComposeOutcome};

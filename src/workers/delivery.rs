@@ -204,10 +204,8 @@ impl Work for Delivery {
             }
             return Ok(false);
         }
-        if renew.is_some() && !db::digests::is_sending(c, chunk.digest_id)? {
-            return Ok(false);
-        }
-        Ok(held)
+        // A pause or cancel (from any instance) stops the next send.
+        Ok(held && db::digests::is_sending(c, chunk.digest_id)?)
     }
 
     fn release(&self, c: &mut DbConnection, batch: &Leased) -> QueryResult<()> {

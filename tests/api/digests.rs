@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::helpers::{spawn_app, spawn_app_with, start, unsubscribe_token, wait_until, TestApp};
 use crate::support::smtp::Mode;
 
-async fn add_article(app: &TestApp, token: &str, url: &str, title: &str) -> i64 {
+pub(crate) async fn add_article(app: &TestApp, token: &str, url: &str, title: &str) -> i64 {
     let res = app
         .api_post(
             token,
@@ -22,7 +22,7 @@ async fn add_article(app: &TestApp, token: &str, url: &str, title: &str) -> i64 
 }
 
 /// Inserts `n` confirmed readers directly (arrangement for volume tests).
-fn seed_confirmed(app: &TestApp, n: usize) {
+pub(crate) fn seed_confirmed(app: &TestApp, n: usize) {
     let mut sql = String::new();
     for i in 0..n {
         let id = uuid::Uuid::new_v4();
@@ -34,7 +34,7 @@ fn seed_confirmed(app: &TestApp, n: usize) {
     app.db.execute(&sql);
 }
 
-async fn digest_status(app: &TestApp, token: &str, id: i64) -> serde_json::Value {
+pub(crate) async fn digest_status(app: &TestApp, token: &str, id: i64) -> serde_json::Value {
     app.api_get(token, &format!("/api/digests/{id}"))
         .await
         .json()
@@ -42,7 +42,7 @@ async fn digest_status(app: &TestApp, token: &str, id: i64) -> serde_json::Value
         .unwrap()
 }
 
-async fn wait_digest_sent(app: &TestApp, token: &str, id: i64) -> serde_json::Value {
+pub(crate) async fn wait_digest_sent(app: &TestApp, token: &str, id: i64) -> serde_json::Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let s = digest_status(app, token, id).await;

@@ -16,6 +16,7 @@ mod feed;
 mod foundation;
 mod hostile;
 mod privacy;
+mod send_safety;
 mod signup;
 mod smtp_selftest;
 mod stats;

@@ -1,6 +1,7 @@
 //! GET /admin/digests (list with live progress bars), POST
-//! /admin/digests/send ("Send now"), GET /admin/digests/progress (the JSON the
-//! bars poll).
+//! /admin/digests/send ("Send now"), POST /admin/digests/{id}/pause|resume|
+//! cancel (the buttons of a digest in progress), GET
+//! /admin/digests/progress (the JSON the bars poll).
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -18,7 +19,8 @@ const LISTED: i64 = 20;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/digests", web::get().to(list))
         .route("/digests/send", web::post().to(send_now))
-        .route("/digests/progress", web::get().to(progress));
+        .route("/digests/progress", web::get().to(progress))
+        .route("/digests/{id}/{action}", web::post().to(control));
 }
 
 /// A digest with its delivery counts, ready for a page or JSON.
@@ -26,6 +28,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub struct DigestRow {
     pub id: i64,
     pub status: String,
+    /// Why it is paused.
+    pub reason: Option<String>,
     pub subject: String,
     pub articles: i32,
     pub created_at: String,
@@ -50,7 +54,7 @@ pub fn rows(c: &mut DbConnection, limit: i64) -> db::QueryResult<Vec<DigestRow>>
             let done = p.sent + p.failed + p.skipped;
             let percent = if p.total > 0 {
                 (done * 100 / p.total).min(100)
-            } else if d.status == "sending" {
+            } else if d.status == crate::domain::digest_status::SENDING {
                 0
             } else {
                 100
@@ -58,6 +62,7 @@ pub fn rows(c: &mut DbConnection, limit: i64) -> db::QueryResult<Vec<DigestRow>>
             Ok(DigestRow {
                 id: d.id,
                 status: d.status,
+                reason: d.status_reason,
                 subject: d.subject,
                 articles: d.article_count,
                 created_at: d.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
@@ -80,6 +85,7 @@ pub fn rows(c: &mut DbConnection, limit: i64) -> db::QueryResult<Vec<DigestRow>>
 struct Notice {
     composed: Option<i64>,
     nothing_new: Option<String>,
+    unchanged: Option<i64>,
 }
 
 async fn list(
@@ -100,6 +106,7 @@ async fn list(
             "digests": items,
             "composed": notice.composed,
             "nothing_new": notice.nothing_new.is_some(),
+            "unchanged": notice.unchanged,
         }),
     )
 }
@@ -121,6 +128,39 @@ async fn send_now(
             format!("/admin/digests?composed={}", c.id)
         }
         ComposeOutcome::NothingNew => "/admin/digests?nothing_new=1".to_string(),
+    };
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish())
+}
+
+/// The Pause, Resume and Cancel buttons: back to the list, which shows the
+/// new status (or why the action did not apply).
+async fn control(
+    admin: Admin,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    use crate::digest::control::{self, Action, ControlError};
+    admin.check_csrf(&form(&body)?)?;
+    let (id, action) = path.into_inner();
+    let (Some(action), Ok(id)) = (Action::parse(&action), id.parse::<i64>()) else {
+        return Err(AdminError::NotFound);
+    };
+    let location = match control::apply(&state, id, action).await {
+        Ok(_) => {
+            tracing::info!(
+                admin_id = admin.id,
+                digest_id = id,
+                ?action,
+                "digest control from the console"
+            );
+            "/admin/digests".to_string()
+        }
+        Err(ControlError::NotFound) => return Err(AdminError::NotFound),
+        Err(ControlError::WrongStatus(_)) => format!("/admin/digests?unchanged={id}"),
+        Err(ControlError::Db(e)) => return Err(e.into()),
     };
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location))

@@ -1,4 +1,5 @@
-//! POST /api/digests (compose now), GET /api/digests, GET /api/digests/{id}.
+//! POST /api/digests (compose now), GET /api/digests, GET /api/digests/{id},
+//! POST /api/digests/{id}/pause, /resume, /cancel.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -11,7 +12,8 @@ use crate::state::AppState;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/digests", web::post().to(create))
         .route("/digests", web::get().to(list))
-        .route("/digests/{id}", web::get().to(show));
+        .route("/digests/{id}", web::get().to(show))
+        .route("/digests/{id}/{action}", web::post().to(control));
 }
 
 async fn create(
@@ -55,6 +57,7 @@ pub fn view(d: &db::digests::Digest, p: &db::digests::Progress) -> serde_json::V
         "status": d.status,
         "subject": d.subject,
         "articles": d.article_count,
+        "reason": d.status_reason,
         "created_at": d.created_at,
         "finished_at": d.finished_at,
         "total": p.total,
@@ -96,4 +99,28 @@ async fn show(
     found
         .map(|v| HttpResponse::Ok().json(v))
         .ok_or_else(|| ApiError::NotFound("no such digest".into()))
+}
+
+/// POST /api/digests/{id}/pause|resume|cancel: 200 with the digest, 404
+/// unknown, 409 when its status does not allow it.
+async fn control(
+    _auth: ApiToken,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    use crate::digest::control::{self, Action, ControlError};
+    let (id, action) = path.into_inner();
+    let not_found = || ApiError::NotFound("no such digest".into());
+    let action =
+        Action::parse(&action).ok_or_else(|| ApiError::NotFound("no such API route".into()))?;
+    let id: i64 = id.parse().map_err(|_| not_found())?;
+    let digest = control::apply(&state, id, action)
+        .await
+        .map_err(|e| match e {
+            ControlError::NotFound => not_found(),
+            ControlError::WrongStatus(_) => ApiError::Conflict(e.to_string()),
+            ControlError::Db(e) => e.into(),
+        })?;
+    let progress = db::run(&state.pool, move |c| db::digests::progress(c, id)).await?;
+    Ok(HttpResponse::Ok().json(view(&digest, &progress)))
 }

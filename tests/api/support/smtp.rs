@@ -20,6 +20,11 @@
 //! * [`MailSink::reject_recipient`]: RCPT TO that address gets `550 5.1.1`;
 //! * [`MailSink::stop`] / [`MailSink::restart`]: the server goes away (connection
 //!   refused) and comes back on the same port;
+//! * [`MailSink::script`]: MAIL, RCPT, DATA or the end of the message get
+//!   exactly the reply given (what real relays say: `550 5.7.1 sender not
+//!   authorized`, `554 5.7.1 rejected as spam`, …) until scripted again;
+//! * [`MailSink::set_delay`]: each message's final reply comes this late
+//!   (a slow relay);
 //! * [`MailSink::set_pipelining`]: whether EHLO offers PIPELINING;
 //!   [`MailSink::pipelined`] counts MAIL commands that came with more
 //!   commands behind them (the client did not wait for the reply).
@@ -59,6 +64,17 @@ pub enum Mode {
     DropConnections,
 }
 
+/// A command whose reply can be scripted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Command {
+    Mail,
+    Rcpt,
+    Data,
+    /// The end of the message (after the final dot): a scripted reply
+    /// there means the message is not accepted.
+    Message,
+}
+
 /// One message as the sink received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceivedMail {
@@ -84,6 +100,8 @@ struct Shared {
     peak: AtomicUsize,
     offer_pipelining: AtomicBool,
     pipelined: AtomicUsize,
+    scripted: Mutex<std::collections::HashMap<Command, String>>,
+    delay: Mutex<Duration>,
 }
 
 struct Running {
@@ -128,6 +146,8 @@ impl MailSink {
             peak: AtomicUsize::new(0),
             offer_pipelining: AtomicBool::new(true),
             pipelined: AtomicUsize::new(0),
+            scripted: Mutex::default(),
+            delay: Mutex::new(Duration::ZERO),
         });
         let running = spawn_server(listener, shared.clone());
         MailSink {
@@ -211,6 +231,32 @@ impl MailSink {
 
     pub fn mode(&self) -> Mode {
         *lock(&self.shared.mode)
+    }
+
+    /// From now on `command` gets exactly `reply` (e.g. `550 5.7.1 Sender
+    /// not authorized`), or its normal answer again with `None`.
+    pub fn script(&self, command: Command, reply: Option<&str>) {
+        let mut scripted = lock(&self.shared.scripted);
+        match reply {
+            Some(r) => scripted.insert(command, r.to_string()),
+            None => scripted.remove(&command),
+        };
+    }
+
+    /// Each message's final reply waits this long (a slow relay).
+    pub fn set_delay(&self, delay: Duration) {
+        *lock(&self.shared.delay) = delay;
+    }
+
+    /// How many messages each recipient got (lower-cased addresses).
+    pub fn counts_by_recipient(&self) -> std::collections::HashMap<String, usize> {
+        let mut counts = std::collections::HashMap::new();
+        for m in lock(&self.shared.mails).iter() {
+            for to in &m.to {
+                *counts.entry(to.to_ascii_lowercase()).or_insert(0) += 1;
+            }
+        }
+        counts
     }
 
     /// Whether EHLO advertises PIPELINING (it does unless told otherwise).
@@ -463,6 +509,7 @@ where
             None => (line.as_str(), ""),
         };
         let temp_fail = || *lock(&shared.mode) == Mode::TempFail;
+        let scripted = |c: Command| lock(&shared.scripted).get(&c).cloned();
         match verb.to_ascii_uppercase().as_str() {
             "EHLO" => {
                 from = None;
@@ -498,6 +545,10 @@ where
                     Some(Some(_)) if temp_fail() => {
                         reply(wr, shared, "451 4.3.0 Temporary failure, try again later").await?
                     }
+                    Some(Some(_)) if scripted(Command::Mail).is_some() => {
+                        let text = scripted(Command::Mail).unwrap_or_default();
+                        reply(wr, shared, &text).await?
+                    }
                     Some(Some(addr)) => {
                         from = Some(addr);
                         rcpts.clear();
@@ -519,6 +570,10 @@ where
                     }
                     Some(Some(_)) if temp_fail() => {
                         reply(wr, shared, "451 4.3.0 Temporary failure, try again later").await?
+                    }
+                    Some(Some(_)) if scripted(Command::Rcpt).is_some() => {
+                        let text = scripted(Command::Rcpt).unwrap_or_default();
+                        reply(wr, shared, &text).await?
                     }
                     Some(Some(addr))
                         if lock(&shared.rejected).contains(&addr.to_ascii_lowercase()) =>
@@ -543,6 +598,10 @@ where
                     reply(wr, shared, "503 5.5.1 Error: need RCPT command").await?;
                     continue;
                 }
+                if let Some(text) = scripted(Command::Data) {
+                    reply(wr, shared, &text).await?;
+                    continue;
+                }
                 reply(wr, shared, "354 End data with <CR><LF>.<CR><LF>").await?;
                 let Some(data) = read_data(rd).await? else {
                     // End of stream before the final dot, or the message is too big.
@@ -552,6 +611,16 @@ where
                     reply(wr, shared, "552 5.3.4 Message too big").await?;
                     return Ok(());
                 };
+                let delay = *lock(&shared.delay);
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                if let Some(text) = scripted(Command::Message) {
+                    from = None;
+                    rcpts.clear();
+                    reply(wr, shared, &text).await?;
+                    continue;
+                }
                 let mail = ReceivedMail {
                     from: from.take().unwrap_or_default(),
                     to: std::mem::take(&mut rcpts),

@@ -5,7 +5,7 @@
 //! outbox_dir, mail_from, digest_cron, feed_url, feed_cron, confirm_ttl_hours,
 //! send_concurrency, send_rate, lease_seconds, secret_key, resend_after_minutes,
 //! signup_rate_per_minute, trusted_proxies, cors_origins, dkim_domain,
-//! dkim_selector, dkim_private_key_file.
+//! dkim_selector, dkim_private_key_file, body_timeout_seconds.
 //!
 //! Everything is validated once, here; a bad value becomes one error line that
 //! names the key, e.g. `setting database_url: unsupported scheme "nonsense"`.
@@ -40,6 +40,7 @@ pub const KEYS: &[&str] = &[
     "dkim_domain",
     "dkim_selector",
     "dkim_private_key_file",
+    "body_timeout_seconds",
 ];
 
 /// A setting that could not be used. Displayed as `setting KEY: PROBLEM`.
@@ -187,6 +188,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<IpAddr>,
     pub cors_origins: Vec<String>,
     pub dkim: Option<Dkim>,
+    /// Longest wait for a whole request body, from its head (408 past it).
+    pub body_timeout_seconds: u32,
 }
 
 fn default_of(key: &str) -> &'static str {
@@ -204,6 +207,7 @@ fn default_of(key: &str) -> &'static str {
         "lease_seconds" => "20",
         "resend_after_minutes" => "5",
         "signup_rate_per_minute" => "30",
+        "body_timeout_seconds" => "10",
         _ => "",
     }
 }
@@ -396,6 +400,7 @@ impl Settings {
             trusted_proxies,
             cors_origins,
             dkim,
+            body_timeout_seconds: number("body_timeout_seconds", 1, 3600)? as u32,
         };
         if let Some(d) = &settings.dkim {
             crate::mail::message::dkim_config(&settings.mail_from, d)
@@ -490,6 +495,10 @@ impl Settings {
                     .unwrap_or_default(),
             ),
             ("dkim_private_key_file", mask(self.dkim.is_some())),
+            (
+                "body_timeout_seconds",
+                self.body_timeout_seconds.to_string(),
+            ),
         ]
     }
 }
@@ -570,6 +579,12 @@ mod tests {
         assert!(with(&[("trusted_proxies", "nope")]).is_err());
         assert!(with(&[("cors_origins", "https://news.example/path")]).is_err());
         assert!(with(&[("secret_key", "short")]).is_err());
+        assert!(with(&[("body_timeout_seconds", "0")])
+            .unwrap_err()
+            .to_string()
+            .starts_with("setting body_timeout_seconds:"));
+        assert!(with(&[("body_timeout_seconds", "soon")]).is_err());
+        assert_eq!(with(&[]).unwrap().body_timeout_seconds, 10);
     }
 
     #[test]

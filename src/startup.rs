@@ -125,6 +125,10 @@ fn http_server(state: SharedState, listener: TcpListener) -> anyhow::Result<Serv
         .build()
         .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
     let data = web::Data::from(state.clone());
+    let body_guard = web::Data::new(crate::routes::body_deadline::BodyGuard::new(
+        std::time::Duration::from_secs(state.settings.body_timeout_seconds.into()),
+        crate::routes::body_deadline::MAX_SLOW_BODIES,
+    ));
     let server =
         HttpServer::new(move || {
             App::new()
@@ -133,7 +137,11 @@ fn http_server(state: SharedState, listener: TcpListener) -> anyhow::Result<Serv
                     crate::telemetry::RequestSpan,
                 >::new()))
                 .wrap(prometheus.clone())
+                .wrap(middleware::from_fn(
+                    crate::routes::body_deadline::body_deadline,
+                ))
                 .app_data(data.clone())
+                .app_data(body_guard.clone())
                 .app_data(web::PayloadConfig::new(BODY_LIMIT))
                 .app_data(web::JsonConfig::default().limit(BODY_LIMIT))
                 .app_data(web::FormConfig::default().limit(BODY_LIMIT))
@@ -143,6 +151,8 @@ fn http_server(state: SharedState, listener: TcpListener) -> anyhow::Result<Serv
                 .configure(|cfg| crate::routes::configure(cfg, &state))
         })
         .listen(listener)?
+        // The request head; the body has its own deadline (body_deadline).
+        .client_request_timeout(std::time::Duration::from_secs(5))
         .shutdown_timeout(10)
         .run();
     Ok(server)

@@ -1,6 +1,10 @@
 //! Tracing: `RUST_LOG` filters (default `info`), one span per request with a
 //! request id (tracing-actix-web). Addresses never go to info-level logs;
-//! where one must be mentioned, use [`crate::domain::email::mask`].
+//! where one must be mentioned, use [`crate::domain::email::mask`]. Faults
+//! that fail every request are logged through a [`Throttle`].
+
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -57,4 +61,76 @@ pub fn init() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Lets through at most one log line per window and counts the rest, so a
+/// fault that fails every request (a database gone away) writes one line a
+/// second saying how many it stood for, not one per request.
+pub struct Throttle {
+    window: Duration,
+    state: Mutex<ThrottleState>,
+}
+
+struct ThrottleState {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Throttle {
+    pub const fn new(window: Duration) -> Self {
+        Self {
+            window,
+            state: Mutex::new(ThrottleState {
+                last: None,
+                suppressed: 0,
+            }),
+        }
+    }
+
+    /// `Some(n)` when a line may be written at `now`, `n` being how many were
+    /// held back since the previous one; `None` when this one is held back.
+    pub fn admit(&self, now: Instant) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let due = state
+            .last
+            .is_none_or(|last| now.saturating_duration_since(last) >= self.window);
+        if !due {
+            state.suppressed += 1;
+            return None;
+        }
+        state.last = Some(now);
+        Some(std::mem::take(&mut state.suppressed))
+    }
+}
+
+static DATABASE_UNAVAILABLE: Throttle = Throttle::new(Duration::from_secs(1));
+
+/// Logs a database fault behind a 503 at `error`, at most once a second.
+pub fn database_unavailable(error: &dyn std::fmt::Display) {
+    if let Some(more) = DATABASE_UNAVAILABLE.admit(Instant::now()) {
+        tracing::error!(
+            error = %error,
+            suppressed = more,
+            "database unavailable ({more} more in the last second)"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_lets_one_line_a_second_through_and_counts_the_rest() {
+        let throttle = Throttle::new(Duration::from_secs(1));
+        let t0 = Instant::now();
+        assert_eq!(throttle.admit(t0), Some(0));
+        for ms in [1, 10, 500, 999] {
+            assert_eq!(throttle.admit(t0 + Duration::from_millis(ms)), None);
+        }
+        assert_eq!(throttle.admit(t0 + Duration::from_millis(1000)), Some(4));
+        assert_eq!(throttle.admit(t0 + Duration::from_millis(1200)), None);
+        assert_eq!(throttle.admit(t0 + Duration::from_secs(5)), Some(1));
+        assert_eq!(throttle.admit(t0 + Duration::from_secs(9)), Some(0));
+    }
 }

@@ -17,6 +17,7 @@ pub mod confirmations;
 pub mod consent;
 pub mod deliveries;
 pub mod digests;
+pub mod faults;
 pub mod feeds;
 pub mod jobs;
 pub mod outbox;
@@ -68,18 +69,14 @@ impl std::ops::DerefMut for Pooled {
 }
 
 impl Pooled {
-    /// Notes errors that mean the connection itself is unusable; true when
-    /// this one did.
+    /// Notes errors that mean the database is away or cannot write
+    /// ([`faults::is_unavailable`]); true when this one did. Such a
+    /// connection is not reused: a dead socket, or a SQLite handle opened
+    /// read-only while the file was, would keep failing after the database
+    /// is back.
     pub fn observe<T>(&mut self, result: &diesel::QueryResult<T>) -> bool {
-        use diesel::result::{DatabaseErrorKind, Error};
         if let Err(e) = result {
-            let lost = matches!(
-                e,
-                Error::DatabaseError(
-                    DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-                    _
-                ) | Error::BrokenTransactionManager
-            );
+            let lost = faults::is_unavailable(e);
             self.broken |= lost;
             return lost;
         }
@@ -228,7 +225,10 @@ impl r2d2::ManageConnection for ConnectionManager {
     fn connect(&self) -> Result<Pooled, ConnectError> {
         Ok(Pooled {
             conn: self.open()?,
-            broken: false,
+            // SQLite opens a file it may not write read-only, for good:
+            // such a connection serves one checkout, so none outlives the
+            // fault.
+            broken: self.sqlite_read_only(),
         })
     }
 
@@ -242,6 +242,28 @@ impl r2d2::ManageConnection for ConnectionManager {
 }
 
 impl ConnectionManager {
+    /// Whether SQLite would open the file (or its WAL) read-only now, as it
+    /// does when opening it for writing is refused.
+    fn sqlite_read_only(&self) -> bool {
+        let DatabaseUrl::Sqlite(path) = &self.url else {
+            return false;
+        };
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        [path.as_os_str(), wal.as_os_str()].iter().any(|file| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(file)
+                .is_err_and(|e| {
+                    matches!(
+                        e.kind(),
+                        std::io::ErrorKind::PermissionDenied
+                            | std::io::ErrorKind::ReadOnlyFilesystem
+                    )
+                })
+        })
+    }
+
     /// Opens one connection of the configured backend.
     pub fn open(&self) -> Result<DbConnection, ConnectError> {
         match &self.url {
@@ -308,8 +330,10 @@ pub enum DbError {
     /// No connection could be had: the database is down or saturated (503).
     #[error("database unavailable: {0}")]
     Unavailable(#[from] r2d2::Error),
-    /// The connection died under the query: the database went away (503).
-    #[error("database connection lost: {0}")]
+    /// The database could not serve the query: the connection died, or the
+    /// database is read-only, full, locked or shutting down (503; see
+    /// [`faults::is_unavailable`]).
+    #[error("database fault: {0}")]
     Lost(diesel::result::Error),
     #[error(transparent)]
     Query(#[from] diesel::result::Error),
@@ -318,6 +342,11 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// The database, not the request, is at fault: answer 503 and retry later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, DbError::Unavailable(_) | DbError::Lost(_))
+    }
+
     pub fn is_unique_violation(&self) -> bool {
         matches!(
             self,

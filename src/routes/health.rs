@@ -1,7 +1,7 @@
 //! Liveness and readiness.
 
+use actix_web::http::header;
 use actix_web::{web, HttpResponse};
-use diesel::connection::SimpleConnection;
 
 use crate::state::AppState;
 
@@ -15,14 +15,17 @@ async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// 200 when the database answers a query, 503 otherwise.
+/// 200 when the database can take a write now, 503 otherwise: a read-only
+/// or full SQLite file still answers `SELECT 1`, so the probe writes
+/// ([`crate::db::faults::probe_writable`]).
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let result = crate::db::run(&state.pool, |conn| conn.batch_execute("SELECT 1")).await;
-    match result {
+    match crate::db::run(&state.pool, crate::db::faults::probe_writable).await {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
             HttpResponse::ServiceUnavailable()
+                .insert_header((header::RETRY_AFTER, super::RETRY_AFTER_SECONDS))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
                 .json(serde_json::json!({"status": "unavailable", "error": "database unavailable"}))
         }
     }

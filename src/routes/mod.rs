@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod body_deadline;
 pub mod health;
 pub mod public;
 
@@ -84,6 +85,21 @@ pub fn user_agent(req: &HttpRequest) -> Option<String> {
         .map(|s| s.chars().take(512).collect())
 }
 
+/// Seconds a client is asked to wait (`Retry-After`) before trying again
+/// after a 503: the database is away, read-only or full.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
+
+/// Whether a database failure is the database's (503, logged at most once a
+/// second, see [`crate::telemetry::database_unavailable`]) and not the
+/// query's (500). Every surface's `From<DbError>` asks here.
+pub(crate) fn database_unavailable(e: &DbError) -> bool {
+    if e.is_unavailable() {
+        crate::telemetry::database_unavailable(e);
+        return true;
+    }
+    false
+}
+
 /// Errors of JSON endpoints: `{"error": …, "field"?: …}`.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -144,8 +160,14 @@ impl ResponseError for ApiError {
             _ => None,
         };
         let mut res = HttpResponse::build(self.status_code());
-        if matches!(self, Self::Unauthorized) {
-            res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        match self {
+            Self::Unauthorized => {
+                res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            Self::Unavailable => {
+                res.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
+            }
+            _ => {}
         }
         res.json(ErrorBody {
             error: self.to_string(),
@@ -156,10 +178,10 @@ impl ResponseError for ApiError {
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
-        match e {
-            DbError::Unavailable(_) | DbError::Lost(_) => Self::Unavailable,
-            other => Self::Unexpected(other.into()),
+        if database_unavailable(&e) {
+            return Self::Unavailable;
         }
+        Self::Unexpected(e.into())
     }
 }
 
@@ -199,24 +221,26 @@ impl ResponseError for PageError {
             tracing::error!(error = %format!("{e:#}"), "page failed");
         }
         let message = html_escape(&self.to_string());
-        HttpResponse::build(self.status_code())
-            .content_type("text/html; charset=utf-8")
-            .body(format!(
-                "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+        let mut res = HttpResponse::build(self.status_code());
+        if matches!(self, Self::Unavailable) {
+            res.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
+        }
+        res.content_type("text/html; charset=utf-8").body(format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
                  <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
                  <title>{status}</title></head><body><main><h1>{status}</h1><p>{message}</p>\
                  </main></body></html>",
-                status = self.status_code()
-            ))
+            status = self.status_code()
+        ))
     }
 }
 
 impl From<DbError> for PageError {
     fn from(e: DbError) -> Self {
-        match e {
-            DbError::Unavailable(_) | DbError::Lost(_) => Self::Unavailable,
-            other => Self::Unexpected(other.into()),
+        if database_unavailable(&e) {
+            return Self::Unavailable;
         }
+        Self::Unexpected(e.into())
     }
 }
 

@@ -133,7 +133,7 @@ async fn commit(ctx: &Committer, group: Vec<Waiting>) {
         // No database: everyone in the group hears so now (503) instead of
         // each waiting out the pool's timeout again, one after the other.
         Err(e @ (DbError::Unavailable(_) | DbError::Lost(_))) => {
-            tracing::warn!(error = %e, size = group.len(), "signup group: database unavailable");
+            crate::telemetry::database_unavailable(&e);
             for waiting in group {
                 let _ =
                     waiting

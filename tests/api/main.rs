@@ -3,6 +3,7 @@
 //! (a PostgreSQL server URL) to run the whole suite on PostgreSQL.
 
 mod support {
+    pub mod proxy;
     pub mod smtp;
 }
 mod helpers;
@@ -12,6 +13,7 @@ mod browser;
 mod compose;
 mod csv;
 mod digests;
+mod faults;
 mod feed;
 mod foundation;
 mod hostile;

@@ -107,8 +107,11 @@ impl ResponseError for AdminError {
             _ => {}
         }
         let message = super::html_escape(&self.to_string());
-        HttpResponse::build(self.status_code())
-            .content_type("text/html; charset=utf-8")
+        let mut res = HttpResponse::build(self.status_code());
+        if matches!(self, Self::Unavailable) {
+            res.insert_header((header::RETRY_AFTER, super::RETRY_AFTER_SECONDS));
+        }
+        res.content_type("text/html; charset=utf-8")
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .body(format!(
                 "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -122,10 +125,10 @@ impl ResponseError for AdminError {
 
 impl From<DbError> for AdminError {
     fn from(e: DbError) -> Self {
-        match e {
-            DbError::Unavailable(_) | DbError::Lost(_) => Self::Unavailable,
-            other => Self::Unexpected(other.into()),
+        if super::database_unavailable(&e) {
+            return Self::Unavailable;
         }
+        Self::Unexpected(e.into())
     }
 }
 

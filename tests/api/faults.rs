@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::admin::{create_admin, Browser};
-use crate::helpers::{spawn_app, spawn_app_with, wait_until, TestApp};
+use crate::helpers::{spawn_app_with, wait_until, TestApp};
 use crate::support::proxy::TcpProxy;
 
 /// What takes the database away. SQLite: the immutable flag on the file and
@@ -22,13 +22,13 @@ use crate::support::proxy::TcpProxy;
 /// writable: SQLite maps it into memory, and a write to an immutable mapping
 /// is a SIGBUS, not an error. PostgreSQL: a proxy between the app and the
 /// server, cut.
-enum Outage {
+pub(crate) enum Outage {
     Sqlite { files: Vec<PathBuf>, on: bool },
     Postgres(TcpProxy),
 }
 
 impl Outage {
-    fn begin(&mut self) {
+    pub(crate) fn begin(&mut self) {
         match self {
             Outage::Sqlite { files, on } => {
                 chattr("+i", files);
@@ -38,7 +38,7 @@ impl Outage {
         }
     }
 
-    fn end(&mut self) {
+    pub(crate) fn end(&mut self) {
         match self {
             Outage::Sqlite { files, on } => {
                 if std::mem::take(on) {
@@ -79,6 +79,13 @@ impl Drop for Outage {
 
 /// An app whose database the test can take away.
 async fn app_with_outage() -> (TestApp, Outage) {
+    app_with_outage_and(|_| {}).await
+}
+
+/// Like [`app_with_outage`], with settings changed by `tweak`.
+pub(crate) async fn app_with_outage_and(
+    tweak: impl FnOnce(&mut std::collections::BTreeMap<String, String>),
+) -> (TestApp, Outage) {
     match std::env::var("TIDINGS_TEST_DATABASE_URL") {
         Ok(server) if !server.is_empty() => {
             let url = url::Url::parse(&server).expect("TIDINGS_TEST_DATABASE_URL");
@@ -96,12 +103,13 @@ async fn app_with_outage() -> (TestApp, Outage) {
                 let mut db = url::Url::parse(&map["database_url"]).expect("database_url");
                 db.set_port(Some(port)).expect("port");
                 map.insert("database_url".into(), db.to_string());
+                tweak(map);
             })
             .await;
             (app, Outage::Postgres(proxy))
         }
         _ => {
-            let app = spawn_app().await;
+            let app = spawn_app_with(tweak).await;
             let db = PathBuf::from(app.db.url.trim_start_matches("sqlite://"));
             let wal = PathBuf::from(format!("{}-wal", db.display()));
             assert!(wal.exists(), "the SQLite database runs in WAL mode");

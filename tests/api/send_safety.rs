@@ -46,6 +46,11 @@ fn bounced(app: &TestApp) -> (i64, i64) {
 /// Each seeded reader (`r{i}@bulk.example`) got exactly one message.
 fn assert_each_once(app: &TestApp, n: usize) {
     let counts = app.sink.counts_by_recipient();
+    assert_each_once_among(&counts, n);
+    assert_eq!(counts.len(), n);
+}
+
+fn assert_each_once_among(counts: &std::collections::HashMap<String, usize>, n: usize) {
     let missing: Vec<_> = (0..n)
         .map(|i| format!("r{i}@bulk.example"))
         .filter(|r| !counts.contains_key(r))
@@ -53,7 +58,6 @@ fn assert_each_once(app: &TestApp, n: usize) {
     let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
     assert!(missing.is_empty(), "missed: {missing:?}");
     assert!(twice.is_empty(), "sent twice: {twice:?}");
-    assert_eq!(counts.len(), n);
 }
 
 #[tokio::test]
@@ -260,6 +264,59 @@ async fn a_relay_slower_than_the_lease_sends_nothing_twice() {
     assert_eq!(done["sent"], 12, "{done}");
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_each_once(&app, 12);
+}
+
+#[tokio::test]
+async fn the_database_taken_away_mid_send_repeats_nothing_and_loses_nothing() {
+    const READERS: usize = 300;
+    const SIGNUPS: usize = 60;
+    let (app, mut outage) = crate::faults::app_with_outage_and(|s| {
+        s.insert("send_concurrency".into(), "4".into());
+    })
+    .await;
+    let token = app.api_token().await;
+    seed_confirmed(&app, READERS);
+    app.sink.set_delay(Duration::from_millis(30));
+    let id = queue_digest(&app, &token, "https://news.example/outage").await;
+    let signups = (0..SIGNUPS).map(|i| {
+        let app = &app;
+        async move {
+            let res = app
+                .post_json(
+                    "/subscriptions",
+                    &json!({"email": format!("new{i}@fresh.example")}),
+                )
+                .await;
+            assert_eq!(res.status().as_u16(), 202);
+        }
+    });
+    futures_util::future::join_all(signups).await;
+    wait_until(Duration::from_secs(20), || async {
+        app.sink.messages().len() >= 20
+    })
+    .await;
+
+    outage.begin();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let during = app.sink.messages().len();
+    outage.end();
+
+    wait_digest_sent(&app, &token, id).await;
+    app.outbox_drained().await;
+    assert!(
+        during < READERS + SIGNUPS,
+        "the outage came too late to test anything"
+    );
+    let counts = app.sink.counts_by_recipient();
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent twice after the outage: {twice:?}");
+    for i in 0..SIGNUPS {
+        assert!(
+            counts.contains_key(&format!("new{i}@fresh.example")),
+            "confirmation {i} lost"
+        );
+    }
+    assert_each_once_among(&counts, READERS);
 }
 
 /// The real binary, on the test's database and sink.

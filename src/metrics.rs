@@ -16,6 +16,11 @@ pub struct Metrics {
     pub emails_failed: IntCounterVec,
     /// Transient failures that were scheduled for retry, by kind.
     pub emails_retried: IntCounterVec,
+    /// Refusals of the sender, content or session (no reader touched;
+    /// retried), by kind.
+    pub emails_refused: IntCounterVec,
+    /// Digests paused, by who paused them (`breaker`, `operator`).
+    pub digests_paused: IntCounterVec,
     /// Signups each group transaction committed itself (the ones that went
     /// one by one are not counted): how much sharing a commit saves.
     pub signup_group_size: Histogram,
@@ -24,14 +29,20 @@ pub struct Metrics {
 impl Metrics {
     pub fn new(pool: Pool) -> anyhow::Result<Self> {
         let registry = Registry::new();
-        let counter = |name: &str, help: &str| -> anyhow::Result<IntCounterVec> {
-            let c = IntCounterVec::new(Opts::new(name, help).namespace("tidings"), &["kind"])?;
+        let labelled = |name: &str, help: &str, label: &str| -> anyhow::Result<IntCounterVec> {
+            let c = IntCounterVec::new(Opts::new(name, help).namespace("tidings"), &[label])?;
             registry.register(Box::new(c.clone()))?;
             Ok(c)
         };
+        let counter = |name: &str, help: &str| labelled(name, help, "kind");
         let emails_sent = counter("emails_sent_total", "Emails accepted by the transport")?;
         let emails_failed = counter("emails_failed_total", "Emails that failed permanently")?;
         let emails_retried = counter("emails_retried_total", "Transient send failures retried")?;
+        let emails_refused = counter(
+            "emails_refused_total",
+            "Refusals of the sender, content or session (retried, no reader touched)",
+        )?;
+        let digests_paused = labelled("digests_paused_total", "Digests paused", "by")?;
         let signup_group_size = Histogram::with_opts(
             HistogramOpts::new(
                 "signup_group_size",
@@ -47,6 +58,8 @@ impl Metrics {
             emails_sent,
             emails_failed,
             emails_retried,
+            emails_refused,
+            digests_paused,
             signup_group_size,
         })
     }

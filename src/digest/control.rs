@@ -73,7 +73,12 @@ pub async fn apply(state: &AppState, id: i64, action: Action) -> Result<Digest, 
     .await??;
     match action {
         Action::Resume => state.wake_deliveries.notify_one(),
-        Action::Pause | Action::Cancel => {}
+        Action::Pause => state
+            .metrics
+            .digests_paused
+            .with_label_values(&["operator"])
+            .inc(),
+        Action::Cancel => {}
     }
     tracing::info!(digest_id = id, status = %outcome.status, "digest {}", match action {
         Action::Pause => "paused",

@@ -42,6 +42,7 @@ pub struct Delivery {
     window: usize,
     contents: Mutex<HashMap<i64, Arc<Content>>>,
     breaker: Mutex<HashMap<i64, Streak>>,
+    paused: prometheus::IntCounterVec,
 }
 
 /// Refusals in a row of one digest, and the last reply.
@@ -81,6 +82,7 @@ impl Delivery {
             window: 2 * state.mailer.concurrency(),
             contents: Mutex::default(),
             breaker: Mutex::default(),
+            paused: state.metrics.digests_paused.clone(),
         }
     }
 
@@ -176,7 +178,8 @@ impl Work for Delivery {
         let outcome = send_one(state, job, &batch.content).await;
         let counter = match &outcome {
             Outcome::Sent => Some(&state.metrics.emails_sent),
-            Outcome::Retry(_) | Outcome::Refused(_) => Some(&state.metrics.emails_retried),
+            Outcome::Retry(_) => Some(&state.metrics.emails_retried),
+            Outcome::Refused(_) => Some(&state.metrics.emails_refused),
             Outcome::Failed { .. } => Some(&state.metrics.emails_failed),
             Outcome::Skipped => None,
         };
@@ -200,6 +203,7 @@ impl Work for Delivery {
         if let Some(reason) = self.tripped(chunk.digest_id) {
             let reason = crate::domain::email::mask_in(&reason);
             if db::digests::pause(c, chunk.digest_id, &reason)? {
+                self.paused.with_label_values(&["breaker"]).inc();
                 tracing::warn!(digest_id = chunk.digest_id, %reason, "digest paused: the relay keeps refusing the sender or the content");
             }
             return Ok(false);

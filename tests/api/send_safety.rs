@@ -78,6 +78,11 @@ async fn a_sender_refused_at_mail_from_pauses_the_digest_and_bounces_nobody() {
     );
     assert_eq!(bounced(&app), (0, 0), "a sender refusal bounced readers");
     assert_eq!(app.sink.messages().len(), 0);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("tidings_digests_paused_total{by=\"breaker\"} 1"),
+        "{metrics}"
+    );
     // Paused means paused: nothing more is tried.
     let refused = app.sink.perm_failures();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -386,4 +391,35 @@ async fn kill_9_mid_digest_repeats_at_most_the_sends_in_flight() {
         "{duplicates} duplicates (at most 2 x send_concurrency may repeat); killed at {at_kill}"
     );
     eprintln!("kill -9 at {at_kill}/{READERS}: {duplicates} duplicates, all delivered {took:?} after the restart");
+}
+
+#[test]
+fn digest_send_stops_with_the_reason_when_the_relay_keeps_refusing() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(spawn_app_with(|_| {}));
+    let token = rt.block_on(app.api_token());
+    seed_confirmed(&app, 20);
+    rt.block_on(add_article(
+        &app,
+        &token,
+        "https://news.example/cli-refused",
+        "Refused",
+    ));
+    app.sink
+        .script(Command::Mail, Some("550 5.7.1 Sender not authorized"));
+    let out = tidings()
+        .env("TIDINGS_DATABASE_URL", &app.db.url)
+        .env("TIDINGS_SMTP_URL", app.sink.url())
+        .env("TIDINGS_MAIL_FROM", "news@tidings.test")
+        .args(["digest", "send"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.trim().lines().last().unwrap_or_default();
+    assert!(
+        last.contains("paused") && last.contains("5.7.1"),
+        "{stderr}"
+    );
+    assert_eq!(bounced(&app), (0, 0));
 }

@@ -363,3 +363,103 @@ async fn console_in_headless_chromium() {
     assert_eq!(app.db.count("SELECT COUNT(*) FROM admin_sessions"), 0);
     c.close().await.unwrap();
 }
+
+/// Logs the console admin in (the browser is at any page).
+async fn log_in(c: &Client, app: &TestApp) {
+    c.goto(&app.url("/admin/login")).await.unwrap();
+    c.find(Locator::Id("name"))
+        .await
+        .unwrap()
+        .send_keys(ADMIN)
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("header form button"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_paused_digest_shows_why_and_resumes_from_the_console() {
+    // Arrange: the relay refuses the sender, so the breaker pauses the digest.
+    let app = spawn_app_with(|_| {}).await;
+    seed_readers(&app, 15);
+    create_admin(&app, ADMIN, PASSWORD).await;
+    let token = app.api_token().await;
+    app.api_post(
+        &token,
+        "/api/articles",
+        &json!({"url": "https://news.example/paused", "title": "Storm closes the harbour"}),
+    )
+    .await;
+    app.sink.script(
+        crate::support::smtp::Command::Mail,
+        Some("550 5.7.1 <news@tidings.test>: Sender address rejected: not authorized"),
+    );
+    let res = app.api_post(&token, "/api/digests", &json!({})).await;
+    let id = res.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    crate::helpers::wait_until(Duration::from_secs(20), || async {
+        app.db.count(&format!(
+            "SELECT COUNT(*) FROM digests WHERE id = {id} AND status = 'paused'"
+        )) == 1
+    })
+    .await;
+    let driver = start_driver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    c.set_window_size(DESKTOP.0, DESKTOP.1).await.unwrap();
+    log_in(&c, &app).await;
+
+    // The banner says why; the row offers Resume.
+    c.goto(&app.url("/admin/digests")).await.unwrap();
+    let banner = c
+        .find(Locator::Css(".notice-warn"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        banner.contains("paused") && banner.contains("5.7.1"),
+        "{banner}"
+    );
+    assert!(
+        !banner.contains("news@tidings.test"),
+        "addresses are masked: {banner}"
+    );
+    shot(&c, &app, "digests-paused-desktop").await;
+    c.set_window_size(PHONE.0, PHONE.1).await.unwrap();
+    shot(&c, &app, "digests-paused-phone").await;
+
+    // Act: the relay is fixed; Resume.
+    app.sink.script(crate::support::smtp::Command::Mail, None);
+    c.find(Locator::XPath("//button[text()='Resume']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("tr[data-status=sent]"))
+        .await
+        .unwrap();
+    assert_eq!(app.sink.counts_by_recipient().len(), 15);
+    assert!(app.sink.counts_by_recipient().values().all(|n| *n == 1));
+    c.close().await.unwrap();
+}

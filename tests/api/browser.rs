@@ -176,24 +176,8 @@ async fn console_in_headless_chromium() {
         .path()
         .ends_with("/admin/login"));
     shot(&c, &app, "login-desktop").await;
-    c.find(Locator::Id("name"))
-        .await
-        .unwrap()
-        .send_keys(ADMIN)
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    c.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    log_in(&c, &app).await;
+    c.goto(&app.url("/admin")).await.unwrap();
 
     // The dashboard and its chart.
     let chart = c

@@ -15,6 +15,7 @@ mod digests;
 mod feed;
 mod foundation;
 mod hostile;
+mod login_memory;
 mod privacy;
 mod signup;
 mod smtp_selftest;

@@ -17,10 +17,11 @@ use serde_json::{json, Value};
 
 use crate::db::schema::{confirmation_tokens, consent_events, outbox, subscribers};
 use crate::db::{self, consent, suppressions, DbConnection};
-use crate::domain::{consent as event, status};
+use crate::domain::{consent as event, status, SubscriberEmail};
 
 /// What a consent event's source becomes when it contained the address
-/// (a bounce's SMTP reply, a referer with `?email=`).
+/// (a bounce's SMTP reply, a referer with `?email=` stored before signups
+/// dropped the referer's query string).
 pub const REMOVED_SOURCE: &str = "[removed at erasure]";
 
 /// Erases a subscriber's personal data; false when the id is unknown or
@@ -45,6 +46,13 @@ pub fn erase(
 
     if let Some(key) = &key {
         suppressions::add(conn, secret, key, "erased")?;
+        // Stored before domains were kept in ASCII: suppress the spelling
+        // new signups of this address have, too.
+        if let Ok(canonical) = SubscriberEmail::parse(key).map(|e| e.key()) {
+            if &canonical != key {
+                suppressions::add(conn, secret, &canonical, "erased")?;
+            }
+        }
     }
 
     // The consent skeleton: no IP, no user agent, no source naming the address.
@@ -136,10 +144,74 @@ fn lock_erasable(conn: &mut DbConnection, id: &str) -> diesel::QueryResult<Optio
     })
 }
 
-/// Whether `text` contains the address, in any case or percent-encoded.
+/// Whether `text` contains the address in any case or in any encoding a
+/// URL or form gives it: raw, percent-encoded (either hex case, every
+/// character or some, encoded up to twice), form-decoded (`+` read as a
+/// space), or with its domain in Unicode.
 fn mentions(text: &str, key: &str) -> bool {
-    let lower = text.to_lowercase();
-    lower.contains(key) || lower.replace("%40", "@").contains(key)
+    let needles = spellings(key);
+    let mut hay = text.to_lowercase();
+    for _ in 0..3 {
+        if needles.iter().any(|n| hay.contains(n.as_str())) {
+            return true;
+        }
+        let decoded = percent_decode(&hay).to_lowercase();
+        if decoded == hay {
+            break;
+        }
+        hay = decoded;
+    }
+    false
+}
+
+/// The address as text may hold it once percent-decoded: itself, with `+`
+/// turned into a space (form decoding), and with its domain in the other
+/// IDNA form (Unicode for punycode; ASCII for an address stored in Unicode
+/// before domains were kept in ASCII).
+fn spellings(key: &str) -> Vec<String> {
+    let mut out = vec![key.to_string()];
+    if let Some((local, domain)) = key.rsplit_once('@') {
+        let (unicode, ok) = idna::domain_to_unicode(domain);
+        let other = match (ok, idna::domain_to_ascii(domain)) {
+            (Ok(()), _) if unicode != domain => Some(unicode),
+            (_, Ok(ascii)) if ascii != domain => Some(ascii),
+            _ => None,
+        };
+        out.extend(other.map(|d| format!("{local}@{}", d.to_lowercase())));
+    }
+    let spaced: Vec<String> = out
+        .iter()
+        .filter(|s| s.contains('+'))
+        .map(|s| s.replace('+', " "))
+        .collect();
+    out.extend(spaced);
+    out
+}
+
+/// `%XX` sequences decoded (either hex case); anything else kept as is.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                // Two hex digits make one byte: hi * 16 + lo < 256.
+                out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'%'));
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Everything held about a person (GDPR access): the subscriber row, every
@@ -226,5 +298,35 @@ mod tests {
             key
         ));
         assert!(!super::mentions("https://news.example/articles/7", key));
+    }
+
+    #[test]
+    fn mentions_finds_plus_addresses_in_every_url_and_form_encoding() {
+        let key = "gina+news@example.com";
+        for text in [
+            "https://n.example/?email=gina+news@example.com",
+            "https://n.example/?email=gina%2Bnews%40example.com#x",
+            "https://n.example/?email=gina%2bnews%40example.com",
+            "https://n.example/?email=gina+news%40example.com",
+            "https://n.example/?email=gina%2BNEWS%40EXAMPLE.COM",
+            "https://n.example/?email=gina news@example.com",
+            "https://n.example/?email=gina%20news%40example.com",
+            "https://n.example/?u=%2Fjoin%3Femail%3Dgina%252Bnews%2540example.com",
+            "https://n.example/?email=%67%69%6e%61%2b%6e%65%77%73%40%65%78%61%6d%70%6c%65%2e%63%6f%6d",
+        ] {
+            assert!(super::mentions(text, key), "{text}");
+        }
+        assert!(!super::mentions(
+            "https://n.example/?email=gina%2Bother%40example.com",
+            key
+        ));
+        assert!(!super::mentions("100% sure, %zz and a trailing %", key));
+    }
+
+    #[test]
+    fn mentions_finds_an_ascii_domain_written_in_unicode() {
+        let key = "leser@xn--bcher-kva.example";
+        assert!(super::mentions("?email=leser%40b%C3%BCcher.example", key));
+        assert!(super::mentions("smtp: 550 <Leser@Bücher.example>", key));
     }
 }

@@ -197,7 +197,12 @@ pub fn import<R: Read>(
         let read = read_rows(
             &mut reader,
             (email_col, name_col),
-            |key| suppressed.contains(&suppressions::hash(secret, key)),
+            |email| {
+                email
+                    .keys()
+                    .iter()
+                    .any(|key| suppressed.contains(&suppressions::hash(secret, key)))
+            },
             &mut summary,
             problems,
             |batch, bytes| {
@@ -232,7 +237,7 @@ pub fn import<R: Read>(
 fn read_rows<R: Read>(
     reader: &mut csv::Reader<R>,
     (email_col, name_col): (usize, Option<usize>),
-    is_suppressed: impl Fn(&str) -> bool,
+    is_suppressed: impl Fn(&SubscriberEmail) -> bool,
     summary: &mut ImportSummary,
     problems: &mut dyn Write,
     mut send: impl FnMut(Vec<subscribers::ImportRow>, u64) -> bool,
@@ -274,11 +279,11 @@ fn read_rows<R: Read>(
                 continue;
             }
         };
-        let key = email.key();
-        if is_suppressed(&key) {
+        if is_suppressed(&email) {
             summary.suppressed += 1;
             continue;
         }
+        let key = email.key();
         if !seen.insert(key.clone()) {
             summary.existing += 1;
             continue;

@@ -57,7 +57,7 @@ pub fn signup(
 ) -> db::QueryResult<SignupOutcome> {
     let now = db::now();
     let key = email.key();
-    if respect_suppression && db::suppressions::is_suppressed(conn, &policy.secret, &key)? {
+    if respect_suppression && db::suppressions::covers(conn, &policy.secret, email)? {
         return Ok(SignupOutcome::Suppressed);
     }
     let name = name.map(SubscriberName::as_str);

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 
 use super::schema::suppressions;
 use super::DbConnection;
+use crate::domain::SubscriberEmail;
 
 pub fn hash(secret: &str, email_key: &str) -> String {
     crate::domain::token::mac_hex(secret, &format!("suppress:{email_key}"))
@@ -18,6 +19,17 @@ pub fn is_suppressed(conn: &mut DbConnection, secret: &str, email_key: &str) -> 
         .first::<String>(conn)
         .optional()?;
     Ok(found.is_some())
+}
+
+/// Whether the address is on the list under any key it may have been
+/// erased under ([`SubscriberEmail::keys`]).
+pub fn covers(conn: &mut DbConnection, secret: &str, email: &SubscriberEmail) -> QueryResult<bool> {
+    for key in email.keys() {
+        if is_suppressed(conn, secret, &key)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 pub fn add(

@@ -3,8 +3,14 @@
 use std::fmt;
 
 /// A syntactically valid address, at most 254 characters, trimmed, with the
-/// domain lower-cased (the local part keeps its case, as RFC 5321 allows
-/// servers to care; uniqueness uses [`SubscriberEmail::key`]).
+/// domain mapped by UTS-46 (IDNA: case folded, full-width and other
+/// compatibility forms mapped, Unicode labels in punycode) and stored in
+/// that ASCII form: `a@ＥＸＡＭＰＬＥ.com` and `a@example.com` are one reader,
+/// and `leser@bücher.example` is kept as `leser@xn--bcher-kva.example`,
+/// which every SMTP server accepts (a Unicode domain needs SMTPUTF8). The
+/// local part keeps its case, as RFC 5321 allows servers to care;
+/// uniqueness uses [`SubscriberEmail::key`]. Signups, imports and the API
+/// all parse with this one function.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubscriberEmail(String);
 
@@ -20,22 +26,25 @@ impl SubscriberEmail {
         if trimmed.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err("must not contain spaces or control characters".into());
         }
+        let (local, domain) = trimmed
+            .rsplit_once('@')
+            .ok_or_else(|| "is not a valid email address".to_string())?;
+        let domain = ascii_domain(domain)?;
+        let address = format!("{local}@{domain}");
+        if address.len() > 254 {
+            return Err("is longer than 254 characters".into());
+        }
         let parsed = email_address::EmailAddress::parse_with_options(
-            trimmed,
+            &address,
             email_address::Options::default().without_display_text(),
         )
         .map_err(|_| "is not a valid email address".to_string())?;
-        let local = parsed.local_part();
-        let domain = parsed.domain();
-        if domain.starts_with('[') || !domain.contains('.') {
-            return Err("needs a domain with a dot, like example.com".into());
-        }
         // The RFC allows quoted local parts with odd characters; a mailing list
         // does not need them and they complicate every consumer downstream.
-        if local.starts_with('"') {
+        if parsed.local_part().starts_with('"') {
             return Err("is not a valid email address".into());
         }
-        Ok(Self(format!("{local}@{}", domain.to_lowercase())))
+        Ok(Self(address))
     }
 
     pub fn as_str(&self) -> &str {
@@ -46,6 +55,40 @@ impl SubscriberEmail {
     pub fn key(&self) -> String {
         self.0.to_lowercase()
     }
+
+    /// Every key this address may have been recorded under: [`Self::key`]
+    /// and, for an internationalised domain, the key with the domain in
+    /// Unicode, as addresses were kept before domains were stored in ASCII
+    /// (a suppression hash made then must still hold).
+    pub fn keys(&self) -> Vec<String> {
+        let key = self.key();
+        let legacy = key
+            .rsplit_once('@')
+            .filter(|(_, d)| d.contains("xn--"))
+            .and_then(|(local, domain)| {
+                let (unicode, result) = idna::domain_to_unicode(domain);
+                (result.is_ok() && unicode != domain).then(|| format!("{local}@{unicode}"))
+            });
+        std::iter::once(key).chain(legacy).collect()
+    }
+}
+
+/// The domain as UTS-46 maps it, in ASCII, checked against the rules for
+/// host names (letters, digits and hyphens; labels of at most 63 octets).
+fn ascii_domain(domain: &str) -> Result<String, String> {
+    const NO_DOT: &str = "needs a domain with a dot, like example.com";
+    if domain.is_empty() {
+        return Err("is not a valid email address".into());
+    }
+    if domain.starts_with('[') {
+        return Err(NO_DOT.into());
+    }
+    let ascii = idna::domain_to_ascii_strict(domain)
+        .map_err(|_| "has a domain that is not a valid domain name".to_string())?;
+    if !ascii.contains('.') || ascii.ends_with('.') {
+        return Err(NO_DOT.into());
+    }
+    Ok(ascii)
 }
 
 impl AsRef<str> for SubscriberEmail {
@@ -123,9 +166,53 @@ mod tests {
     }
 
     #[test]
-    fn internationalised_domain_is_accepted() {
+    fn internationalised_domain_is_kept_in_ascii() {
         let e = SubscriberEmail::parse("reader@Bücher.example").unwrap();
-        assert_eq!(e.as_str(), "reader@bücher.example");
+        assert_eq!(e.as_str(), "reader@xn--bcher-kva.example");
+        assert_eq!(
+            e.keys(),
+            ["reader@xn--bcher-kva.example", "reader@bücher.example"]
+        );
+        let same = SubscriberEmail::parse("reader@xn--BCHER-kva.example").unwrap();
+        assert_eq!(same, e);
+        assert_eq!(
+            SubscriberEmail::parse("ann@example.com").unwrap().keys(),
+            ["ann@example.com"]
+        );
+    }
+
+    #[test]
+    fn uts46_maps_full_width_and_other_compatibility_forms() {
+        for spelling in [
+            "a@ｅｘａｍｐｌｅ.com",
+            "a@ＥＸＡＭＰＬＥ．ＣＯＭ",
+            "a@example。com",
+            "a@EXAMPLE.com",
+            "a@e\u{ad}xample.com",
+        ] {
+            let e = SubscriberEmail::parse(spelling).unwrap_or_else(|r| panic!("{spelling}: {r}"));
+            assert_eq!(e.as_str(), "a@example.com", "{spelling}");
+        }
+        // The local part is not a domain: nothing there is mapped.
+        assert_ne!(
+            SubscriberEmail::parse("Ａnn@example.com").unwrap().key(),
+            "ann@example.com"
+        );
+    }
+
+    #[test]
+    fn rejects_domains_uts46_refuses() {
+        for bad in [
+            "a@exa_mple.com",
+            "a@-example.com",
+            "a@example.com.",
+            "a@[127.0.0.1]",
+            "a@",
+            "a@xn--zz.example",
+            &format!("a@{}.com", "x".repeat(64)),
+        ] {
+            assert!(SubscriberEmail::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

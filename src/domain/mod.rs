@@ -63,10 +63,59 @@ pub mod consent {
     pub const BOUNCED: &str = "bounced";
     pub const IMPORTED: &str = "imported";
     pub const ERASED: &str = "erased";
+
+    /// The longest source kept, in characters.
+    const SOURCE_MAX: usize = 512;
+
+    /// What a signup's Referer becomes as its consent source: the page the
+    /// form was on, without query string, fragment or user info. Data
+    /// minimisation: the page proves where consent was given; a query
+    /// (`?email=…`, a campaign id) or fragment says more about the reader
+    /// than that. A Referer that is not an absolute URL keeps what comes
+    /// before its first `?` or `#`; `None` when nothing is left.
+    pub fn source_from_referer(referer: &str) -> Option<String> {
+        let referer = referer.trim();
+        let page = match url::Url::parse(referer) {
+            Ok(mut url) if !url.cannot_be_a_base() => {
+                url.set_query(None);
+                url.set_fragment(None);
+                // Never fails on a URL that can be a base.
+                let _ = url.set_username("");
+                let _ = url.set_password(None);
+                url.to_string()
+            }
+            _ => referer
+                .split(['?', '#'])
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        };
+        let page: String = page.chars().take(SOURCE_MAX).collect();
+        (!page.is_empty()).then_some(page)
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_referer_loses_its_query_fragment_and_user_info() {
+        let source = super::consent::source_from_referer;
+        assert_eq!(
+            source("https://news.example/join?email=gina%2Bnews%40example.com#x").as_deref(),
+            Some("https://news.example/join")
+        );
+        assert_eq!(
+            source(" https://ann:pw@News.Example:8443/a/b/?utm=1 ").as_deref(),
+            Some("https://news.example:8443/a/b/")
+        );
+        assert_eq!(
+            source("/relative?email=a@b.c#f").as_deref(),
+            Some("/relative")
+        );
+        assert_eq!(source("?email=a@b.c"), None);
+        assert_eq!(source(&"x".repeat(600)).map(|s| s.len()), Some(512));
+    }
+
     #[test]
     fn subscriber_ids_are_time_ordered_uuids() {
         let first = super::new_subscriber_id();

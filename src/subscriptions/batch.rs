@@ -224,7 +224,7 @@ fn insert_new(
         if !seen.insert(key.clone()) {
             continue; // the same address twice: the second goes alone
         }
-        if s.respect_suppression && db::suppressions::is_suppressed(conn, &policy.secret, &key)? {
+        if s.respect_suppression && db::suppressions::covers(conn, &policy.secret, &s.email)? {
             outcomes[i] = Some(SignupOutcome::Suppressed);
             continue;
         }

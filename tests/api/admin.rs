@@ -26,6 +26,8 @@ pub async fn create_admin(app: &TestApp, name: &str, password: &str) {
 pub struct Browser<'a> {
     pub app: &'a TestApp,
     pub cookies: BTreeMap<String, String>,
+    /// Sent as X-Forwarded-For (the app must trust 127.0.0.1 as a proxy).
+    pub forwarded_for: Option<String>,
 }
 
 pub struct Page {
@@ -62,6 +64,23 @@ impl<'a> Browser<'a> {
         Self {
             app,
             cookies: BTreeMap::new(),
+            forwarded_for: None,
+        }
+    }
+
+    /// A browser behind the trusted proxy at 127.0.0.1, coming from `ip`.
+    pub fn from_address(app: &'a TestApp, ip: &str) -> Self {
+        Self {
+            forwarded_for: Some(ip.to_string()),
+            ..Self::new(app)
+        }
+    }
+
+    fn request(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let req = req.header(COOKIE, self.cookie_header());
+        match &self.forwarded_for {
+            Some(ip) => req.header("X-Forwarded-For", ip),
+            None => req,
         }
     }
 
@@ -93,10 +112,7 @@ impl<'a> Browser<'a> {
 
     pub async fn get(&mut self, path: &str) -> Page {
         let res = self
-            .app
-            .client
-            .get(self.app.url(path))
-            .header(COOKIE, self.cookie_header())
+            .request(self.app.client.get(self.app.url(path)))
             .send()
             .await
             .unwrap();
@@ -105,10 +121,7 @@ impl<'a> Browser<'a> {
 
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let res = self
-            .app
-            .client
-            .post(self.app.url(path))
-            .header(COOKIE, self.cookie_header())
+            .request(self.app.client.post(self.app.url(path)))
             .form(form)
             .send()
             .await
@@ -327,6 +340,40 @@ async fn logins_are_throttled_per_account_then_per_ip() {
         assert_eq!(b.login(&name, "guess").await.status, 401);
     }
     assert_eq!(b.login("fresh-name", "guess").await.status, 429);
+}
+
+#[tokio::test]
+async fn guessing_from_one_address_does_not_lock_the_admin_out_elsewhere() {
+    // Arrange: behind a proxy, so each client has its own address.
+    let app = spawn_app_with(|s| {
+        s.insert("trusted_proxies".into(), "127.0.0.1".into());
+    })
+    .await;
+    create_admin(&app, ADMIN, PASSWORD).await;
+    let mut attacker = Browser::from_address(&app, "203.0.113.7");
+
+    // Act: the account's budget from the attacker's address is spent.
+    for _ in 0..5 {
+        assert_eq!(attacker.login(ADMIN, "guess").await.status, 401);
+    }
+    let throttled = attacker.login(ADMIN, "guess").await;
+    let right_from_attacker = attacker.login(ADMIN, PASSWORD).await;
+    let mut admin = Browser::from_address(&app, "198.51.100.20");
+    let res = admin.login(ADMIN, PASSWORD).await;
+
+    // Assert: the attacker waits, the admin from elsewhere is in.
+    assert_eq!(throttled.status, 429);
+    assert_eq!(right_from_attacker.status, 429);
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert_eq!(res.location(), Some("/admin"));
+    assert_eq!(sessions(&app), 1);
+    // Another IPv6 address of the attacker's /64 shares their budget.
+    let mut v6 = Browser::from_address(&app, "2001:db8:1:2::1");
+    for _ in 0..5 {
+        assert_eq!(v6.login(ADMIN, "guess").await.status, 401);
+    }
+    let mut same_block = Browser::from_address(&app, "2001:db8:1:2:ffff::9");
+    assert_eq!(same_block.login(ADMIN, "guess").await.status, 429);
 }
 
 #[tokio::test]

@@ -141,6 +141,44 @@ fn import_reports_bad_rows_by_line_and_imports_the_rest() {
     assert_eq!(db.count("SELECT COUNT(*) FROM consent_events"), 3);
 }
 
+#[tokio::test]
+async fn import_skips_another_spelling_of_a_reader_who_signed_up() {
+    // Arrange: a reader who signed up through the form.
+    let app = crate::helpers::spawn_app().await;
+    assert_eq!(
+        app.signup("reader@example.com").await.status().as_u16(),
+        200
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("list.csv");
+    std::fs::write(
+        &file,
+        "email\nreader@ｅｘａｍｐｌｅ.com\nreader@EXAMPLE．com\nleser@bücher.example\n",
+    )
+    .unwrap();
+
+    // Act
+    let out = import(&app.db, &file, "old list");
+
+    // Assert: the full-width spellings are the reader we have.
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "imported 1, skipped: 2 existing, 0 suppressed, 0 invalid"
+    );
+    let mut emails = app
+        .db
+        .query_strings("SELECT email || '|' || status AS v FROM subscribers");
+    emails.sort();
+    assert_eq!(
+        emails,
+        [
+            "leser@xn--bcher-kva.example|confirmed",
+            "reader@example.com|pending",
+        ]
+    );
+}
+
 #[test]
 fn import_never_resubscribes_someone_who_left() {
     let db = TestDb::new();

@@ -378,3 +378,142 @@ async fn two_erasures_at_once_erase_once() {
     );
     assert_eq!(app.db.count("SELECT COUNT(*) FROM suppressions"), 1);
 }
+
+/// A plus address and every way a URL or form may have written it.
+const PLUS: &str = "gina+news@example.com";
+const PLUS_FORMS: [&str; 10] = [
+    "gina+news@example.com",
+    "gina%2bnews%40example.com",
+    "gina+news%40example.com",
+    "gina%2bnews@example.com",
+    "gina news@example.com",
+    "gina news%40example.com",
+    "gina%20news%40example.com",
+    "gina%252bnews%2540example.com",
+    "gina+news",
+    "gina%2bnews",
+];
+
+/// How many of `forms` (lower case) are still somewhere in the database:
+/// on PostgreSQL every row of every table as text, on SQLite the bytes of
+/// the database file and its write-ahead log.
+fn still_stored(app: &TestApp, forms: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    if app.db.is_postgres() {
+        let tables = app.db.query_strings(
+            "SELECT table_name::text AS v FROM information_schema.tables \
+             WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+        );
+        assert!(tables.len() > 10, "{tables:?}");
+        for table in tables {
+            for form in forms {
+                let n = app.db.count(&format!(
+                    "SELECT COUNT(*) FROM {table} t WHERE strpos(lower(t::text), '{form}') > 0"
+                ));
+                if n > 0 {
+                    found.push(format!("{form} in {table}"));
+                }
+            }
+        }
+    } else {
+        let db_path = app.db.url.trim_start_matches("sqlite://").to_string();
+        let mut bytes = std::fs::read(&db_path).unwrap();
+        bytes.extend(std::fs::read(format!("{db_path}-wal")).unwrap_or_default());
+        let lower = String::from_utf8_lossy(&bytes).to_lowercase();
+        found.extend(
+            forms
+                .iter()
+                .filter(|f| lower.contains(*f))
+                .map(|f| format!("{f} in the SQLite file")),
+        );
+    }
+    found
+}
+
+#[tokio::test]
+async fn erasure_leaves_no_encoding_of_the_address_in_any_column() {
+    // Arrange: a reader who signed up from a page whose URL named them.
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    let res = app
+        .client
+        .post(app.url("/subscriptions"))
+        .header(
+            "Referer",
+            "https://news.example/join?email=gina%2Bnews%40example.com#x",
+        )
+        .form(&[("email", PLUS)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let mail = app.wait_mail_to(PLUS, 1).await;
+    let confirm = crate::helpers::confirmation_token(&mail);
+    let res = app
+        .post_form("/subscriptions/confirm", &[("token", &confirm)])
+        .await;
+    assert_eq!(res.status().as_u16(), 200);
+    app.confirmed_reader("bystander@example.com").await;
+    app.outbox_drained().await;
+    let id = app
+        .db
+        .query_strings(&format!(
+            "SELECT id AS v FROM subscribers WHERE email_key = '{PLUS}'"
+        ))
+        .remove(0);
+    // The consent log keeps the page, not its query string or fragment.
+    let detail: serde_json::Value = app
+        .api_get(&token, &format!("/api/subscribers/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["consent"][0]["source"], "https://news.example/join");
+    // Sources stored before that, with the address in every encoding.
+    for form in [
+        "gina%2Bnews%40example.com",
+        "gina%2bnews%40example.com",
+        "gina+news%40example.com",
+        "gina+news@example.com",
+        "gina%2BNEWS%40EXAMPLE.COM",
+        "gina news@example.com",
+        "gina%20news%40example.com",
+        "gina%252Bnews%2540example.com",
+    ] {
+        app.db.execute(&format!(
+            "INSERT INTO consent_events (subscriber_id, event, occurred_at, source, method) \
+             VALUES ('{id}', 'requested', '2026-11-30 00:00:00', \
+             'https://news.example/join?email={form}#x', 'form')"
+        ));
+    }
+    assert!(!still_stored(&app, &PLUS_FORMS).is_empty());
+
+    // Act
+    let res = api_delete(&app, &token, &format!("/api/subscribers/{id}")).await;
+
+    // Assert: no spelling of the address is left anywhere; the bystander is.
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(still_stored(&app, &PLUS_FORMS), Vec::<String>::new());
+    assert!(!still_stored(&app, &["bystander@example.com"]).is_empty());
+    let detail: serde_json::Value = app
+        .api_get(&token, &format!("/api/subscribers/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let sources: Vec<&str> = detail["consent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["source"].as_str())
+        .collect();
+    assert_eq!(sources[0], "https://news.example/join");
+    assert_eq!(
+        sources
+            .iter()
+            .filter(|s| **s == tidings::privacy::REMOVED_SOURCE)
+            .count(),
+        8,
+        "{sources:?}"
+    );
+}

@@ -105,6 +105,69 @@ async fn happy_path_form_signup_confirm_and_consent_log() {
 }
 
 #[tokio::test]
+async fn every_spelling_of_a_domain_is_one_reader_kept_in_ascii() {
+    // Arrange
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+
+    // Act: the same reader typed four ways, through the form and as JSON.
+    assert_eq!(app.signup("a@example.com").await.status().as_u16(), 200);
+    assert_eq!(
+        app.signup("a@ｅｘａｍｐｌｅ.com").await.status().as_u16(),
+        200
+    );
+    let res = app
+        .post_json(
+            "/subscriptions",
+            &json!({"email": "a@ＥＸＡＭＰＬＥ．ＣＯＭ"}),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 202);
+    let res = app
+        .post_json("/subscriptions", &json!({"email": "leser@Bücher.example"}))
+        .await;
+    assert_eq!(res.status().as_u16(), 202);
+    let res = app
+        .post_json(
+            "/subscriptions",
+            &json!({"email": "leser@XN--BCHER-KVA.example"}),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 202);
+    let bad = app
+        .post_json("/subscriptions", &json!({"email": "a@exa_mple.com"}))
+        .await;
+
+    // Assert: one row each, in ASCII; the full-width spellings got the
+    // same answer and no second link (the first is recent).
+    let mut emails = app
+        .db
+        .query_strings("SELECT email || '|' || email_key AS v FROM subscribers");
+    emails.sort();
+    assert_eq!(
+        emails,
+        [
+            "a@example.com|a@example.com",
+            "leser@xn--bcher-kva.example|leser@xn--bcher-kva.example",
+        ]
+    );
+    app.wait_mail_to("a@example.com", 1).await;
+    app.outbox_drained().await;
+    assert_eq!(app.sink.messages_to("a@example.com").len(), 1);
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM outbox"), 2);
+    let list: serde_json::Value = app
+        .api_get(&token, "/api/subscribers?q=example.com")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 1);
+    assert_eq!(bad.status().as_u16(), 422);
+    let body: serde_json::Value = bad.json().await.unwrap();
+    assert_eq!(body["field"], "email");
+}
+
+#[tokio::test]
 async fn confirm_is_idempotent() {
     let app = spawn_app().await;
     let token = app.confirmed_reader("twice@example.com").await;
@@ -456,14 +519,14 @@ async fn hostile_input_gets_4xx_and_is_escaped() {
         );
     }
 
-    // An internationalised domain is a valid address.
+    // An internationalised domain is a valid address, kept in ASCII.
     let res = app
         .post_json("/subscriptions", &json!({"email": "leser@bücher.example"}))
         .await;
     assert_eq!(res.status().as_u16(), 202);
     assert_eq!(
         app.db
-            .count("SELECT COUNT(*) FROM subscribers WHERE email = 'leser@bücher.example'"),
+            .count("SELECT COUNT(*) FROM subscribers WHERE email = 'leser@xn--bcher-kva.example'"),
         1
     );
     assert_eq!(app.db.count("SELECT COUNT(*) FROM subscribers"), 2);

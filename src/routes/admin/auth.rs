@@ -4,7 +4,11 @@
 //!   once (each takes ~19 MiB), so a flood of logins queues instead of
 //!   ballooning memory. An unknown name is verified against a dummy hash, so
 //!   it costs what a wrong password costs.
-//! - Attempts are throttled per client IP and per account name (429).
+//! - Attempts are throttled per client address and per (account name,
+//!   address) pair (429): guessing at one account from one place is slowed,
+//!   and someone else's guessing never locks the real admin out from an
+//!   address that has not failed. IPv6 clients count per /64, the block one
+//!   subscriber line gets.
 //! - A session is a random 256-bit id in an HttpOnly, SameSite=Strict cookie
 //!   (Secure when `base_url` is https); the database keeps only its SHA-256,
 //!   so sessions survive restarts and work across instances. Every login makes
@@ -41,7 +45,7 @@ pub const LOGIN_COOKIE: &str = "tidings_login";
 pub const SESSION_HOURS: i64 = 12;
 /// Login attempts per minute from one IP address (the burst, then one per 6 s).
 pub const LOGIN_PER_IP_PER_MINUTE: u32 = 10;
-/// Login attempts per minute for one account name, from anywhere.
+/// Login attempts per minute for one account name from one address.
 pub const LOGIN_PER_ACCOUNT_PER_MINUTE: u32 = 5;
 /// argon2 verifications running at once.
 pub const HASHING_PERMITS: usize = 2;
@@ -59,7 +63,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// The login throttles and the bound on concurrent password hashing.
 pub struct LoginGuard {
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
-    per_account: DefaultKeyedRateLimiter<String>,
+    per_account: DefaultKeyedRateLimiter<(String, Option<IpAddr>)>,
     hashing: Semaphore,
 }
 
@@ -88,13 +92,26 @@ impl LoginGuard {
         if self.per_account.len() > LIMITER_KEYS {
             self.per_account.retain_recent();
         }
+        let ip = ip.map(throttle_key);
         if let Some(ip) = ip {
             if self.per_ip.check_key(&ip).is_err() {
                 return false;
             }
         }
-        let key: String = account.to_lowercase().chars().take(64).collect();
-        self.per_account.check_key(&key).is_ok()
+        let account: String = account.to_lowercase().chars().take(64).collect();
+        self.per_account.check_key(&(account, ip)).is_ok()
+    }
+}
+
+/// The address a throttle counts: IPv4 as is, IPv6 by its /64 (one
+/// customer's block; counting single addresses would give them 2^64 tries).
+fn throttle_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
     }
 }
 
@@ -420,4 +437,19 @@ async fn logout(
     res.add_cookie(&expired_cookie(&state, SESSION_COOKIE))
         .map_err(|e| AdminError::Unexpected(anyhow::anyhow!("cookie: {e}")))?;
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    #[test]
+    fn throttles_count_ipv6_per_64_and_ipv4_per_address() {
+        let key = |s: &str| super::throttle_key(s.parse::<IpAddr>().unwrap()).to_string();
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2::ffff"), key("2001:db8:1:2:1:2:3:4"));
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+        assert_eq!(key("203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("::ffff:203.0.113.7"), "203.0.113.7");
+    }
 }

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{field, parse_form};
 use crate::db::consent;
+use crate::domain::consent as consent_event;
 use crate::domain::{SubscriberEmail, SubscriberName, CONSENT_TEXT, CONSENT_TEXT_VERSION};
 use crate::routes::{
     client_ip, json_object, json_text, page, user_agent, wants_json, ApiError, PageError,
@@ -122,7 +123,7 @@ pub async fn subscribe(
         .headers()
         .get(actix_web::http::header::REFERER)
         .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(512).collect::<String>());
+        .and_then(consent_event::source_from_referer);
     let method = if is_json_body { "api" } else { "form" };
     let ctx = consent::Context {
         ip: ip.map(|i| i.to_string()),

@@ -155,11 +155,56 @@ impl SmtpUrl {
     }
 }
 
+/// DKIM signing, parsed once at start: the key is read and checked here,
+/// and every email is signed with [`Dkim::signing`].
 #[derive(Clone, Debug)]
 pub struct Dkim {
     pub domain: String,
     pub selector: String,
-    pub private_key_pem: String,
+    pub signing: std::sync::Arc<lettre::message::dkim::DkimConfig>,
+}
+
+impl Dkim {
+    /// RSA keys in PKCS#1 PEM, Ed25519 keys as base64 of the 32-byte seed.
+    /// Signs the list headers too.
+    fn parse(domain: String, selector: String, pem: &str) -> Result<Self, String> {
+        use lettre::message::dkim::{
+            DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
+            DkimSigningKey,
+        };
+        use lettre::message::header::HeaderName;
+        let pem = pem.trim();
+        let algorithm = if pem.contains("BEGIN RSA PRIVATE KEY") {
+            DkimSigningAlgorithm::Rsa
+        } else {
+            DkimSigningAlgorithm::Ed25519
+        };
+        let key = DkimSigningKey::new(pem, algorithm)
+            .map_err(|e| format!("not a PKCS#1 RSA PEM or base64 Ed25519 key: {e}"))?;
+        let headers = [
+            "From",
+            "Subject",
+            "To",
+            "Date",
+            "Message-ID",
+            "List-Unsubscribe",
+            "List-Unsubscribe-Post",
+            "List-Id",
+        ]
+        .into_iter()
+        .map(HeaderName::new_from_ascii_str)
+        .collect();
+        let canonical = DkimCanonicalization {
+            header: DkimCanonicalizationType::Relaxed,
+            body: DkimCanonicalizationType::Relaxed,
+        };
+        let signing = DkimConfig::new(selector.clone(), domain.clone(), key, headers, canonical);
+        Ok(Self {
+            domain,
+            selector,
+            signing: std::sync::Arc::new(signing),
+        })
+    }
 }
 
 /// Validated settings. Build with [`Settings::load`] or [`Settings::from_map`].
@@ -282,7 +327,7 @@ impl Settings {
         };
         let cron = |key: &str| -> Result<String, SettingError> {
             let raw = get(key);
-            crate::scheduler::validate_cron(&raw).map_err(|e| bad(key, e))?;
+            crate::domain::cron::validate_cron(&raw).map_err(|e| bad(key, e))?;
             Ok(raw)
         };
         let list = |key: &str| -> Vec<String> {
@@ -367,11 +412,7 @@ impl Settings {
             (d, s, f) if !d.is_empty() && !s.is_empty() && !f.is_empty() => {
                 let pem = std::fs::read_to_string(&f)
                     .map_err(|e| bad("dkim_private_key_file", format!("cannot read {f}: {e}")))?;
-                Some(Dkim {
-                    domain: d,
-                    selector: s,
-                    private_key_pem: pem,
-                })
+                Some(Dkim::parse(d, s, &pem).map_err(|e| bad("dkim_private_key_file", e))?)
             }
             _ => {
                 return Err(bad(
@@ -402,10 +443,6 @@ impl Settings {
             dkim,
             body_timeout_seconds: number("body_timeout_seconds", 1, 3600)? as u32,
         };
-        if let Some(d) = &settings.dkim {
-            crate::mail::message::dkim_config(&settings.mail_from, d)
-                .map_err(|e| bad("dkim_private_key_file", e))?;
-        }
         Ok(settings)
     }
 

@@ -15,6 +15,7 @@
 //! - [`digest`]: article intake, digest composition and fan-out.
 //! - [`workers`]: the claim/send/settle skeleton, the outbox and digest delivery on it.
 //! - [`scheduler`]: cron wiring; calls plain functions the tests call too.
+//! - [`limits`]: login throttles and the bound on concurrent password hashing.
 //! - [`metrics`]: Prometheus registry and collectors.
 //! - [`privacy`]: GDPR access (export) and erasure.
 //! - [`stats`]: readers by status, emails sent, growth (dashboard and API).
@@ -27,6 +28,7 @@ pub mod config;
 pub mod db;
 pub mod digest;
 pub mod domain;
+pub mod limits;
 pub mod mail;
 pub mod metrics;
 pub mod privacy;

@@ -4,45 +4,13 @@
 //! shared PostgreSQL exactly one instance wins each tick. A failed run is
 //! logged and the schedule goes on.
 
-use chrono::Utc;
-use croner::parser::{CronParser, Seconds};
-use croner::Cron;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::db;
+use crate::domain::cron::tick_key;
 use crate::state::SharedState;
-
-/// Parses a six-field (seconds first) cron expression, as the scheduler does.
-pub fn parse_cron(expr: &str) -> Result<Cron, String> {
-    if expr.split_whitespace().count() != 6 {
-        return Err(format!(
-            "\"{expr}\" must have 6 fields, seconds first (e.g. \"0 0 8 * * Mon\")"
-        ));
-    }
-    CronParser::builder()
-        .seconds(Seconds::Required)
-        .dom_and_dow(true)
-        .build()
-        .parse(expr)
-        .map_err(|e| format!("\"{expr}\" is not a valid cron expression: {e}"))
-}
-
-pub fn validate_cron(expr: &str) -> Result<(), String> {
-    parse_cron(expr).map(drop)
-}
-
-/// The scheduled time this firing belongs to: the latest occurrence at or
-/// before now (with half a second of slack for an early wake-up). Every
-/// instance computes the same key for the same tick.
-pub fn tick_key(expr: &str) -> Option<String> {
-    let cron = parse_cron(expr).ok()?;
-    let probe = Utc::now() + chrono::Duration::milliseconds(500);
-    cron.find_previous_occurrence(&probe, true)
-        .ok()
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-}
 
 /// Claims the tick for this instance; false when another instance has it.
 pub async fn claim_tick(
@@ -121,26 +89,4 @@ pub async fn start(
         }
         let _ = scheduler.shutdown().await;
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn crons() {
-        assert!(validate_cron("0 0 8 * * Mon").is_ok());
-        assert!(validate_cron("*/2 * * * * *").is_ok());
-        assert!(validate_cron("0 8 * * Mon").is_err());
-        assert!(validate_cron("nonsense").is_err());
-        assert!(tick_key("* * * * * *").is_some());
-    }
-
-    #[test]
-    fn weekly_period() {
-        assert_eq!(
-            crate::digest::compose::period("0 0 8 * * Mon"),
-            chrono::Duration::days(7)
-        );
-    }
 }

@@ -21,16 +21,16 @@ pub struct AppState {
     pub templates: minijinja::Environment<'static>,
     pub mailer: Mailer,
     /// Wakes the outbox worker; hands it rows signups leased to it.
-    pub outbox: Arc<crate::workers::outbox::Handoff>,
+    pub outbox: Arc<crate::subscriptions::handoff::Handoff>,
     /// Poked after a digest was fanned out.
     pub wake_deliveries: Notify,
     pub signup_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     /// Console login throttles and the bound on concurrent argon2 work.
-    pub login_guard: crate::routes::admin::LoginGuard,
+    pub login_guard: crate::limits::LoginGuard,
     pub metrics: Metrics,
     /// Group commit of signups.
     pub signups: crate::subscriptions::batch::Batcher,
-    pub dkim: Option<lettre::message::dkim::DkimConfig>,
+    pub dkim: Option<Arc<lettre::message::dkim::DkimConfig>>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -58,14 +58,8 @@ impl AppState {
         let signup_limiter = NonZeroU32::new(settings.signup_rate_per_minute)
             .map(|n| RateLimiter::keyed(Quota::per_minute(n)));
         let metrics = Metrics::new(pool.clone())?;
-        let dkim = match &settings.dkim {
-            Some(d) => Some(
-                crate::mail::message::dkim_config(&settings.mail_from, d)
-                    .map_err(|e| anyhow::anyhow!("setting dkim_private_key_file: {e}"))?,
-            ),
-            None => None,
-        };
-        let outbox = Arc::new(crate::workers::outbox::Handoff::default());
+        let settings_dkim = settings.dkim.as_ref().map(|d| d.signing.clone());
+        let outbox = Arc::new(crate::subscriptions::handoff::Handoff::default());
         let signups = crate::subscriptions::batch::Batcher::start(
             pool.clone(),
             outbox.clone(),
@@ -89,7 +83,7 @@ impl AppState {
             signup_limiter,
             login_guard: Default::default(),
             metrics,
-            dkim,
+            dkim: settings_dkim,
         }))
     }
 

@@ -3,6 +3,7 @@
 //! queues the confirmation email in the outbox.
 
 pub mod batch;
+pub mod handoff;
 
 use chrono::{Duration, NaiveDateTime};
 

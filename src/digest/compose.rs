@@ -2,10 +2,11 @@
 //! once, and queue one delivery per confirmed reader, all in one transaction.
 //! Nothing new, no digest.
 
-use chrono::{Duration, NaiveDateTime, Utc};
+use chrono::NaiveDateTime;
 use serde::Serialize;
 
 use crate::db::{self, articles, digests, DbError};
+use crate::domain::cron::period;
 use crate::state::{AppState, SharedState};
 
 /// Stands in the rendered bodies where each reader's unsubscribe link goes.
@@ -24,22 +25,6 @@ pub enum ComposeOutcome {
     /// The Idempotency-Key was seen before: the digest it made.
     Existing(Created),
     NothingNew,
-}
-
-/// One period of `digest_cron`: how far the very first digest looks back.
-pub fn period(cron: &str) -> Duration {
-    let fallback = Duration::days(7);
-    let Ok(parsed) = crate::scheduler::parse_cron(cron) else {
-        return fallback;
-    };
-    let now = Utc::now();
-    match parsed.find_next_occurrence(&now, false) {
-        Ok(first) => match parsed.find_next_occurrence(&first, false) {
-            Ok(second) => second - first,
-            Err(_) => fallback,
-        },
-        Err(_) => fallback,
-    }
 }
 
 pub async fn compose(

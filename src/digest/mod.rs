@@ -1,5 +1,5 @@
 //! Digests of new articles: intake (API and feed), composition and fan-out
-//! (delivery is [`crate::workers::delivery`]).
+//! (delivery is the `workers::delivery` worker).
 
 pub mod compose;
 pub mod control;

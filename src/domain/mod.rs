@@ -1,6 +1,7 @@
 //! Rules with no I/O: parsed newtypes for what readers type, token and hash
 //! helpers, statuses and the consent vocabulary.
 
+pub mod cron;
 pub mod email;
 pub mod name;
 pub mod password;

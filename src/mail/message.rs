@@ -8,8 +8,6 @@ use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, 
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 
-use crate::config::Dkim;
-
 /// A rendered email, before it is addressed to anyone.
 #[derive(Clone, Debug)]
 pub struct Rendered {
@@ -152,49 +150,6 @@ fn quoted_printable_75(s: &str) -> String {
         crlf,
         quoted_printable::Options::default().line_length_limit(75),
     )
-}
-
-/// The DKIM configuration for the settings: RSA keys in PKCS#1 PEM, Ed25519
-/// keys as base64 of the 32-byte seed. Signs the list headers too.
-pub fn dkim_config(
-    _from: &Mailbox,
-    dkim: &Dkim,
-) -> Result<lettre::message::dkim::DkimConfig, String> {
-    use lettre::message::dkim::{
-        DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
-        DkimSigningKey,
-    };
-    let pem = dkim.private_key_pem.trim();
-    let algorithm = if pem.contains("BEGIN RSA PRIVATE KEY") {
-        DkimSigningAlgorithm::Rsa
-    } else {
-        DkimSigningAlgorithm::Ed25519
-    };
-    let key = DkimSigningKey::new(pem, algorithm)
-        .map_err(|e| format!("not a PKCS#1 RSA PEM or base64 Ed25519 key: {e}"))?;
-    let headers = [
-        "From",
-        "Subject",
-        "To",
-        "Date",
-        "Message-ID",
-        "List-Unsubscribe",
-        "List-Unsubscribe-Post",
-        "List-Id",
-    ]
-    .into_iter()
-    .map(HeaderName::new_from_ascii_str)
-    .collect();
-    Ok(DkimConfig::new(
-        dkim.selector.clone(),
-        dkim.domain.clone(),
-        key,
-        headers,
-        DkimCanonicalization {
-            header: DkimCanonicalizationType::Relaxed,
-            body: DkimCanonicalizationType::Relaxed,
-        },
-    ))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //!
 //! The group's confirmation emails go in already leased to this instance's
 //! outbox worker and are handed to it after the commit
-//! ([`crate::workers::outbox::Handoff`]): no claim query comes between.
+//! ([`crate::subscriptions::handoff::Handoff`]): no claim query comes between.
 //!
 //! Only the common case is grouped: an address not seen before. Anything
 //! else (a known address, the same address twice in one group, a group
@@ -24,7 +24,7 @@ use crate::db::outbox::OutboxJob;
 use crate::db::signups::{NewSignup, Times};
 use crate::db::{self, consent, DbConnection, DbError, Pool};
 use crate::domain::{SubscriberEmail, SubscriberName};
-use crate::workers::outbox::{release, Handoff};
+use crate::subscriptions::handoff::{release, Handoff};
 
 /// At most this many signups share a transaction.
 const MAX_GROUP: usize = 64;

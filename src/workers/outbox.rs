@@ -2,7 +2,7 @@
 //! of leased outbox rows, an item one row.
 //!
 //! Signups that group-commit hand their rows over directly (see
-//! [`Handoff`]); everything else is claimed: at once when a request queued
+//! [`crate::subscriptions::handoff::Handoff`]); everything else is claimed: at once when a request queued
 //! mail, and every second for retries that came due and rows other
 //! instances queued. A row whose lease ran out (its worker died mid-send)
 //! is claimed again (looked for every 30 s, and whenever the worker is
@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch, Mutex as AsyncMutex, Notify};
+use tokio::sync::{mpsc, watch, Mutex as AsyncMutex};
 use tokio::time::Instant;
 
 use super::retry::{backoff, MAX_ATTEMPTS};
@@ -24,93 +24,16 @@ use crate::mail::SendError;
 use crate::state::{AppState, SharedState};
 use crate::subscriptions::ConfirmPayload;
 
-/// How long rows handed over at signup stay leased before this worker's
-/// batch renews them (they may wait in the hand-over queue first).
-const HANDOFF_LEASE: Duration = Duration::from_secs(120);
 /// How often the worker looks for rows whose lease ran out (their worker
 /// died) when nothing woke it. The look reads every leased row's index
 /// entry, the dead ones of rows sent since the last vacuum included, so
 /// once a second it grew with the signups.
 const RECLAIM: Duration = Duration::from_secs(30);
 const BATCH: usize = 200;
-/// Handed-over jobs waiting for the worker; more go to the queue instead.
-const HANDOFF_ROOM: usize = 4096;
 
 pub async fn run(state: SharedState, shutdown: watch::Receiver<bool>) {
     let work = Arc::new(Outbox::new(&state));
     super::run(work, state, 1, shutdown).await;
-}
-
-/// How the signup group commit gives its confirmation emails straight to
-/// this instance's worker. The rows go in already leased to the worker
-/// (`sending`), so no claim query and no update comes between the insert
-/// and the send; they are still rows, so a crash loses none (the lease runs
-/// out and any instance claims them again). Jobs the worker cannot take
-/// (no worker running, queue full, stopping) go back to the queue.
-pub struct Handoff {
-    tx: mpsc::Sender<OutboxJob>,
-    rx: std::sync::Mutex<Option<mpsc::Receiver<OutboxJob>>>,
-    open: AtomicBool,
-    /// Poked after a commit that queued rows for claiming.
-    wake: Notify,
-}
-
-impl Default for Handoff {
-    fn default() -> Self {
-        let (tx, rx) = mpsc::channel(HANDOFF_ROOM);
-        Self {
-            tx,
-            rx: std::sync::Mutex::new(Some(rx)),
-            open: AtomicBool::new(false),
-            wake: Notify::new(),
-        }
-    }
-}
-
-impl Handoff {
-    /// Tells the worker that queued rows are waiting to be claimed.
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-
-    /// Until when rows written now are leased to this instance's worker, or
-    /// `None` when no worker takes handed-over jobs (queue them instead).
-    pub fn lease(&self, now: chrono::NaiveDateTime) -> Option<chrono::NaiveDateTime> {
-        let open = self.open.load(Ordering::Acquire);
-        open.then(|| now + chrono::Duration::seconds(HANDOFF_LEASE.as_secs() as i64))
-    }
-
-    /// Gives jobs to the worker; returns the ids of those it could not take,
-    /// which the caller must release.
-    pub fn give(&self, jobs: Vec<OutboxJob>) -> Vec<i64> {
-        jobs.into_iter()
-            .filter_map(|job| match self.tx.try_send(job) {
-                Ok(()) => None,
-                Err(e) => Some(e.into_inner().id),
-            })
-            .collect()
-    }
-
-    fn attach(&self) -> Option<mpsc::Receiver<OutboxJob>> {
-        let rx = self.rx.lock().ok()?.take()?;
-        self.open.store(true, Ordering::Release);
-        Some(rx)
-    }
-}
-
-/// Puts handed-over rows nobody will send back in the queue. If even that
-/// fails, their lease runs out and they are claimed again then.
-pub async fn release(pool: &db::Pool, outbox: &Handoff, ids: Vec<i64>) {
-    if ids.is_empty() {
-        return;
-    }
-    let n = ids.len();
-    match db::run(pool, move |c| db::outbox::release(c, &ids)).await {
-        Ok(_) => outbox.wake(),
-        Err(e) => {
-            tracing::warn!(error = %e, rows = n, "releasing outbox rows failed; their lease will run out")
-        }
-    }
 }
 
 pub struct Outbox {
@@ -279,7 +202,7 @@ impl Work for Outbox {
                     taken.push(job);
                 }
             }
-            _ = state.outbox.wake.notified() => {
+            _ = state.outbox.woken() => {
                 self.reclaim.store(true, Ordering::Release);
             }
         }
@@ -289,7 +212,7 @@ impl Work for Outbox {
 
     /// Stopping: what was handed over but not sent goes back to the queue.
     async fn stopped(&self, state: &SharedState) {
-        state.outbox.open.store(false, Ordering::Release);
+        state.outbox.close();
         let mut left: Vec<i64> = self
             .taken
             .lock()
@@ -301,7 +224,7 @@ impl Work for Outbox {
                 left.push(job.id);
             }
         }
-        release(&state.pool, &state.outbox, left).await;
+        crate::subscriptions::handoff::release(&state.pool, &state.outbox, left).await;
     }
 }
 

@@ -971,6 +971,6 @@ async fn concurrent_logins_queue_for_the_hashing_permits() {
     assert!(started.elapsed() < Duration::from_secs(15));
     assert_eq!(
         app.state.login_guard.hashing_permits_free(),
-        tidings::routes::admin::auth::HASHING_PERMITS
+        tidings::limits::HASHING_PERMITS
     );
 }

@@ -17,6 +17,7 @@ mod faults;
 mod feed;
 mod foundation;
 mod hostile;
+mod layers;
 mod login_memory;
 mod privacy;
 mod send_safety;

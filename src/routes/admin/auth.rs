@@ -1,6 +1,6 @@
 //! Logging in and out of the console, and the session every page needs.
 //!
-//! - Passwords are argon2id; at most [`HASHING_PERMITS`] verifications run at
+//! - Passwords are argon2id; at most [`crate::limits::HASHING_PERMITS`] verifications run at
 //!   once (each takes ~19 MiB), so a flood of logins queues instead of
 //!   ballooning memory. An unknown name is verified against a dummy hash, so
 //!   it costs what a wrong password costs.
@@ -19,8 +19,6 @@
 //!   MAC. Every console POST also rejects a foreign `Origin`.
 
 use std::future::Future;
-use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -29,9 +27,7 @@ use actix_web::cookie::{time, Cookie, SameSite};
 use actix_web::dev::Payload;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Serialize;
-use tokio::sync::Semaphore;
 
 use super::{field, form, AdminError};
 use crate::db;
@@ -43,76 +39,13 @@ pub const SESSION_COOKIE: &str = "tidings_session";
 pub const LOGIN_COOKIE: &str = "tidings_login";
 /// How long a session lasts from login.
 pub const SESSION_HOURS: i64 = 12;
-/// Login attempts per minute from one IP address (the burst, then one per 6 s).
-pub const LOGIN_PER_IP_PER_MINUTE: u32 = 10;
-/// Login attempts per minute for one account name from one address.
-pub const LOGIN_PER_ACCOUNT_PER_MINUTE: u32 = 5;
-/// argon2 verifications running at once.
-pub const HASHING_PERMITS: usize = 2;
 /// How long a login waits for a hashing permit before giving up with 503.
 const HASHING_WAIT: Duration = Duration::from_secs(15);
-/// Keyed limiters past this many keys forget the ones that are full again.
-const LIMITER_KEYS: usize = 10_000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/login", web::get().to(login_form))
         .route("/login", web::post().to(login))
         .route("/logout", web::post().to(logout));
-}
-
-/// The login throttles and the bound on concurrent password hashing.
-pub struct LoginGuard {
-    per_ip: DefaultKeyedRateLimiter<IpAddr>,
-    per_account: DefaultKeyedRateLimiter<(String, Option<IpAddr>)>,
-    hashing: Semaphore,
-}
-
-impl Default for LoginGuard {
-    fn default() -> Self {
-        let quota = |n: u32| Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
-        Self {
-            per_ip: RateLimiter::keyed(quota(LOGIN_PER_IP_PER_MINUTE)),
-            per_account: RateLimiter::keyed(quota(LOGIN_PER_ACCOUNT_PER_MINUTE)),
-            hashing: Semaphore::new(HASHING_PERMITS),
-        }
-    }
-}
-
-impl LoginGuard {
-    /// Permits not held by a password check right now.
-    pub fn hashing_permits_free(&self) -> usize {
-        self.hashing.available_permits()
-    }
-
-    /// Takes one attempt from both budgets; false when either is spent.
-    fn allow(&self, ip: Option<IpAddr>, account: &str) -> bool {
-        if self.per_ip.len() > LIMITER_KEYS {
-            self.per_ip.retain_recent();
-        }
-        if self.per_account.len() > LIMITER_KEYS {
-            self.per_account.retain_recent();
-        }
-        let ip = ip.map(throttle_key);
-        if let Some(ip) = ip {
-            if self.per_ip.check_key(&ip).is_err() {
-                return false;
-            }
-        }
-        let account: String = account.to_lowercase().chars().take(64).collect();
-        self.per_account.check_key(&(account, ip)).is_ok()
-    }
-}
-
-/// The address a throttle counts: IPv4 as is, IPv6 by its /64 (one
-/// customer's block; counting single addresses would give them 2^64 tries).
-fn throttle_key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(std::net::Ipv6Addr::from(bits))
-        }
-        v4 => v4,
-    }
 }
 
 /// A logged-in admin: what the session row says.
@@ -372,7 +305,7 @@ async fn login(
         db::run(&state.pool, move |c| db::admins::find_by_name(c, &lookup)).await?
     };
     let ok = {
-        let _permit = tokio::time::timeout(HASHING_WAIT, state.login_guard.hashing.acquire())
+        let _permit = tokio::time::timeout(HASHING_WAIT, state.login_guard.hashing())
             .await
             .map_err(|_| AdminError::Unavailable)?
             .map_err(|_| AdminError::Unavailable)?;
@@ -437,19 +370,4 @@ async fn logout(
     res.add_cookie(&expired_cookie(&state, SESSION_COOKIE))
         .map_err(|e| AdminError::Unexpected(anyhow::anyhow!("cookie: {e}")))?;
     Ok(res)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::net::IpAddr;
-
-    #[test]
-    fn throttles_count_ipv6_per_64_and_ipv4_per_address() {
-        let key = |s: &str| super::throttle_key(s.parse::<IpAddr>().unwrap()).to_string();
-        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
-        assert_eq!(key("2001:db8:1:2::ffff"), key("2001:db8:1:2:1:2:3:4"));
-        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
-        assert_eq!(key("203.0.113.7"), "203.0.113.7");
-        assert_eq!(key("::ffff:203.0.113.7"), "203.0.113.7");
-    }
 }

@@ -23,8 +23,6 @@ use serde::Serialize;
 use crate::db::DbError;
 use crate::state::SharedState;
 
-pub use auth::LoginGuard;
-
 /// The script behind the live progress bars (the CSP allows `script-src 'self'`).
 const CONSOLE_JS: &str = include_str!("../../../templates/admin/console.js");
 

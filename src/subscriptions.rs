@@ -48,6 +48,9 @@ pub struct ConfirmPayload {
     pub name: Option<String>,
 }
 
+/// One signup, inside the caller's transaction. `None`: the row that was in
+/// the way of a new one is gone (erased meanwhile) and nothing was
+/// written; the caller starts over.
 pub fn signup(
     conn: &mut DbConnection,
     email: &SubscriberEmail,
@@ -55,11 +58,11 @@ pub fn signup(
     ctx: &consent::Context,
     policy: &SignupPolicy,
     respect_suppression: bool,
-) -> db::QueryResult<SignupOutcome> {
+) -> db::QueryResult<Option<SignupOutcome>> {
     let now = db::now();
     let key = email.key();
     if respect_suppression && db::suppressions::covers(conn, &policy.secret, email)? {
-        return Ok(SignupOutcome::Suppressed);
+        return Ok(Some(SignupOutcome::Suppressed));
     }
     let name = name.map(SubscriberName::as_str);
     // The common case, a new address, costs one statement: the row goes in
@@ -83,21 +86,16 @@ pub fn signup(
         fresh
     } else {
         let Some(existing) = subscribers::find_by_key(conn, &key)? else {
-            // The row that was in the way is gone (erased meanwhile): let
-            // the caller's retry start over.
-            return Err(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                Box::new("subscriber vanished during signup".to_string()),
-            ));
+            return Ok(None);
         };
         let id = match existing.status.as_str() {
-            status::CONFIRMED => return Ok(SignupOutcome::AlreadyConfirmed),
+            status::CONFIRMED => return Ok(Some(SignupOutcome::AlreadyConfirmed)),
             status::PENDING => {
                 let recent = existing
                     .last_confirmation_at
                     .is_some_and(|at| now - at < policy.resend_after);
                 if recent {
-                    return Ok(SignupOutcome::Throttled);
+                    return Ok(Some(SignupOutcome::Throttled));
                 }
                 existing.id
             }
@@ -115,7 +113,7 @@ pub fn signup(
     };
     consent::record(conn, &id, event::REQUESTED, now, ctx)?;
     queue_confirmation(conn, &id, email.as_str(), name, policy, now)?;
-    Ok(SignupOutcome::Queued)
+    Ok(Some(SignupOutcome::Queued))
 }
 
 fn queue_confirmation(
@@ -126,7 +124,7 @@ fn queue_confirmation(
     policy: &SignupPolicy,
     now: NaiveDateTime,
 ) -> db::QueryResult<()> {
-    let (token_hash, payload) = new_confirmation(policy, name)?;
+    let (token_hash, payload) = new_confirmation(policy, name);
     confirmations::insert(
         conn,
         &token_hash,
@@ -139,18 +137,12 @@ fn queue_confirmation(
 
 /// A new confirmation link: the hash of its token (what is stored) and the
 /// outbox payload the token is derived from again when the mail is sent.
-fn new_confirmation(
-    policy: &SignupPolicy,
-    name: Option<&str>,
-) -> db::QueryResult<(String, String)> {
+fn new_confirmation(policy: &SignupPolicy, name: Option<&str>) -> (String, String) {
     let nonce = token::random_token();
     let raw = token::confirmation_token(&policy.secret, &nonce);
-    let payload = serde_json::to_string(&ConfirmPayload {
-        nonce,
-        name: name.map(str::to_string),
-    })
-    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-    Ok((token::hash(&raw), payload))
+    // A JSON value prints infallibly (ConfirmPayload reads it back).
+    let payload = serde_json::json!({"nonce": nonce, "name": name}).to_string();
+    (token::hash(&raw), payload)
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -339,12 +339,19 @@ pub enum DbError {
     Query(#[from] diesel::result::Error),
     #[error("blocking task failed: {0}")]
     Join(String),
+    /// Another call found the database unavailable just now (503): what a
+    /// group of waiting requests hears from the one that tried.
+    #[error("database unavailable: {0}")]
+    Down(String),
 }
 
 impl DbError {
     /// The database, not the request, is at fault: answer 503 and retry later.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, DbError::Unavailable(_) | DbError::Lost(_))
+        matches!(
+            self,
+            DbError::Unavailable(_) | DbError::Lost(_) | DbError::Down(_)
+        )
     }
 
     pub fn is_unique_violation(&self) -> bool {
@@ -386,6 +393,33 @@ where
     T: Send + 'static,
 {
     run(pool, move |conn| in_transaction(conn, f)).await
+}
+
+/// Like [`transaction`], for work that can also end for a reason of its
+/// own: `Ok(Err(e))` from `f` rolls the transaction back and is returned as
+/// `Ok(Err(e))`, so use cases need no stand-in diesel error to undo work.
+pub async fn transaction_or<T, E, F>(pool: &Pool, f: F) -> Result<Result<T, E>, DbError>
+where
+    F: FnOnce(&mut DbConnection) -> diesel::QueryResult<Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    run(pool, move |conn| {
+        let mut abandoned = None;
+        let result = in_transaction(conn, |c| match f(c)? {
+            Ok(value) => Ok(value),
+            Err(e) => {
+                abandoned = Some(e);
+                Err(diesel::result::Error::RollbackTransaction)
+            }
+        });
+        match (result, abandoned) {
+            (Ok(value), _) => Ok(Ok(value)),
+            (Err(_), Some(e)) => Ok(Err(e)),
+            (Err(e), None) => Err(e),
+        }
+    })
+    .await
 }
 
 /// Runs `f` inside one transaction. On SQLite it begins IMMEDIATE, taking the

@@ -27,13 +27,30 @@ pub enum ComposeOutcome {
     NothingNew,
 }
 
+/// Why a digest was not composed.
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("rendering the digest: {0:#}")]
+    Render(anyhow::Error),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// What undoes a composition inside its transaction.
+enum Abandon {
+    NothingNew,
+    Render(anyhow::Error),
+}
+
+/// Composes a digest of the articles not yet sent and fans it out, in one
+/// transaction (undone when there is nothing new).
 pub async fn compose(
     state: &SharedState,
     idempotency_key: Option<String>,
-) -> Result<ComposeOutcome, DbError> {
+) -> Result<ComposeOutcome, ComposeError> {
     let run = |key: Option<String>| {
         let st = state.clone();
-        db::transaction(&state.pool, move |c| compose_in(c, &st, key.as_deref()))
+        db::transaction_or(&state.pool, move |c| compose_in(c, &st, key.as_deref()))
     };
     let mut outcome = run(idempotency_key.clone()).await;
     if idempotency_key.is_some() && outcome.as_ref().is_err_and(DbError::is_unique_violation) {
@@ -41,11 +58,10 @@ pub async fn compose(
         // the digest it made.
         outcome = run(idempotency_key).await;
     }
-    let outcome = match outcome {
-        Err(DbError::Query(diesel::result::Error::RollbackTransaction)) => {
-            ComposeOutcome::NothingNew
-        }
-        other => other?,
+    let outcome = match outcome? {
+        Ok(created) => created,
+        Err(Abandon::NothingNew) => return Ok(ComposeOutcome::NothingNew),
+        Err(Abandon::Render(e)) => return Err(ComposeError::Render(e)),
     };
     if let ComposeOutcome::Created(created) = &outcome {
         tracing::info!(
@@ -63,14 +79,14 @@ fn compose_in(
     c: &mut db::DbConnection,
     state: &AppState,
     key: Option<&str>,
-) -> db::QueryResult<ComposeOutcome> {
+) -> db::QueryResult<Result<ComposeOutcome, Abandon>> {
     if let Some(key) = key {
         if let Some(d) = digests::find_by_key(c, key)? {
-            return Ok(ComposeOutcome::Existing(Created {
+            return Ok(Ok(ComposeOutcome::Existing(Created {
                 id: d.id,
                 articles: d.article_count as usize,
                 recipients: d.total as usize,
-            }));
+            })));
         }
     }
     let now = db::now();
@@ -79,13 +95,13 @@ fn compose_in(
     let id = digests::insert(c, "", key, now)?;
     let taken = articles::take_for_digest(c, id, cutoff, now)?;
     if taken == 0 {
-        // Undo the digest row: nothing new means no digest.
-        return Err(diesel::result::Error::RollbackTransaction);
+        return Ok(Err(Abandon::NothingNew));
     }
     let list = articles::in_digest(c, id)?;
-    let rendered = render(state, &list, now).map_err(|e| {
-        diesel::result::Error::QueryBuilderError(format!("rendering digest: {e:#}").into())
-    })?;
+    let rendered = match render(state, &list, now) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(Abandon::Render(e))),
+    };
     digests::set_content(
         c,
         id,
@@ -99,11 +115,11 @@ fn compose_in(
         // No reader to wait for: the digest is done as composed.
         db::deliveries::finish_done_digests(c, now)?;
     }
-    Ok(ComposeOutcome::Created(Created {
+    Ok(Ok(ComposeOutcome::Created(Created {
         id,
         articles: taken,
         recipients,
-    }))
+    })))
 }
 
 #[derive(Serialize)]

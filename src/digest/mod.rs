@@ -5,4 +5,4 @@ pub mod compose;
 pub mod control;
 pub mod feed;
 
-pub use compose::{compose, ComposeOutcome};
+pub use compose::{compose, ComposeError, ComposeOutcome};

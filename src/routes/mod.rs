@@ -290,3 +290,12 @@ pub fn page<S: Serialize>(
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(body))
 }
+
+impl From<crate::digest::ComposeError> for ApiError {
+    fn from(e: crate::digest::ComposeError) -> Self {
+        match e {
+            crate::digest::ComposeError::Db(e) => e.into(),
+            crate::digest::ComposeError::Render(e) => Self::Unexpected(e),
+        }
+    }
+}

@@ -135,13 +135,7 @@ async fn commit(ctx: &Committer, group: Vec<Waiting>) {
         Err(e @ (DbError::Unavailable(_) | DbError::Lost(_))) => {
             crate::telemetry::database_unavailable(&e);
             for waiting in group {
-                let _ =
-                    waiting
-                        .reply
-                        .send(Err(DbError::Lost(diesel::result::Error::DatabaseError(
-                            diesel::result::DatabaseErrorKind::UnableToSendCommand,
-                            Box::new(e.to_string()),
-                        ))));
+                let _ = waiting.reply.send(Err(DbError::Down(e.to_string())));
             }
             return;
         }
@@ -196,8 +190,12 @@ pub async fn alone(
         })
         .await;
         match result {
+            Ok(None) if attempt < 3 => continue,
             Err(e) if e.is_unique_violation() && attempt < 3 => continue,
-            other => return other,
+            // Erased under us three times running: answer as for any
+            // address (the answer never tells), with nothing sent.
+            Ok(outcome) => return Ok(outcome.unwrap_or(SignupOutcome::Throttled)),
+            Err(e) => return Err(e),
         }
     }
 }
@@ -229,7 +227,7 @@ fn insert_new(
             continue;
         }
         let name = s.name.as_ref().map(SubscriberName::as_str);
-        let (token_hash, payload) = super::new_confirmation(policy, name)?;
+        let (token_hash, payload) = super::new_confirmation(policy, name);
         let id = crate::domain::new_subscriber_id();
         fresh.push((i, id, key, token_hash, payload));
     }

@@ -501,15 +501,12 @@ async fn two_instances_on_one_database_compose_one_digest_per_tick() {
     let second_db = crate::helpers::TestDb::new();
     let second_sink = crate::support::smtp::MailSink::start().await;
     let second = start(second_db, second_sink, settings).await;
-    for i in 0..5 {
-        add_article(
-            &first,
-            &token,
-            &format!("https://news.example/pair{i}"),
-            "Pair",
-        )
+    // All at once, so no tick falls between them (one digest, not two).
+    let urls: Vec<String> = (0..5)
+        .map(|i| format!("https://news.example/pair{i}"))
+        .collect();
+    futures_util::future::join_all(urls.iter().map(|u| add_article(&first, &token, u, "Pair")))
         .await;
-    }
     wait_until(Duration::from_secs(15), || async {
         first
             .db

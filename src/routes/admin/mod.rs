@@ -190,3 +190,12 @@ pub(crate) fn query<T: serde::de::DeserializeOwned>(
 pub(crate) fn non_empty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
+
+impl From<crate::digest::ComposeError> for AdminError {
+    fn from(e: crate::digest::ComposeError) -> Self {
+        match e {
+            crate::digest::ComposeError::Db(e) => e.into(),
+            crate::digest::ComposeError::Render(e) => Self::Unexpected(e),
+        }
+    }
+}

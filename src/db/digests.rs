@@ -147,7 +147,7 @@ fn chunk_sums(conn: &mut DbConnection, digest: Option<i64>) -> QueryResult<Progr
 
 impl Progress {
     /// From the sums of chunk counters (`None`: no chunks).
-    fn from_sums(
+    pub(super) fn from_sums(
         size: Option<i64>,
         sent: Option<i64>,
         failed: Option<i64>,

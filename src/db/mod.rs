@@ -25,6 +25,7 @@ pub mod signups;
 pub mod subscribers;
 pub mod suppressions;
 pub mod unnest;
+pub mod views;
 
 use std::time::Duration;
 

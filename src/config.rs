@@ -625,6 +625,78 @@ mod tests {
     }
 
     #[test]
+    fn the_first_bad_setting_is_the_one_reported() {
+        let bad_values = [
+            ("listen", "nowhere"),
+            ("base_url", "ftp://x"),
+            ("database_url", "nonsense://x"),
+            ("smtp_url", "http://h"),
+            ("outbox_dir", " "),
+            ("mail_from", "not an address"),
+            ("feed_url", "ftp://x"),
+            ("secret_key", "short"),
+            ("trusted_proxies", "nope"),
+            ("cors_origins", "nope"),
+            ("dkim_domain", "example.com"),
+            ("digest_cron", "nope"),
+            ("feed_cron", "nope"),
+            ("confirm_ttl_hours", "0"),
+            ("send_concurrency", "0"),
+            ("send_rate", "-1"),
+            ("lease_seconds", "1"),
+            ("resend_after_minutes", "-1"),
+            ("signup_rate_per_minute", "-1"),
+            ("body_timeout_seconds", "0"),
+        ];
+        for (i, (key, _)) in bad_values.iter().enumerate() {
+            let e = with(&bad_values[i..]).unwrap_err();
+            assert_eq!(&e.key, key);
+        }
+    }
+
+    #[test]
+    fn masked_hides_secrets_and_lists_every_key() {
+        let s = with(&[
+            ("database_url", "postgres://app:hunter2@db.example/news"),
+            ("smtp_url", "smtps://mailer:pw@mail.example"),
+            ("secret_key", "0123456789abcdef0123456789abcdef"),
+            ("trusted_proxies", "10.0.0.1, ::1"),
+            ("cors_origins", "https://a.example,https://b.example"),
+            ("feed_url", "https://blog.example/feed.xml"),
+        ])
+        .unwrap();
+        let masked = s.masked();
+        let keys: Vec<&str> = masked.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, KEYS);
+        let value = |key: &str| {
+            masked
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert_eq!(
+            value("database_url"),
+            "postgres://app:********@db.example/news"
+        );
+        assert_eq!(
+            value("smtp_url"),
+            "smtps://mailer:********@mail.example:465"
+        );
+        assert_eq!(value("secret_key"), "********");
+        assert_eq!(value("trusted_proxies"), "10.0.0.1,::1");
+        assert_eq!(value("cors_origins"), "https://a.example,https://b.example");
+        assert_eq!(value("feed_url"), "https://blog.example/feed.xml");
+        assert_eq!(value("dkim_private_key_file"), "");
+        assert_eq!(value("body_timeout_seconds"), "10");
+        let plain = with(&[("smtp_url", "smtp://relay.local:25?tls=none")]).unwrap();
+        let masked = plain.masked();
+        assert_eq!(masked[2].1, "sqlite://data/tidings.db");
+        assert_eq!(masked[3].1, "smtp://relay.local:25");
+        assert_eq!(masked[13].1, "********");
+    }
+
+    #[test]
     fn env_overrides_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("t.toml");

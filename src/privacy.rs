@@ -43,19 +43,41 @@ pub fn erase(
         .email_key
         .clone()
         .or_else(|| subscriber.email.as_deref().map(str::to_lowercase));
-
     if let Some(key) = &key {
-        suppressions::add(conn, secret, key, "erased")?;
-        // Stored before domains were kept in ASCII: suppress the spelling
-        // new signups of this address have, too.
-        if let Ok(canonical) = SubscriberEmail::parse(key).map(|e| e.key()) {
-            if &canonical != key {
-                suppressions::add(conn, secret, &canonical, "erased")?;
-            }
+        suppress(conn, secret, key)?;
+    }
+    scrub_consent_events(conn, subscriber_id, key.as_deref())?;
+    forget_mail(conn, subscriber_id, &subscriber, key.as_deref())?;
+    blank_subscriber(conn, subscriber_id, now)?;
+    let skeleton = consent::Context {
+        ip: None,
+        user_agent: None,
+        source: ctx.source.clone(),
+        method: ctx.method.clone(),
+    };
+    consent::record(conn, subscriber_id, event::ERASED, now, &skeleton)?;
+    Ok(true)
+}
+
+/// Puts the address on the suppression list.
+fn suppress(conn: &mut DbConnection, secret: &str, key: &str) -> diesel::QueryResult<()> {
+    suppressions::add(conn, secret, key, "erased")?;
+    // Stored before domains were kept in ASCII: suppress the spelling
+    // new signups of this address have, too.
+    if let Ok(canonical) = SubscriberEmail::parse(key).map(|e| e.key()) {
+        if canonical != key {
+            suppressions::add(conn, secret, &canonical, "erased")?;
         }
     }
+    Ok(())
+}
 
-    // The consent skeleton: no IP, no user agent, no source naming the address.
+/// The consent skeleton: no IP, no user agent, no source naming the address.
+fn scrub_consent_events(
+    conn: &mut DbConnection,
+    subscriber_id: &str,
+    key: Option<&str>,
+) -> diesel::QueryResult<()> {
     let mine = consent_events::table.filter(consent_events::subscriber_id.eq(subscriber_id));
     diesel::update(mine)
         .set((
@@ -63,22 +85,33 @@ pub fn erase(
             consent_events::user_agent.eq(None::<String>),
         ))
         .execute(conn)?;
-    if let Some(key) = &key {
-        let sources: Vec<(i64, Option<String>)> = mine
-            .select((consent_events::id, consent_events::source))
-            .load(conn)?;
-        let tainted: Vec<i64> = sources
-            .into_iter()
-            .filter(|(_, source)| source.as_deref().is_some_and(|s| mentions(s, key)))
-            .map(|(id, _)| id)
-            .collect();
-        if !tainted.is_empty() {
-            diesel::update(consent_events::table.filter(consent_events::id.eq_any(&tainted)))
-                .set(consent_events::source.eq(Some(REMOVED_SOURCE)))
-                .execute(conn)?;
-        }
+    let Some(key) = key else {
+        return Ok(());
+    };
+    let sources: Vec<(i64, Option<String>)> = mine
+        .select((consent_events::id, consent_events::source))
+        .load(conn)?;
+    let tainted: Vec<i64> = sources
+        .into_iter()
+        .filter(|(_, source)| source.as_deref().is_some_and(|s| mentions(s, key)))
+        .map(|(id, _)| id)
+        .collect();
+    if !tainted.is_empty() {
+        diesel::update(consent_events::table.filter(consent_events::id.eq_any(&tainted)))
+            .set(consent_events::source.eq(Some(REMOVED_SOURCE)))
+            .execute(conn)?;
     }
+    Ok(())
+}
 
+/// Deletes their confirmation links and outbox rows, and blanks their
+/// deliveries' error texts (which may quote the address).
+fn forget_mail(
+    conn: &mut DbConnection,
+    subscriber_id: &str,
+    subscriber: &Erasable,
+    key: Option<&str>,
+) -> diesel::QueryResult<()> {
     diesel::delete(
         confirmation_tokens::table.filter(confirmation_tokens::subscriber_id.eq(subscriber_id)),
     )
@@ -86,17 +119,24 @@ pub fn erase(
     // Every outbox row of theirs, sent ones too: each carries the address as
     // its recipient and the name in its payload.
     diesel::delete(outbox::table.filter(outbox::subscriber_id.eq(subscriber_id))).execute(conn)?;
-    if let Some(key) = &key {
+    if let Some(key) = key {
         diesel::delete(outbox::table.filter(outbox::recipient.eq(key))).execute(conn)?;
-        if subscriber.email.as_deref() != Some(key.as_str()) {
+        if subscriber.email.as_deref() != Some(key) {
             if let Some(email) = &subscriber.email {
                 diesel::delete(outbox::table.filter(outbox::recipient.eq(email))).execute(conn)?;
             }
         }
     }
     // Settled deliveries stay (digest, status, time).
-    db::deliveries::forget_subscriber(conn, subscriber_id)?;
+    db::deliveries::forget_subscriber(conn, subscriber_id)
+}
 
+/// The subscriber row keeps its id, status (`erased`) and timestamps.
+fn blank_subscriber(
+    conn: &mut DbConnection,
+    subscriber_id: &str,
+    now: chrono::NaiveDateTime,
+) -> diesel::QueryResult<()> {
     diesel::update(subscribers::table.find(subscriber_id))
         .set((
             subscribers::email.eq(None::<String>),
@@ -107,14 +147,7 @@ pub fn erase(
             subscribers::last_confirmation_at.eq(None::<chrono::NaiveDateTime>),
         ))
         .execute(conn)?;
-    let skeleton = consent::Context {
-        ip: None,
-        user_agent: None,
-        source: ctx.source.clone(),
-        method: ctx.method.clone(),
-    };
-    consent::record(conn, subscriber_id, event::ERASED, now, &skeleton)?;
-    Ok(true)
+    Ok(())
 }
 
 #[derive(QueryableByName)]

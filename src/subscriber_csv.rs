@@ -132,6 +132,10 @@ impl From<r2d2::Error> for ImportError {
 /// backends spread it over the cores. SQLite has one writer: one.
 const PG_WRITERS: usize = 3;
 
+type PooledConn = r2d2::PooledConnection<db::ConnectionManager>;
+/// What one writer did: (inserted, already present).
+type WriterResult = Result<(u64, u64), ImportError>;
+
 /// Imports readers from `input`. `problems` gets one line per bad row
 /// (line number, value, reason); `progress` is told how many bytes of the
 /// input were read so far. This thread parses; batches are written by
@@ -150,32 +154,12 @@ pub fn import<R: Read>(
         .flexible(true)
         .trim(csv::Trim::Fields)
         .from_reader(input);
-    let headers = reader.headers()?.clone();
-    let column = |name: &str| {
-        headers.iter().position(|h| {
-            h.trim_start_matches('\u{feff}')
-                .trim()
-                .eq_ignore_ascii_case(name)
-        })
-    };
-    let email_col = column("email").ok_or_else(|| {
-        ImportError::Header(format!(
-            "no \"email\" column in the header row ({})",
-            headers.iter().collect::<Vec<_>>().join(",")
-        ))
-    })?;
-    let name_col = column("name");
+    let columns = columns(reader.headers()?)?;
 
     let mut first = pool.get()?;
     let suppressed = suppressions::all_hashes(&mut first)?;
-    let writers = match &**first {
-        DbConnection::Pg(_) => PG_WRITERS,
-        DbConnection::Sqlite(_) => 1,
-    };
-    let mut conns = vec![first];
-    for _ in 1..writers {
-        conns.push(pool.get()?);
-    }
+    let conns = writer_connections(pool, first)?;
+    let writers = conns.len();
     let ctx = consent::Context {
         source: Some(source.to_string()),
         method: Some("import".into()),
@@ -196,7 +180,7 @@ pub fn import<R: Read>(
             .collect();
         let read = read_rows(
             &mut reader,
-            (email_col, name_col),
+            columns,
             |email| {
                 email
                     .keys()
@@ -214,14 +198,7 @@ pub fn import<R: Read>(
             },
         );
         drop(tx);
-        let written: Vec<_> = handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(ImportError::Header("a writer thread panicked".into())))
-            })
-            .collect();
-        (read, written)
+        (read, join_writers(handles))
     });
     read?;
     for w in written {
@@ -230,6 +207,52 @@ pub fn import<R: Read>(
         summary.existing += existing;
     }
     Ok(summary)
+}
+
+/// The positions of the `email` column (required) and the `name` column,
+/// matched without case, blanks or a byte-order mark.
+fn columns(headers: &csv::StringRecord) -> Result<(usize, Option<usize>), ImportError> {
+    let column = |name: &str| {
+        headers.iter().position(|h| {
+            h.trim_start_matches('\u{feff}')
+                .trim()
+                .eq_ignore_ascii_case(name)
+        })
+    };
+    let email_col = column("email").ok_or_else(|| {
+        ImportError::Header(format!(
+            "no \"email\" column in the header row ({})",
+            headers.iter().collect::<Vec<_>>().join(",")
+        ))
+    })?;
+    Ok((email_col, column("name")))
+}
+
+/// `first` and, on PostgreSQL, [`PG_WRITERS`] minus one more pooled
+/// connections: one per writer thread.
+fn writer_connections(pool: &Pool, first: PooledConn) -> Result<Vec<PooledConn>, ImportError> {
+    let writers = match &**first {
+        DbConnection::Pg(_) => PG_WRITERS,
+        DbConnection::Sqlite(_) => 1,
+    };
+    let mut conns = vec![first];
+    for _ in 1..writers {
+        conns.push(pool.get()?);
+    }
+    Ok(conns)
+}
+
+/// Waits for every writer; a panicked one counts as a failed import.
+fn join_writers(
+    handles: Vec<std::thread::ScopedJoinHandle<'_, WriterResult>>,
+) -> Vec<WriterResult> {
+    handles
+        .into_iter()
+        .map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(ImportError::Header("a writer thread panicked".into())))
+        })
+        .collect()
 }
 
 /// Parses rows into batches of new readers and hands each to `send` (false:
@@ -320,7 +343,7 @@ fn write_batches(
     rx: &Mutex<Receiver<Vec<subscribers::ImportRow>>>,
     ctx: &consent::Context,
     failed: &AtomicBool,
-) -> Result<(u64, u64), ImportError> {
+) -> WriterResult {
     let mut done = (0, 0);
     let mut error = None;
     if let Err(e) = db::prepare_bulk(conn) {

@@ -212,94 +212,120 @@ pub fn import_confirmed(
     at: NaiveDateTime,
     ctx: &super::consent::Context,
 ) -> QueryResult<usize> {
-    use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
-    #[derive(QueryableByName)]
-    struct Inserted {
-        #[diesel(sql_type = Text)]
-        id: String,
+    if rows.is_empty() {
+        return Ok(0);
     }
+    match conn {
+        DbConnection::Pg(c) => import_confirmed_pg(c, rows, at, ctx),
+        DbConnection::Sqlite(c) => {
+            let ids = insert_confirmed_sqlite(c, rows, at)?;
+            super::consent::record_many(conn, &ids, crate::domain::consent::IMPORTED, at, ctx)?;
+            Ok(ids.len())
+        }
+    }
+}
+
+/// PostgreSQL: the rows go in as arrays, and one statement inserts the
+/// subscribers and the consent events of those that were new.
+fn import_confirmed_pg(
+    c: &mut diesel::PgConnection,
+    rows: &[ImportRow],
+    at: NaiveDateTime,
+    ctx: &super::consent::Context,
+) -> QueryResult<usize> {
+    use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
     #[derive(QueryableByName)]
     struct Count {
         #[diesel(sql_type = BigInt)]
         n: i64,
     }
-    if rows.is_empty() {
-        return Ok(0);
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let emails: Vec<&str> = rows.iter().map(|r| r.email.as_str()).collect();
+    let keys: Vec<&str> = rows.iter().map(|r| r.email_key.as_str()).collect();
+    let names: Vec<Option<&str>> = rows.iter().map(|r| r.name.as_deref()).collect();
+    let counted: Vec<Count> = diesel::sql_query(
+        "WITH ins AS ( \
+           INSERT INTO subscribers (id, email, email_key, name, status, created_at, \
+             updated_at, confirmed_at) \
+           SELECT u.id, u.email, u.email_key, u.name, $5, $6, $6, $6 \
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) \
+             AS u(id, email, email_key, name) \
+           ON CONFLICT (email_key) DO NOTHING RETURNING id), \
+         ev AS ( \
+           INSERT INTO consent_events (subscriber_id, event, occurred_at, ip, \
+             user_agent, source, method, consent_text_version) \
+           SELECT id, $7, $6, $8, $9, $10, $11, $12 FROM ins) \
+         SELECT COUNT(*) AS n FROM ins",
+    )
+    .bind::<Array<Text>, _>(&ids)
+    .bind::<Array<Text>, _>(&emails)
+    .bind::<Array<Text>, _>(&keys)
+    .bind::<Array<Nullable<Text>>, _>(&names)
+    .bind::<Text, _>(crate::domain::status::CONFIRMED)
+    .bind::<Timestamp, _>(at)
+    .bind::<Text, _>(crate::domain::consent::IMPORTED)
+    .bind::<Nullable<Text>, _>(ctx.ip.as_deref())
+    .bind::<Nullable<Text>, _>(ctx.user_agent.as_deref())
+    .bind::<Nullable<Text>, _>(ctx.source.as_deref())
+    .bind::<Nullable<Text>, _>(ctx.method.as_deref())
+    .bind::<Text, _>(crate::domain::CONSENT_TEXT_VERSION)
+    .load(c)?;
+    Ok(counted.first().map_or(0, |c| c.n as usize))
+}
+
+/// SQLite: one multi-row `INSERT OR IGNORE`; returns the ids that were new
+/// (their consent events are the caller's).
+fn insert_confirmed_sqlite(
+    c: &mut diesel::SqliteConnection,
+    rows: &[ImportRow],
+    at: NaiveDateTime,
+) -> QueryResult<Vec<String>> {
+    use diesel::sql_types::{Nullable, Text, Timestamp};
+    #[derive(QueryableByName)]
+    struct Inserted {
+        #[diesel(sql_type = Text)]
+        id: String,
     }
-    match conn {
-        DbConnection::Pg(c) => {
-            let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-            let emails: Vec<&str> = rows.iter().map(|r| r.email.as_str()).collect();
-            let keys: Vec<&str> = rows.iter().map(|r| r.email_key.as_str()).collect();
-            let names: Vec<Option<&str>> = rows.iter().map(|r| r.name.as_deref()).collect();
-            let counted: Vec<Count> = diesel::sql_query(
-                "WITH ins AS ( \
-                   INSERT INTO subscribers (id, email, email_key, name, status, created_at, \
-                     updated_at, confirmed_at) \
-                   SELECT u.id, u.email, u.email_key, u.name, $5, $6, $6, $6 \
-                   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) \
-                     AS u(id, email, email_key, name) \
-                   ON CONFLICT (email_key) DO NOTHING RETURNING id), \
-                 ev AS ( \
-                   INSERT INTO consent_events (subscriber_id, event, occurred_at, ip, \
-                     user_agent, source, method, consent_text_version) \
-                   SELECT id, $7, $6, $8, $9, $10, $11, $12 FROM ins) \
-                 SELECT COUNT(*) AS n FROM ins",
-            )
-            .bind::<Array<Text>, _>(&ids)
-            .bind::<Array<Text>, _>(&emails)
-            .bind::<Array<Text>, _>(&keys)
-            .bind::<Array<Nullable<Text>>, _>(&names)
-            .bind::<Text, _>(crate::domain::status::CONFIRMED)
-            .bind::<Timestamp, _>(at)
-            .bind::<Text, _>(crate::domain::consent::IMPORTED)
-            .bind::<Nullable<Text>, _>(ctx.ip.as_deref())
-            .bind::<Nullable<Text>, _>(ctx.user_agent.as_deref())
-            .bind::<Nullable<Text>, _>(ctx.source.as_deref())
-            .bind::<Nullable<Text>, _>(ctx.method.as_deref())
-            .bind::<Text, _>(crate::domain::CONSENT_TEXT_VERSION)
-            .load(c)?;
-            Ok(counted.first().map_or(0, |c| c.n as usize))
-        }
-        DbConnection::Sqlite(c) => {
-            let p = |n| super::placeholder(false, n);
-            let mut text = String::from(
-                "INSERT OR IGNORE INTO subscribers (id, email, email_key, name, status, \
-                 created_at, updated_at, confirmed_at) VALUES ",
-            );
-            for i in 0..rows.len() {
-                if i > 0 {
-                    text.push_str(", ");
-                }
-                let n = 3 + 4 * i;
-                text.push_str(&format!(
-                    "({}, {}, {}, {}, {}, {t}, {t}, {t})",
-                    p(n),
-                    p(n + 1),
-                    p(n + 2),
-                    p(n + 3),
-                    p(2),
-                    t = p(1)
-                ));
-            }
-            text.push_str(" RETURNING id");
-            let mut q = diesel::sql_query(text)
-                .into_boxed()
-                .bind::<Timestamp, _>(at)
-                .bind::<Text, _>(crate::domain::status::CONFIRMED);
-            for r in rows {
-                q = q
-                    .bind::<Text, _>(r.id.as_str())
-                    .bind::<Text, _>(r.email.as_str())
-                    .bind::<Text, _>(r.email_key.as_str())
-                    .bind::<Nullable<Text>, _>(r.name.as_deref());
-            }
-            let inserted: Vec<Inserted> = q.load(c)?;
-            let ids: Vec<String> = inserted.into_iter().map(|r| r.id).collect();
-            super::consent::record_many(conn, &ids, crate::domain::consent::IMPORTED, at, ctx)?;
-            Ok(ids.len())
-        }
+    let mut q = diesel::sql_query(sqlite_insert_confirmed_sql(rows.len()))
+        .into_boxed()
+        .bind::<Timestamp, _>(at)
+        .bind::<Text, _>(crate::domain::status::CONFIRMED);
+    for r in rows {
+        q = q
+            .bind::<Text, _>(r.id.as_str())
+            .bind::<Text, _>(r.email.as_str())
+            .bind::<Text, _>(r.email_key.as_str())
+            .bind::<Nullable<Text>, _>(r.name.as_deref());
     }
+    let inserted: Vec<Inserted> = q.load(c)?;
+    Ok(inserted.into_iter().map(|r| r.id).collect())
+}
+
+/// The statement for `rows` readers: `?1` is the time, `?2` the status,
+/// then four placeholders (id, email, key, name) per reader.
+fn sqlite_insert_confirmed_sql(rows: usize) -> String {
+    let p = |n| super::placeholder(false, n);
+    let mut text = String::from(
+        "INSERT OR IGNORE INTO subscribers (id, email, email_key, name, status, \
+         created_at, updated_at, confirmed_at) VALUES ",
+    );
+    for i in 0..rows {
+        if i > 0 {
+            text.push_str(", ");
+        }
+        let n = 3 + 4 * i;
+        text.push_str(&format!(
+            "({}, {}, {}, {}, {}, {t}, {t}, {t})",
+            p(n),
+            p(n + 1),
+            p(n + 2),
+            p(n + 3),
+            p(2),
+            t = p(1)
+        ));
+    }
+    text.push_str(" RETURNING id");
+    text
 }
 
 /// One page of subscribers for a CSV export, oldest first, after the

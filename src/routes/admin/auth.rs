@@ -268,12 +268,7 @@ async fn login(
     let state = state.into_inner();
     check_origin(&req, &state)?;
     let pairs = form(&body)?;
-    let nonce = cookie_token(&req, LOGIN_COOKIE).ok_or(AdminError::Forbidden)?;
-    let sent = field(&pairs, "csrf_token").unwrap_or_default();
-    if !token::constant_time_eq(sent.as_bytes(), login_csrf(&state, &nonce).as_bytes()) {
-        tracing::warn!("login POST with a wrong csrf_token");
-        return Err(AdminError::Forbidden);
-    }
+    check_login_csrf(&req, &state, &pairs)?;
     let name = field(&pairs, "name").unwrap_or_default().trim().to_string();
     let password = field(&pairs, "password").unwrap_or_default().to_string();
     let ip = client_ip(&req, &state.settings.trusted_proxies);
@@ -289,19 +284,53 @@ async fn login(
         )
         .await;
     }
-    let wrong = |state: SharedState, req: HttpRequest, name: String| async move {
-        let msg = "Wrong name or password.";
-        login_page(&state, &req, StatusCode::UNAUTHORIZED, &name, Some(msg)).await
-    };
     if name.is_empty() || password.is_empty() || name.len() > 200 || password.len() > 1024 {
-        return wrong(state, req, name).await;
+        return wrong_credentials(&state, &req, &name).await;
     }
+    let Some(admin_id) = check_password(&state, &name, password).await? else {
+        tracing::warn!(ip = ?ip, "console login failed");
+        return wrong_credentials(&state, &req, &name).await;
+    };
+    start_session(&state, &req, admin_id).await
+}
+
+/// The form's token must be the MAC of the nonce in the login cookie.
+fn check_login_csrf(
+    req: &HttpRequest,
+    state: &AppState,
+    pairs: &[(String, String)],
+) -> Result<(), AdminError> {
+    let nonce = cookie_token(req, LOGIN_COOKIE).ok_or(AdminError::Forbidden)?;
+    let sent = field(pairs, "csrf_token").unwrap_or_default();
+    if !token::constant_time_eq(sent.as_bytes(), login_csrf(state, &nonce).as_bytes()) {
+        tracing::warn!("login POST with a wrong csrf_token");
+        return Err(AdminError::Forbidden);
+    }
+    Ok(())
+}
+
+async fn wrong_credentials(
+    state: &SharedState,
+    req: &HttpRequest,
+    name: &str,
+) -> Result<HttpResponse, AdminError> {
+    let msg = "Wrong name or password.";
+    login_page(state, req, StatusCode::UNAUTHORIZED, name, Some(msg)).await
+}
+
+/// The admin's id when the name and password are one's. An unknown name is
+/// verified against [`dummy_hash`], under a hashing permit like any other.
+async fn check_password(
+    state: &SharedState,
+    name: &str,
+    password: String,
+) -> Result<Option<i64>, AdminError> {
     // No admin's name holds a control character (and PostgreSQL cannot
     // even compare a NUL): such a name is unknown without asking.
     let account = if name.chars().any(char::is_control) {
         None
     } else {
-        let lookup = name.clone();
+        let lookup = name.to_string();
         db::run(&state.pool, move |c| db::admins::find_by_name(c, &lookup)).await?
     };
     let ok = {
@@ -320,15 +349,20 @@ async fn login(
         .await
         .map_err(|e| AdminError::Unexpected(anyhow::anyhow!("password check: {e}")))?
     };
-    let admin_id = match (ok, account) {
-        (true, Some((id, _))) => id,
-        _ => {
-            tracing::warn!(ip = ?ip, "console login failed");
-            return wrong(state, req, name).await;
-        }
-    };
-    // A new id at every login; the session this browser had before is gone.
-    let previous = cookie_token(&req, SESSION_COOKIE).map(|raw| token::hash(&raw));
+    Ok(match (ok, account) {
+        (true, Some((id, _))) => Some(id),
+        _ => None,
+    })
+}
+
+/// A new session for `admin_id` and a redirect to the console that sets its
+/// cookie; the session this browser had before is gone.
+async fn start_session(
+    state: &SharedState,
+    req: &HttpRequest,
+    admin_id: i64,
+) -> Result<HttpResponse, AdminError> {
+    let previous = cookie_token(req, SESSION_COOKIE).map(|raw| token::hash(&raw));
     let raw = token::random_token();
     let id_hash = token::hash(&raw);
     let csrf = token::random_token();
@@ -343,13 +377,13 @@ async fn login(
     tracing::info!(admin_id, "console login");
     let mut res = see_other("/admin");
     res.add_cookie(&cookie(
-        &state,
+        state,
         SESSION_COOKIE,
         raw,
         time::Duration::hours(SESSION_HOURS),
     ))
     .map_err(|e| AdminError::Unexpected(anyhow::anyhow!("cookie: {e}")))?;
-    res.add_cookie(&expired_cookie(&state, LOGIN_COOKIE))
+    res.add_cookie(&expired_cookie(state, LOGIN_COOKIE))
         .map_err(|e| AdminError::Unexpected(anyhow::anyhow!("cookie: {e}")))?;
     Ok(res)
 }

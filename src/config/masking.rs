@@ -1,0 +1,105 @@
+//! The settings as the admin console and the start-up log print them:
+//! passwords in URLs, the secret key and the DKIM key file are masked.
+
+use super::{DatabaseUrl, Settings, SmtpTls, SmtpUrl};
+
+/// What a secret prints as.
+const MASK: &str = "********";
+
+impl Settings {
+    /// A printable view with secrets masked (admin console, start-up), one
+    /// entry per key in [`super::KEYS`] order.
+    pub fn masked(&self) -> Vec<(&'static str, String)> {
+        let dkim = |field: fn(&super::Dkim) -> &String| {
+            self.dkim.as_ref().map(field).cloned().unwrap_or_default()
+        };
+        vec![
+            ("listen", self.listen.clone()),
+            ("base_url", self.base_url.to_string()),
+            ("database_url", masked_database_url(&self.database_url)),
+            (
+                "smtp_url",
+                self.smtp_url
+                    .as_ref()
+                    .map(masked_smtp_url)
+                    .unwrap_or_default(),
+            ),
+            ("outbox_dir", self.outbox_dir.display().to_string()),
+            ("mail_from", self.mail_from.to_string()),
+            ("digest_cron", self.digest_cron.clone()),
+            (
+                "feed_url",
+                self.feed_url
+                    .as_ref()
+                    .map(|u| u.to_string())
+                    .unwrap_or_default(),
+            ),
+            ("feed_cron", self.feed_cron.clone()),
+            ("confirm_ttl_hours", self.confirm_ttl_hours.to_string()),
+            ("send_concurrency", self.send_concurrency.to_string()),
+            ("send_rate", self.send_rate.to_string()),
+            ("lease_seconds", self.lease_seconds.to_string()),
+            // Masked even when generated: it never leaves the process.
+            ("secret_key", MASK.to_string()),
+            (
+                "resend_after_minutes",
+                self.resend_after_minutes.to_string(),
+            ),
+            (
+                "signup_rate_per_minute",
+                self.signup_rate_per_minute.to_string(),
+            ),
+            ("trusted_proxies", joined(&self.trusted_proxies)),
+            ("cors_origins", self.cors_origins.join(",")),
+            ("dkim_domain", dkim(|d| &d.domain)),
+            ("dkim_selector", dkim(|d| &d.selector)),
+            ("dkim_private_key_file", masked_if(self.dkim.is_some())),
+            (
+                "body_timeout_seconds",
+                self.body_timeout_seconds.to_string(),
+            ),
+        ]
+    }
+}
+
+fn masked_if(present: bool) -> String {
+    if present {
+        MASK.to_string()
+    } else {
+        String::new()
+    }
+}
+
+fn joined<T: ToString>(items: &[T]) -> String {
+    items.iter().map(T::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// Scheme, user, host and port; the password masked, TLS options left out.
+fn masked_smtp_url(smtp: &SmtpUrl) -> String {
+    let scheme = if smtp.tls == SmtpTls::Wrapper {
+        "smtps"
+    } else {
+        "smtp"
+    };
+    let user = smtp
+        .user
+        .as_ref()
+        .map(|u| format!("{u}:{MASK}@"))
+        .unwrap_or_default();
+    format!("{scheme}://{user}{}:{}", smtp.host, smtp.port)
+}
+
+/// The URL with its password (if any) masked.
+fn masked_database_url(db: &DatabaseUrl) -> String {
+    match db {
+        DatabaseUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+        DatabaseUrl::Postgres(u) => url::Url::parse(u)
+            .map(|mut u| {
+                if u.password().is_some() {
+                    let _ = u.set_password(Some(MASK));
+                }
+                u.to_string()
+            })
+            .unwrap_or_default(),
+    }
+}

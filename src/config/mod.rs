@@ -1,0 +1,390 @@
+//! Settings: an optional TOML file (`--config FILE` or `TIDINGS_CONFIG`) whose
+//! every key is overridden by the environment variable `TIDINGS_<KEY>`.
+//!
+//! Everything is validated once, here; a bad value becomes one error line that
+//! names the key, e.g. `setting database_url: unsupported scheme "nonsense"`.
+//! When several are bad, the first in the list below is reported.
+//!
+//! The settings (the README has the full table; defaults in brackets):
+//! - `listen` [127.0.0.1:8080]: `HOST:PORT` to bind.
+//! - `base_url` [http://127.0.0.1:8080]: the public URL in every link.
+//! - `database_url` [sqlite://data/tidings.db]: `sqlite://PATH` or
+//!   `postgres://…` ([`DatabaseUrl`]).
+//! - `smtp_url` [empty: file outbox]: `smtp://` or `smtps://` ([`SmtpUrl`]).
+//! - `outbox_dir` [data/outbox]: where the file outbox writes `.eml` files.
+//! - `mail_from` [Newsletter <newsletter@localhost>]: From of every email.
+//! - `digest_cron` [0 0 8 * * Mon]: when digests go out.
+//! - `feed_url` [empty]: RSS/Atom feed polled for new articles.
+//! - `feed_cron` [0 */15 * * * *]: when the feed is polled.
+//! - `confirm_ttl_hours` [48]: lifetime of a confirmation link.
+//! - `send_concurrency` [8]: SMTP connections in flight.
+//! - `send_rate` [0: unlimited]: emails per second ceiling.
+//! - `lease_seconds` [20]: how long a worker's claim lives unrenewed.
+//! - `secret_key` [generated, kept in the database]: keys every HMAC.
+//! - `resend_after_minutes` [5]: how often a pending address gets a new link.
+//! - `signup_rate_per_minute` [30]: per-IP signup ceiling; 0 turns it off.
+//! - `trusted_proxies` [empty]: IPs whose `X-Forwarded-For` is believed.
+//! - `cors_origins` [empty]: origins allowed to POST the JSON signup.
+//! - `dkim_domain`, `dkim_selector`, `dkim_private_key_file` [empty: no
+//!   signing]: DKIM signing of every email ([`Dkim`]).
+//! - `body_timeout_seconds` [10]: longest wait for a whole request body.
+//!
+//! Layout: this file holds [`Settings`] and loading; `urls` the database and
+//! SMTP URL types, `dkim` the signing key, `values` how one raw value becomes
+//! a typed one, and `masking` the printable view with secrets masked.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use lettre::message::Mailbox;
+
+mod dkim;
+mod masking;
+mod urls;
+mod values;
+
+pub use dkim::Dkim;
+pub use urls::{DatabaseUrl, SmtpTls, SmtpUrl};
+use values::Raw;
+
+/// Every key the settings know, in the order of the README table.
+pub const KEYS: &[&str] = &[
+    "listen",
+    "base_url",
+    "database_url",
+    "smtp_url",
+    "outbox_dir",
+    "mail_from",
+    "digest_cron",
+    "feed_url",
+    "feed_cron",
+    "confirm_ttl_hours",
+    "send_concurrency",
+    "send_rate",
+    "lease_seconds",
+    "secret_key",
+    "resend_after_minutes",
+    "signup_rate_per_minute",
+    "trusted_proxies",
+    "cors_origins",
+    "dkim_domain",
+    "dkim_selector",
+    "dkim_private_key_file",
+    "body_timeout_seconds",
+];
+
+/// A setting that could not be used. Displayed as `setting KEY: PROBLEM`.
+#[derive(Debug, thiserror::Error)]
+#[error("setting {key}: {problem}")]
+pub struct SettingError {
+    pub key: String,
+    pub problem: String,
+}
+
+fn bad(key: &str, problem: impl Into<String>) -> SettingError {
+    SettingError {
+        key: key.to_string(),
+        problem: problem.into(),
+    }
+}
+
+/// Validated settings. Build with [`Settings::load`] or [`Settings::from_map`].
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen: String,
+    pub base_url: url::Url,
+    pub database_url: DatabaseUrl,
+    pub smtp_url: Option<SmtpUrl>,
+    pub outbox_dir: PathBuf,
+    pub mail_from: Mailbox,
+    pub digest_cron: String,
+    pub feed_url: Option<url::Url>,
+    pub feed_cron: String,
+    pub confirm_ttl_hours: u32,
+    pub send_concurrency: usize,
+    pub send_rate: u32,
+    /// How long a worker's claim on a chunk of a digest (or a batch of
+    /// outbox rows) lives unrenewed: a crashed instance's work is taken
+    /// over this long after it died. Live workers renew every quarter.
+    pub lease_seconds: u32,
+    /// From the settings if given; otherwise generated and kept in the database.
+    pub secret_key: Option<String>,
+    pub resend_after_minutes: u32,
+    pub signup_rate_per_minute: u32,
+    pub trusted_proxies: Vec<IpAddr>,
+    pub cors_origins: Vec<String>,
+    pub dkim: Option<Dkim>,
+    /// Longest wait for a whole request body, from its head (408 past it).
+    pub body_timeout_seconds: u32,
+}
+
+fn default_of(key: &str) -> &'static str {
+    match key {
+        "listen" => "127.0.0.1:8080",
+        "base_url" => "http://127.0.0.1:8080",
+        "database_url" => "sqlite://data/tidings.db",
+        "outbox_dir" => "data/outbox",
+        "mail_from" => "Newsletter <newsletter@localhost>",
+        "digest_cron" => "0 0 8 * * Mon",
+        "feed_cron" => "0 */15 * * * *",
+        "confirm_ttl_hours" => "48",
+        "send_concurrency" => "8",
+        "send_rate" => "0",
+        "lease_seconds" => "20",
+        "resend_after_minutes" => "5",
+        "signup_rate_per_minute" => "30",
+        "body_timeout_seconds" => "10",
+        _ => "",
+    }
+}
+
+impl Settings {
+    /// Reads the file (if any), overlays `TIDINGS_*` from the process
+    /// environment and validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingError> {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        Self::load_with_env(file, &env)
+    }
+
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Self, SettingError> {
+        let mut map = match file {
+            Some(path) => read_file(path)?,
+            None => BTreeMap::new(),
+        };
+        for key in KEYS {
+            if let Some(v) = env.get(&format!("TIDINGS_{}", key.to_uppercase())) {
+                map.insert(key.to_string(), v.clone());
+            }
+        }
+        Self::from_map(&map)
+    }
+
+    /// Validates raw string values; absent keys take their defaults. The
+    /// settings are checked in the order of the list in the module doc.
+    pub fn from_map(map: &BTreeMap<String, String>) -> Result<Self, SettingError> {
+        let raw = Raw::new(map);
+        let listen = values::listen(&raw)?;
+        let base_url = values::http_url(&raw, "base_url")?;
+        let database_url =
+            DatabaseUrl::parse(&raw.get("database_url")).map_err(|e| bad("database_url", e))?;
+        let smtp_url = values::smtp_url(&raw)?;
+        let outbox_dir = values::outbox_dir(&raw)?;
+        let mail_from = values::mail_from(&raw)?;
+        let feed_url = values::feed_url(&raw)?;
+        let secret_key = values::secret_key(&raw)?;
+        let trusted_proxies = values::trusted_proxies(&raw)?;
+        let cors_origins = values::cors_origins(&raw)?;
+        let dkim = Dkim::from_settings(
+            raw.get("dkim_domain"),
+            raw.get("dkim_selector"),
+            raw.get("dkim_private_key_file"),
+        )?;
+        Ok(Self {
+            listen,
+            base_url,
+            database_url,
+            smtp_url,
+            outbox_dir,
+            mail_from,
+            digest_cron: raw.cron("digest_cron")?,
+            feed_url,
+            feed_cron: raw.cron("feed_cron")?,
+            confirm_ttl_hours: raw.number("confirm_ttl_hours", 1, 24 * 365)? as u32,
+            send_concurrency: raw.number("send_concurrency", 1, 256)? as usize,
+            send_rate: raw.number("send_rate", 0, 1_000_000)? as u32,
+            lease_seconds: raw.number("lease_seconds", 2, 3600)? as u32,
+            secret_key,
+            resend_after_minutes: raw.number("resend_after_minutes", 0, 7 * 24 * 60)? as u32,
+            signup_rate_per_minute: raw.number("signup_rate_per_minute", 0, 1_000_000)? as u32,
+            trusted_proxies,
+            cors_origins,
+            dkim,
+            body_timeout_seconds: raw.number("body_timeout_seconds", 1, 3600)? as u32,
+        })
+    }
+}
+
+/// The TOML file's keys as raw strings (arrays joined with commas); an
+/// unknown key is an error.
+fn read_file(path: &Path) -> Result<BTreeMap<String, String>, SettingError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| bad("config", format!("cannot read {}: {e}", path.display())))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        bad("config", format!("{}: {}", path.display(), e.message()))
+    })?;
+    let mut map = BTreeMap::new();
+    for (key, value) in table {
+        if !KEYS.contains(&key.as_str()) {
+            return Err(bad(&key, "unknown setting"));
+        }
+        map.insert(key, toml_text(value));
+    }
+    Ok(map)
+}
+
+/// A TOML value as the text an environment variable would hold.
+fn toml_text(value: toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s,
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Array(items) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Settings, SettingError> {
+        let map = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_map(&map)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = with(&[]).expect("defaults");
+        assert_eq!(s.listen, "127.0.0.1:8080");
+        assert_eq!(
+            s.database_url,
+            DatabaseUrl::Sqlite("data/tidings.db".into())
+        );
+        assert!(s.smtp_url.is_none());
+        assert_eq!(s.send_concurrency, 8);
+    }
+
+    #[test]
+    fn bad_database_scheme_names_the_key() {
+        let e = with(&[("database_url", "nonsense://x")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "setting database_url: unsupported scheme \"nonsense\""
+        );
+    }
+
+    #[test]
+    fn bad_numbers_and_crons() {
+        assert!(with(&[("send_concurrency", "0")])
+            .unwrap_err()
+            .to_string()
+            .starts_with("setting send_concurrency:"));
+        assert!(with(&[("digest_cron", "0 8 * * Mon")])
+            .unwrap_err()
+            .to_string()
+            .starts_with("setting digest_cron:"));
+        assert!(with(&[("trusted_proxies", "nope")]).is_err());
+        assert!(with(&[("cors_origins", "https://news.example/path")]).is_err());
+        assert!(with(&[("secret_key", "short")]).is_err());
+        assert!(with(&[("body_timeout_seconds", "0")])
+            .unwrap_err()
+            .to_string()
+            .starts_with("setting body_timeout_seconds:"));
+        assert!(with(&[("body_timeout_seconds", "soon")]).is_err());
+        assert_eq!(with(&[]).unwrap().body_timeout_seconds, 10);
+    }
+
+    #[test]
+    fn the_first_bad_setting_is_the_one_reported() {
+        let bad_values = [
+            ("listen", "nowhere"),
+            ("base_url", "ftp://x"),
+            ("database_url", "nonsense://x"),
+            ("smtp_url", "http://h"),
+            ("outbox_dir", " "),
+            ("mail_from", "not an address"),
+            ("feed_url", "ftp://x"),
+            ("secret_key", "short"),
+            ("trusted_proxies", "nope"),
+            ("cors_origins", "nope"),
+            ("dkim_domain", "example.com"),
+            ("digest_cron", "nope"),
+            ("feed_cron", "nope"),
+            ("confirm_ttl_hours", "0"),
+            ("send_concurrency", "0"),
+            ("send_rate", "-1"),
+            ("lease_seconds", "1"),
+            ("resend_after_minutes", "-1"),
+            ("signup_rate_per_minute", "-1"),
+            ("body_timeout_seconds", "0"),
+        ];
+        for (i, (key, _)) in bad_values.iter().enumerate() {
+            let e = with(&bad_values[i..]).unwrap_err();
+            assert_eq!(&e.key, key);
+        }
+    }
+
+    #[test]
+    fn masked_hides_secrets_and_lists_every_key() {
+        let s = with(&[
+            ("database_url", "postgres://app:hunter2@db.example/news"),
+            ("smtp_url", "smtps://mailer:pw@mail.example"),
+            ("secret_key", "0123456789abcdef0123456789abcdef"),
+            ("trusted_proxies", "10.0.0.1, ::1"),
+            ("cors_origins", "https://a.example,https://b.example"),
+            ("feed_url", "https://blog.example/feed.xml"),
+        ])
+        .unwrap();
+        let masked = s.masked();
+        let keys: Vec<&str> = masked.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, KEYS);
+        let value = |key: &str| {
+            masked
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert_eq!(
+            value("database_url"),
+            "postgres://app:********@db.example/news"
+        );
+        assert_eq!(
+            value("smtp_url"),
+            "smtps://mailer:********@mail.example:465"
+        );
+        assert_eq!(value("secret_key"), "********");
+        assert_eq!(value("trusted_proxies"), "10.0.0.1,::1");
+        assert_eq!(value("cors_origins"), "https://a.example,https://b.example");
+        assert_eq!(value("feed_url"), "https://blog.example/feed.xml");
+        assert_eq!(value("dkim_private_key_file"), "");
+        assert_eq!(value("body_timeout_seconds"), "10");
+        let plain = with(&[("smtp_url", "smtp://relay.local:25?tls=none")]).unwrap();
+        let masked = plain.masked();
+        assert_eq!(masked[2].1, "sqlite://data/tidings.db");
+        assert_eq!(masked[3].1, "smtp://relay.local:25");
+        assert_eq!(masked[13].1, "********");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nsend_rate = 5\n").unwrap();
+        let env = [("TIDINGS_SEND_RATE".to_string(), "7".to_string())].into();
+        let s = Settings::load_with_env(Some(&file), &env).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:9000");
+        assert_eq!(s.send_rate, 7);
+        std::fs::write(&file, "nope = 1\n").unwrap();
+        assert_eq!(
+            Settings::load_with_env(Some(&file), &BTreeMap::new())
+                .unwrap_err()
+                .to_string(),
+            "setting nope: unknown setting"
+        );
+    }
+}

@@ -3,23 +3,26 @@
 //! articles on a schedule, through SMTP.
 //!
 //! # Layout
-//! - [`config`]: settings from a TOML file and `TIDINGS_*`, validated once.
-//! - [`cli`]: the `tidings` commands.
-//! - [`startup`]: builds the HTTP server, workers and scheduler.
-//! - [`telemetry`]: tracing set-up.
-//! - [`domain`]: parsed newtypes and rules with no I/O.
-//! - [`db`]: pool, backends, migrations and the queries, one file per table group.
-//! - [`subscriptions`]: signup, confirmation and unsubscribe, each one transaction.
-//! - [`routes`]: HTTP handlers (public pages, ops API) and their errors.
-//! - [`mail`]: templates, message building, transports.
-//! - [`digest`]: article intake, digest composition and fan-out.
-//! - [`workers`]: the claim/send/settle skeleton, the outbox and digest delivery on it.
-//! - [`scheduler`]: cron wiring; calls plain functions the tests call too.
-//! - [`limits`]: login throttles and the bound on concurrent password hashing.
-//! - [`metrics`]: Prometheus registry and collectors.
-//! - [`privacy`]: GDPR access (export) and erasure.
-//! - [`stats`]: readers by status, emails sent, growth (dashboard and API).
-//! - [`subscriber_csv`]: CSV export and bulk import of subscribers.
+//! Layers, each importing only the ones below it (`tests/api/layers.rs`
+//! keeps it so):
+//!
+//! - Entry: [`cli`] (the `tidings` commands), [`startup`] (the bound
+//!   server, workers and scheduler), [`scheduler`] (cron wiring only; it
+//!   calls the same service functions the tests call).
+//! - Surfaces: [`routes`] (HTTP handlers: public pages, ops API, console)
+//!   and [`workers`] (the claim/send/settle skeleton, with the outbox and
+//!   digest delivery on it).
+//! - Shared context: [`state`] (settings, pool, templates, mailer, the
+//!   workers' wake-ups), [`limits`] (login throttles, bounded hashing),
+//!   [`metrics`], [`telemetry`].
+//! - Use cases, each a service function owning its transaction and error:
+//!   [`subscriptions`] (signup, confirm, unsubscribe, the signup group
+//!   commit), [`digest`] (intake, compose and fan-out, pause/resume/cancel),
+//!   [`privacy`] (export, erasure), [`stats`], [`subscriber_csv`].
+//! - Bottom, importing nothing above them: [`mail`] (messages, templates,
+//!   transports), [`db`] (pool, backends, schema, one file per table group,
+//!   views), [`config`] (settings parsed and validated once), [`domain`]
+//!   (newtypes, statuses, cron, tokens: no I/O).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 

@@ -5,29 +5,29 @@
 //! names the key, e.g. `setting database_url: unsupported scheme "nonsense"`.
 //! When several are bad, the first in the list below is reported.
 //!
-//! The settings (the README has the full table; defaults in brackets):
-//! - `listen` [127.0.0.1:8080]: `HOST:PORT` to bind.
-//! - `base_url` [http://127.0.0.1:8080]: the public URL in every link.
-//! - `database_url` [sqlite://data/tidings.db]: `sqlite://PATH` or
+//! The settings (the README has the full table; defaults in parentheses):
+//! - `listen` (default 127.0.0.1:8080): `HOST:PORT` to bind.
+//! - `base_url` (default http://127.0.0.1:8080): the public URL in every link.
+//! - `database_url` (default sqlite://data/tidings.db): `sqlite://PATH` or
 //!   `postgres://…` ([`DatabaseUrl`]).
-//! - `smtp_url` [empty: file outbox]: `smtp://` or `smtps://` ([`SmtpUrl`]).
-//! - `outbox_dir` [data/outbox]: where the file outbox writes `.eml` files.
-//! - `mail_from` [Newsletter <newsletter@localhost>]: From of every email.
-//! - `digest_cron` [0 0 8 * * Mon]: when digests go out.
-//! - `feed_url` [empty]: RSS/Atom feed polled for new articles.
-//! - `feed_cron` [0 */15 * * * *]: when the feed is polled.
-//! - `confirm_ttl_hours` [48]: lifetime of a confirmation link.
-//! - `send_concurrency` [8]: SMTP connections in flight.
-//! - `send_rate` [0: unlimited]: emails per second ceiling.
-//! - `lease_seconds` [20]: how long a worker's claim lives unrenewed.
-//! - `secret_key` [generated, kept in the database]: keys every HMAC.
-//! - `resend_after_minutes` [5]: how often a pending address gets a new link.
-//! - `signup_rate_per_minute` [30]: per-IP signup ceiling; 0 turns it off.
-//! - `trusted_proxies` [empty]: IPs whose `X-Forwarded-For` is believed.
-//! - `cors_origins` [empty]: origins allowed to POST the JSON signup.
-//! - `dkim_domain`, `dkim_selector`, `dkim_private_key_file` [empty: no
-//!   signing]: DKIM signing of every email ([`Dkim`]).
-//! - `body_timeout_seconds` [10]: longest wait for a whole request body.
+//! - `smtp_url` (default empty: file outbox): `smtp://` or `smtps://` ([`SmtpUrl`]).
+//! - `outbox_dir` (default data/outbox): where the file outbox writes `.eml` files.
+//! - `mail_from` (default `Newsletter <newsletter@localhost>`): From of every email.
+//! - `digest_cron` (default 0 0 8 * * Mon): when digests go out.
+//! - `feed_url` (default empty): RSS/Atom feed polled for new articles.
+//! - `feed_cron` (default 0 */15 * * * *): when the feed is polled.
+//! - `confirm_ttl_hours` (default 48): lifetime of a confirmation link.
+//! - `send_concurrency` (default 8): SMTP connections in flight.
+//! - `send_rate` (default 0: unlimited): emails per second ceiling.
+//! - `lease_seconds` (default 20): how long a worker's claim lives unrenewed.
+//! - `secret_key` (default generated, kept in the database): keys every HMAC.
+//! - `resend_after_minutes` (default 5): how often a pending address gets a new link.
+//! - `signup_rate_per_minute` (default 30): per-IP signup ceiling; 0 turns it off.
+//! - `trusted_proxies` (default empty): IPs whose `X-Forwarded-For` is believed.
+//! - `cors_origins` (default empty): origins allowed to POST the JSON signup.
+//! - `dkim_domain`, `dkim_selector`, `dkim_private_key_file` (default empty: no
+//!   signing): DKIM signing of every email ([`Dkim`]).
+//! - `body_timeout_seconds` (default 10): longest wait for a whole request body.
 //!
 //! Layout: this file holds [`Settings`] and loading; `urls` the database and
 //! SMTP URL types, `dkim` the signing key, `values` how one raw value becomes

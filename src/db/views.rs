@@ -25,10 +25,7 @@ pub fn subscriber_with_consent(
 
 /// The newest `limit` digests with their progress: two queries (the
 /// digests, then one grouped sum over their chunks), not one per digest.
-pub fn recent_digests(
-    conn: &mut DbConnection,
-    limit: i64,
-) -> QueryResult<Vec<(Digest, Progress)>> {
+pub fn recent_digests(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<(Digest, Progress)>> {
     use diesel::dsl::sum;
     let digests = super::digests::recent(conn, limit)?;
     let ids: Vec<i64> = digests.iter().map(|d| d.id).collect();

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::retry::{backoff, MAX_ATTEMPTS};
-use super::{Claimed, Work};
+use super::{Claimed, Shape, Work};
 use crate::db::deliveries::{Chunk, DeliveryJob};
 use crate::db::{self, DbConnection, QueryResult};
 use crate::digest::compose::UNSUBSCRIBE_MARKER;
@@ -38,8 +38,7 @@ pub async fn run(state: SharedState, shutdown: watch::Receiver<bool>) {
 }
 
 pub struct Delivery {
-    lease: Duration,
-    window: usize,
+    shape: Shape,
     contents: Mutex<HashMap<i64, Arc<Content>>>,
     breaker: Mutex<HashMap<i64, Streak>>,
     paused: prometheus::IntCounterVec,
@@ -76,10 +75,13 @@ pub enum Outcome {
 impl Delivery {
     pub fn new(state: &AppState) -> Self {
         Self {
-            lease: Duration::from_secs(u64::from(state.settings.lease_seconds)),
-            // What a crash may repeat: the sends in flight, and as many
-            // finished but not yet committed.
-            window: 2 * state.mailer.concurrency(),
+            shape: Shape {
+                name: "delivery",
+                lease: Duration::from_secs(u64::from(state.settings.lease_seconds)),
+                // What a crash may repeat: the sends in flight, and as many
+                // finished but not yet committed.
+                window: 2 * state.mailer.concurrency(),
+            },
             contents: Mutex::default(),
             breaker: Mutex::default(),
             paused: state.metrics.digests_paused.clone(),
@@ -140,21 +142,13 @@ impl Work for Delivery {
     type Item = DeliveryJob;
     type Outcome = Outcome;
 
-    fn name(&self) -> &'static str {
-        "delivery"
-    }
-
-    fn lease(&self) -> Duration {
-        self.lease
-    }
-
-    fn window(&self) -> usize {
-        self.window
+    fn shape(&self) -> Shape {
+        self.shape
     }
 
     async fn claim(&self, state: &SharedState) -> anyhow::Result<Claimed<Self>> {
         let now = db::now();
-        let until = now + chrono::Duration::from_std(self.lease)?;
+        let until = now + chrono::Duration::from_std(self.shape.lease)?;
         let lease_id = uuid::Uuid::new_v4().simple().to_string();
         let claimed = db::run(&state.pool, move |c| {
             let Some(chunk) = db::deliveries::claim_chunk(c, now, until, &lease_id)? else {

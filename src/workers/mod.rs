@@ -47,6 +47,17 @@ const STOP_PATIENCE: Duration = Duration::from_secs(10);
 /// A claimed batch and its items, or nothing to do.
 pub type Claimed<W> = Option<(<W as Work>::Batch, Vec<<W as Work>::Item>)>;
 
+/// The fixed traits of a kind of work.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Short name for logs.
+    pub name: &'static str,
+    /// How long a claim lives unrenewed.
+    pub lease: Duration,
+    /// How many sends may be unrecorded (in flight or not yet committed).
+    pub window: usize,
+}
+
 /// What a kind of work plugs into the skeleton.
 pub trait Work: Send + Sync + Sized + 'static {
     /// A claimed batch: leased to this worker until released.
@@ -54,12 +65,7 @@ pub trait Work: Send + Sync + Sized + 'static {
     type Item: Send + Sync + 'static;
     type Outcome: Send + Sync + 'static;
 
-    /// Short name for logs.
-    fn name(&self) -> &'static str;
-    /// How long a claim lives unrenewed.
-    fn lease(&self) -> Duration;
-    /// How many sends may be unrecorded (in flight or not yet committed).
-    fn window(&self) -> usize;
+    fn shape(&self) -> Shape;
     /// Leases the next batch and lists its items; `None` when there is no
     /// work.
     fn claim(
@@ -124,7 +130,7 @@ async fn lane<W: Work>(work: Arc<W>, state: SharedState, mut shutdown: watch::Re
             Ok(None) => failing = false,
             Err(e) if !failing => {
                 failing = true;
-                tracing::warn!(worker = work.name(), error = %format!("{e:#}"), "claiming work failed; retrying every second");
+                tracing::warn!(worker = work.shape().name, error = %format!("{e:#}"), "claiming work failed; retrying every second");
             }
             Err(_) => {}
         }
@@ -155,7 +161,7 @@ pub async fn drive<W: Work>(
 ) -> usize {
     let n = items.len();
     let batch = Arc::new(batch);
-    let window = Arc::new(Semaphore::new(work.window().max(1)));
+    let window = Arc::new(Semaphore::new(work.shape().window.max(1)));
     let go_on = AtomicBool::new(true);
     let (tx, rx) = mpsc::unbounded_channel::<Finished<W>>();
     let sends = {
@@ -203,7 +209,7 @@ async fn settle_as_they_come<W: Work>(
     go_on: &AtomicBool,
     stop: &watch::Receiver<bool>,
 ) {
-    let every = work.lease() / 4;
+    let every = work.shape().lease / 4;
     let mut next_renewal = Instant::now() + every;
     let mut pending: Vec<Finished<W>> = Vec::new();
     let mut open = true;
@@ -229,7 +235,7 @@ async fn settle_as_they_come<W: Work>(
             }
             break;
         }
-        let lease = chrono::Duration::from_std(work.lease()).unwrap_or(chrono::Duration::MAX);
+        let lease = chrono::Duration::from_std(work.shape().lease).unwrap_or(chrono::Duration::MAX);
         let until = renew.then(|| db::now() + lease);
         match commit(work, state, batch, &mut pending, until).await {
             Ok(more) => {
@@ -237,7 +243,7 @@ async fn settle_as_they_come<W: Work>(
                     go_on.store(false, Ordering::Release);
                 }
                 if failures > 0 {
-                    tracing::info!(worker = work.name(), failures, "settling works again");
+                    tracing::info!(worker = work.shape().name, failures, "settling works again");
                 }
                 (failures, failing_since) = (0, None);
                 if renew {
@@ -247,12 +253,12 @@ async fn settle_as_they_come<W: Work>(
             Err(e) => {
                 let since = *failing_since.get_or_insert_with(Instant::now);
                 if failures == 0 {
-                    tracing::warn!(worker = work.name(), error = %e, kept = pending.len(), "settling failed; keeping the outcomes and trying again");
+                    tracing::warn!(worker = work.shape().name, error = %e, kept = pending.len(), "settling failed; keeping the outcomes and trying again");
                 }
                 failures += 1;
                 if *stop.borrow() && since.elapsed() > STOP_PATIENCE {
                     tracing::warn!(
-                        worker = work.name(),
+                        worker = work.shape().name,
                         unrecorded = pending.len(),
                         "stopping with outcomes unrecorded; their lease will run out"
                     );
@@ -309,7 +315,7 @@ async fn release<W: Work>(
     batch: Arc<W::Batch>,
     stop: &watch::Receiver<bool>,
 ) {
-    let deadline = Instant::now() + work.lease();
+    let deadline = Instant::now() + work.shape().lease;
     let mut failures = 0;
     loop {
         let (w, b) = (work.clone(), batch.clone());
@@ -317,13 +323,13 @@ async fn release<W: Work>(
             Ok(()) => return,
             Err(e) if Instant::now() < deadline && !(*stop.borrow() && failures > 20) => {
                 if failures == 0 {
-                    tracing::warn!(worker = work.name(), error = %e, "releasing a batch failed; trying again");
+                    tracing::warn!(worker = work.shape().name, error = %e, "releasing a batch failed; trying again");
                 }
                 failures += 1;
                 tokio::time::sleep(retry::settle_pause(failures)).await;
             }
             Err(e) => {
-                tracing::warn!(worker = work.name(), error = %e, "releasing a batch failed; its lease will run out");
+                tracing::warn!(worker = work.shape().name, error = %e, "releasing a batch failed; its lease will run out");
                 return;
             }
         }

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch, Mutex as AsyncMutex};
 use tokio::time::Instant;
 
 use super::retry::{backoff, MAX_ATTEMPTS};
-use super::{Claimed, Work};
+use super::{Claimed, Shape, Work};
 use crate::db::{self, outbox::OutboxJob, DbConnection, QueryResult};
 use crate::mail::message::{self, Rendered};
 use crate::mail::SendError;
@@ -99,18 +99,14 @@ impl Work for Outbox {
     type Item = OutboxJob;
     type Outcome = Outcome;
 
-    fn name(&self) -> &'static str {
-        "outbox"
-    }
-
-    fn lease(&self) -> Duration {
-        self.lease
-    }
-
     /// Confirmation emails are not paced by the window: a batch may be
     /// sent in full before its settle commits.
-    fn window(&self) -> usize {
-        BATCH
+    fn shape(&self) -> Shape {
+        Shape {
+            name: "outbox",
+            lease: self.lease,
+            window: BATCH,
+        }
     }
 
     async fn claim(&self, state: &SharedState) -> anyhow::Result<Claimed<Self>> {

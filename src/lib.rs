@@ -10,7 +10,7 @@
 //! - [`domain`]: parsed newtypes and rules with no I/O.
 //! - [`db`]: pool, backends, migrations and the queries, one file per table group.
 //! - [`subscriptions`]: signup, confirmation and unsubscribe, each one transaction.
-//! - [`routes`]: HTTP handlers (public pages, ops API) and their errors.
+//! - [`routes`]: the route table, the HTTP handlers (public pages, ops API, console) and their errors.
 //! - [`mail`]: templates, message building, transports.
 //! - [`digest`]: article intake, digest composition and fan-out.
 //! - [`workers`]: the claim/send/settle skeleton, the outbox and digest delivery on it.

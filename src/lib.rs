@@ -9,7 +9,8 @@
 //! - Entry: [`cli`] (the `tidings` commands), [`startup`] (the bound
 //!   server, workers and scheduler), [`scheduler`] (cron wiring only; it
 //!   calls the same service functions the tests call).
-//! - Surfaces: [`routes`] (HTTP handlers: public pages, ops API, console)
+//! - Surfaces: [`routes`] (the one route table; HTTP handlers for the public pages,
+//!   ops API and console; one error type per surface)
 //!   and [`workers`] (the claim/send/settle skeleton, with the outbox and
 //!   digest delivery on it).
 //! - Shared context: [`state`] (settings, pool, templates, mailer, the

@@ -129,32 +129,31 @@ fn http_server(state: SharedState, listener: TcpListener) -> anyhow::Result<Serv
         std::time::Duration::from_secs(state.settings.body_timeout_seconds.into()),
         crate::routes::body_deadline::MAX_SLOW_BODIES,
     ));
-    let server =
-        HttpServer::new(move || {
-            App::new()
-                .wrap(crate::routes::security_headers())
-                .wrap(middleware::Compat::new(TracingLogger::<
-                    crate::telemetry::RequestSpan,
-                >::new()))
-                .wrap(prometheus.clone())
-                .wrap(middleware::from_fn(
-                    crate::routes::body_deadline::body_deadline,
-                ))
-                .app_data(data.clone())
-                .app_data(body_guard.clone())
-                .app_data(web::PayloadConfig::new(BODY_LIMIT))
-                .app_data(web::JsonConfig::default().limit(BODY_LIMIT))
-                .app_data(web::FormConfig::default().limit(BODY_LIMIT))
-                .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                    crate::routes::ApiError::BadRequest(e.to_string()).into()
-                }))
-                .configure(|cfg| crate::routes::configure(cfg, &state))
-        })
-        .listen(listener)?
-        // The request head; the body has its own deadline (body_deadline).
-        .client_request_timeout(std::time::Duration::from_secs(5))
-        .shutdown_timeout(10)
-        .run();
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(crate::routes::web::security_headers())
+            .wrap(middleware::Compat::new(TracingLogger::<
+                crate::telemetry::RequestSpan,
+            >::new()))
+            .wrap(prometheus.clone())
+            .wrap(middleware::from_fn(
+                crate::routes::body_deadline::body_deadline,
+            ))
+            .app_data(data.clone())
+            .app_data(body_guard.clone())
+            .app_data(web::PayloadConfig::new(BODY_LIMIT))
+            .app_data(web::JsonConfig::default().limit(BODY_LIMIT))
+            .app_data(web::FormConfig::default().limit(BODY_LIMIT))
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                crate::routes::web::ApiError::BadRequest(e.to_string()).into()
+            }))
+            .configure(|cfg| crate::routes::configure(cfg, &state))
+    })
+    .listen(listener)?
+    // The request head; the body has its own deadline (body_deadline).
+    .client_request_timeout(std::time::Duration::from_secs(5))
+    .shutdown_timeout(10)
+    .run();
     Ok(server)
 }
 

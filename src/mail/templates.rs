@@ -38,6 +38,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/pages/unsubscribe_done.html"),
     ),
     (
+        "pages/error.html",
+        include_str!("../../templates/pages/error.html"),
+    ),
+    (
         "admin/base.html",
         include_str!("../../templates/admin/base.html"),
     ),
@@ -68,6 +72,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "admin/settings.html",
         include_str!("../../templates/admin/settings.html"),
+    ),
+    (
+        "admin/error.html",
+        include_str!("../../templates/admin/error.html"),
     ),
     (
         "emails/confirm/subject.txt",

@@ -90,12 +90,14 @@ pub async fn body_deadline(
     }
     // Whatever the handler made of the failed read (its extractor's 400),
     // the client was too slow: say so and drop the rest of its body.
-    let json = super::wants_json(res.request().headers());
+    let json = super::web::wants_json(res.request().headers());
     let mut timeout = HttpResponse::RequestTimeout();
     timeout.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
     timeout.force_close();
     let response = if json {
-        timeout.json(serde_json::json!({"error": "request body not received in time"}))
+        timeout.json(super::web::ErrorBody::new(
+            "request body not received in time",
+        ))
     } else {
         timeout
             .content_type("text/plain; charset=utf-8")

@@ -6,18 +6,12 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
 use super::auth::Admin;
-use super::{field, form, render, AdminError};
-use crate::db;
-use crate::routes::api::articles::{validate, ArticleInput};
-use crate::routes::ApiError;
+use super::render;
+use crate::db::{self, articles::Article};
+use crate::routes::web::{field, form, validate_article, AdminError, ArticleInput, FieldError};
 use crate::state::{AppState, SharedState};
 
 const LISTED: i64 = 100;
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/articles", web::get().to(list))
-        .route("/articles", web::post().to(add));
-}
 
 /// What the add form shows again after a mistake.
 #[derive(Serialize, Default)]
@@ -26,6 +20,17 @@ struct FormValues {
     title: String,
     summary: String,
     published_at: String,
+}
+
+/// The list with the add form: what it shows again after a mistake, the
+/// mistake, and whether an article was just added.
+#[derive(Serialize)]
+struct ListPage {
+    items: Vec<Article>,
+    form: FormValues,
+    error: Option<String>,
+    error_field: Option<String>,
+    added: bool,
 }
 
 async fn page(
@@ -43,17 +48,17 @@ async fn page(
         "admin/articles.html",
         admin,
         "articles",
-        serde_json::json!({
-            "items": items,
-            "form": values,
-            "error": error.as_ref().map(|e| e.1.clone()),
-            "error_field": error.map(|e| e.0),
-            "added": added,
-        }),
+        ListPage {
+            items,
+            form: values,
+            error: error.as_ref().map(|e| e.1.clone()),
+            error_field: error.map(|e| e.0),
+            added,
+        },
     )
 }
 
-async fn list(
+pub async fn list(
     admin: Admin,
     req: actix_web::HttpRequest,
     state: web::Data<AppState>,
@@ -71,7 +76,7 @@ async fn list(
     .await
 }
 
-async fn add(
+pub async fn add(
     admin: Admin,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -92,9 +97,9 @@ async fn add(
         summary: Some(values.summary.clone()),
         published_at: Some(values.published_at.clone()),
     };
-    let article = match validate(input) {
+    let article = match validate_article(input) {
         Ok(a) => a,
-        Err(ApiError::Validation { field, reason }) => {
+        Err(FieldError { field, reason }) => {
             let label = match field.as_str() {
                 "url" => "URL",
                 "title" => "Title",
@@ -113,7 +118,6 @@ async fn add(
             )
             .await;
         }
-        Err(other) => return Err(other.into()),
     };
     let (id, created) = db::run(&state.pool, move |c| db::articles::upsert(c, &article)).await?;
     tracing::info!(

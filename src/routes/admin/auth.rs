@@ -29,10 +29,9 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use super::{field, form, AdminError};
 use crate::db;
 use crate::domain::{password, token};
-use crate::routes::client_ip;
+use crate::routes::web::{client_ip, field, form, AdminError};
 use crate::state::{AppState, SharedState};
 
 pub const SESSION_COOKIE: &str = "tidings_session";
@@ -41,12 +40,6 @@ pub const LOGIN_COOKIE: &str = "tidings_login";
 pub const SESSION_HOURS: i64 = 12;
 /// How long a login waits for a hashing permit before giving up with 503.
 const HASHING_WAIT: Duration = Duration::from_secs(15);
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/login", web::get().to(login_form))
-        .route("/login", web::post().to(login))
-        .route("/logout", web::post().to(logout));
-}
 
 /// A logged-in admin: what the session row says.
 pub struct Admin {
@@ -235,7 +228,7 @@ async fn login_page(
     Ok(res.body(body))
 }
 
-async fn login_form(
+pub async fn login_form(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
@@ -260,7 +253,7 @@ fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| password::hash(&token::random_token()).unwrap_or_default())
 }
 
-async fn login(
+pub async fn login(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -388,7 +381,7 @@ async fn start_session(
     Ok(res)
 }
 
-async fn logout(
+pub async fn logout(
     admin: Admin,
     body: web::Bytes,
     state: web::Data<AppState>,

@@ -5,8 +5,9 @@ use actix_web::{web, HttpResponse};
 
 use super::auth::Admin;
 use super::digests::{rows, DigestRow};
-use super::{chart, render, AdminError};
+use super::{chart, render};
 use crate::db;
+use crate::routes::web::AdminError;
 use crate::state::AppState;
 
 pub async fn show(admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, AdminError> {

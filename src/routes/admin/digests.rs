@@ -8,20 +8,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{Admin, AdminJson};
-use super::{form, query, render, AdminError};
+use super::render;
 use crate::db::{self, DbConnection};
 use crate::digest::ComposeOutcome;
+use crate::routes::web::{form, query, AdminError, Items};
 use crate::state::AppState;
 
 /// Digests shown on the page and in the JSON.
 const LISTED: i64 = 20;
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/digests", web::get().to(list))
-        .route("/digests/send", web::post().to(send_now))
-        .route("/digests/progress", web::get().to(progress))
-        .route("/digests/{id}/{action}", web::post().to(control));
-}
 
 /// A digest with its delivery counts, ready for a page or JSON.
 #[derive(Serialize)]
@@ -88,7 +82,16 @@ struct Notice {
     unchanged: Option<i64>,
 }
 
-async fn list(
+/// The list page: the digests, and what the last button did.
+#[derive(Serialize)]
+struct ListPage {
+    digests: Vec<DigestRow>,
+    composed: Option<i64>,
+    nothing_new: bool,
+    unchanged: Option<i64>,
+}
+
+pub async fn list(
     admin: Admin,
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -102,16 +105,16 @@ async fn list(
         "admin/digests.html",
         &admin,
         "digests",
-        serde_json::json!({
-            "digests": items,
-            "composed": notice.composed,
-            "nothing_new": notice.nothing_new.is_some(),
-            "unchanged": notice.unchanged,
-        }),
+        ListPage {
+            digests: items,
+            composed: notice.composed,
+            nothing_new: notice.nothing_new.is_some(),
+            unchanged: notice.unchanged,
+        },
     )
 }
 
-async fn send_now(
+pub async fn send_now(
     admin: Admin,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -136,7 +139,7 @@ async fn send_now(
 
 /// The Pause, Resume and Cancel buttons: back to the list, which shows the
 /// new status (or why the action did not apply).
-async fn control(
+pub async fn control(
     admin: Admin,
     path: web::Path<(String, String)>,
     body: web::Bytes,
@@ -167,12 +170,12 @@ async fn control(
         .finish())
 }
 
-async fn progress(
+pub async fn progress(
     _admin: AdminJson,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
     let items = db::run(&state.pool, |c| rows(c, LISTED)).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(serde_json::json!({ "items": items })))
+        .json(Items { items }))
 }

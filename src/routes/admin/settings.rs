@@ -2,16 +2,20 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
+use serde::Serialize;
 
 use super::auth::Admin;
-use super::{render, AdminError};
+use super::render;
+use crate::routes::web::AdminError;
 use crate::state::AppState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/settings", web::get().to(show));
+/// The running settings as (name, value) rows, secrets masked.
+#[derive(Serialize)]
+struct SettingsPage {
+    settings: Vec<(&'static str, String)>,
 }
 
-async fn show(admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, AdminError> {
+pub async fn show(admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, AdminError> {
     let state = state.into_inner();
     let settings = state.settings.masked();
     render(
@@ -20,6 +24,6 @@ async fn show(admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, 
         "admin/settings.html",
         &admin,
         "settings",
-        serde_json::json!({ "settings": settings }),
+        SettingsPage { settings },
     )
 }

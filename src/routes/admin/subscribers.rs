@@ -4,20 +4,14 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::auth::Admin;
-use super::{form, non_empty, query, render, AdminError};
-use crate::db;
+use super::{non_empty, render};
+use crate::db::{self, consent::ConsentEvent, subscribers::Subscriber};
 use crate::domain::status;
-use crate::routes::api::subscribers::{parse_list, PER_PAGE};
+use crate::routes::web::{form, parse_list, query, AdminError, PER_PAGE};
 use crate::state::AppState;
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/subscribers", web::get().to(list))
-        .route("/subscribers/{id}", web::get().to(show))
-        .route("/subscribers/{id}/erase", web::post().to(erase));
-}
 
 #[derive(Deserialize)]
 struct ListQuery {
@@ -26,7 +20,19 @@ struct ListQuery {
     page: Option<String>,
 }
 
-async fn list(
+/// A page of the listing, with the search that found it.
+#[derive(Serialize)]
+struct ListPage {
+    items: Vec<Subscriber>,
+    total: i64,
+    page: i64,
+    pages: i64,
+    q: String,
+    status: String,
+    statuses: &'static [&'static str],
+}
+
+pub async fn list(
     admin: Admin,
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -53,19 +59,27 @@ async fn list(
         "admin/subscribers.html",
         &admin,
         "subscribers",
-        serde_json::json!({
-            "items": items,
-            "total": total,
-            "page": page,
-            "pages": pages,
-            "q": shown.q.unwrap_or_default(),
-            "status": shown.status.unwrap_or_default(),
-            "statuses": status::ALL,
-        }),
+        ListPage {
+            items,
+            total,
+            page,
+            pages,
+            q: shown.q.unwrap_or_default(),
+            status: shown.status.unwrap_or_default(),
+            statuses: status::ALL,
+        },
     )
 }
 
-async fn show(
+/// One reader, their consent history, and whether they were just erased.
+#[derive(Serialize)]
+struct ShowPage {
+    subscriber: Subscriber,
+    consent: Vec<ConsentEvent>,
+    erased: bool,
+}
+
+pub async fn show(
     admin: Admin,
     req: HttpRequest,
     path: web::Path<String>,
@@ -91,17 +105,17 @@ async fn show(
         "admin/subscriber.html",
         &admin,
         "subscribers",
-        serde_json::json!({
-            "subscriber": subscriber,
-            "consent": consent,
-            "erased": req.query_string() == "erased=1",
-        }),
+        ShowPage {
+            subscriber,
+            consent,
+            erased: req.query_string() == "erased=1",
+        },
     )
 }
 
 /// Erases the reader's personal data in one transaction (the `erased` event
 /// names the admin), then clears SQLite's log of the old pages.
-async fn erase(
+pub async fn erase(
     admin: Admin,
     path: web::Path<String>,
     body: web::Bytes,

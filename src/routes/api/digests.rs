@@ -2,21 +2,16 @@
 //! POST /api/digests/{id}/pause, /resume, /cancel.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::NaiveDateTime;
+use serde::Serialize;
 
 use super::ApiToken;
 use crate::db;
 use crate::digest::ComposeOutcome;
-use crate::routes::ApiError;
+use crate::routes::web::{ApiError, Items, Status};
 use crate::state::AppState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/digests", web::post().to(create))
-        .route("/digests", web::get().to(list))
-        .route("/digests/{id}", web::get().to(show))
-        .route("/digests/{id}/{action}", web::post().to(control));
-}
-
-async fn create(
+pub async fn create(
     _auth: ApiToken,
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -44,31 +39,45 @@ async fn create(
         ComposeOutcome::Existing(c) => Ok(HttpResponse::Created()
             .insert_header(("Idempotent-Replayed", "true"))
             .json(c)),
-        ComposeOutcome::NothingNew => {
-            Ok(HttpResponse::Ok().json(serde_json::json!({"status": "nothing_new"})))
-        }
+        ComposeOutcome::NothingNew => Ok(HttpResponse::Ok().json(Status::new("nothing_new"))),
     }
 }
 
-/// A digest with its live counts.
-pub fn view(d: &db::digests::Digest, p: &db::digests::Progress) -> serde_json::Value {
-    serde_json::json!({
-        "id": d.id,
-        "status": d.status,
-        "subject": d.subject,
-        "articles": d.article_count,
-        "reason": d.status_reason,
-        "created_at": d.created_at,
-        "finished_at": d.finished_at,
-        "total": p.total,
-        "sent": p.sent,
-        "failed": p.failed,
-        "queued": p.queued,
-        "skipped": p.skipped,
-    })
+/// A digest with its live counts (`reason` is null unless it is paused).
+#[derive(Serialize)]
+struct DigestView {
+    id: i64,
+    status: String,
+    subject: String,
+    articles: i32,
+    reason: Option<String>,
+    created_at: NaiveDateTime,
+    finished_at: Option<NaiveDateTime>,
+    total: i64,
+    sent: i64,
+    failed: i64,
+    queued: i64,
+    skipped: i64,
 }
 
-async fn list(_auth: ApiToken, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+fn view(d: &db::digests::Digest, p: &db::digests::Progress) -> DigestView {
+    DigestView {
+        id: d.id,
+        status: d.status.clone(),
+        subject: d.subject.clone(),
+        articles: d.article_count,
+        reason: d.status_reason.clone(),
+        created_at: d.created_at,
+        finished_at: d.finished_at,
+        total: p.total,
+        sent: p.sent,
+        failed: p.failed,
+        queued: p.queued,
+        skipped: p.skipped,
+    }
+}
+
+pub async fn list(_auth: ApiToken, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let items = db::run(&state.pool, |c| {
         let digests = db::digests::recent(c, 50)?;
         digests
@@ -77,10 +86,10 @@ async fn list(_auth: ApiToken, state: web::Data<AppState>) -> Result<HttpRespons
             .collect::<Result<Vec<_>, _>>()
     })
     .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(Items { items }))
 }
 
-async fn show(
+pub async fn show(
     _auth: ApiToken,
     path: web::Path<String>,
     state: web::Data<AppState>,
@@ -103,7 +112,7 @@ async fn show(
 
 /// POST /api/digests/{id}/pause|resume|cancel: 200 with the digest, 404
 /// unknown, 409 when its status does not allow it.
-async fn control(
+pub async fn control(
     _auth: ApiToken,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,

@@ -1,8 +1,9 @@
 //! The ops API: JSON only, `Authorization: Bearer <token>` on every route.
+//! Its routes, under `/api`, are in [`crate::routes::configure`].
 
 pub mod articles;
-mod digests;
-mod stats;
+pub mod digests;
+pub mod stats;
 pub mod subscribers;
 
 use std::future::Future;
@@ -11,31 +12,9 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 
-use super::ApiError;
+use super::web::ApiError;
 use crate::db;
 use crate::state::AppState;
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api")
-            .configure(subscribers::configure)
-            .configure(articles::configure)
-            .configure(digests::configure)
-            .configure(stats::configure)
-            .default_service(web::to(|| async {
-                Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such API route".into()))
-            })),
-    );
-}
-
-/// The query string, read in the handler after [`ApiToken`]: as an
-/// argument beside it, a malformed query would answer 400 before the token
-/// was even checked (401).
-pub fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
-    web::Query::<T>::from_query(req.query_string())
-        .map(web::Query::into_inner)
-        .map_err(|e| ApiError::BadRequest(e.to_string()))
-}
 
 /// Proof that the request carried a valid API token.
 pub struct ApiToken {

@@ -4,14 +4,10 @@ use actix_web::{web, HttpResponse};
 
 use super::ApiToken;
 use crate::db;
-use crate::routes::ApiError;
+use crate::routes::web::ApiError;
 use crate::state::AppState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/stats", web::get().to(show));
-}
-
-async fn show(_auth: ApiToken, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn show(_auth: ApiToken, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let today = db::now().date();
     let stats = db::run(&state.pool, move |c| crate::stats::gather(c, today)).await?;
     Ok(HttpResponse::Ok().json(stats))

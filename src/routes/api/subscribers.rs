@@ -3,22 +3,13 @@
 //! (erasure).
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::{query, ApiToken};
-use crate::db::{self, subscribers::Filter};
+use super::ApiToken;
+use crate::db::{self, consent::ConsentEvent, subscribers::Subscriber};
 use crate::domain::status;
-use crate::routes::ApiError;
+use crate::routes::web::{parse_list, query, ApiError, PER_PAGE};
 use crate::state::AppState;
-
-pub const PER_PAGE: i64 = 50;
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/subscribers", web::get().to(list))
-        .route("/subscribers/{id}", web::get().to(show))
-        .route("/subscribers/{id}", web::delete().to(erase))
-        .route("/subscribers/{id}/export", web::get().to(export));
-}
 
 #[derive(Deserialize)]
 pub struct ListQuery {
@@ -27,37 +18,16 @@ pub struct ListQuery {
     page: Option<i64>,
 }
 
-/// The listing's filter and page, checked: shared by the API and the console.
-pub fn parse_list(
-    status: Option<String>,
-    q: Option<String>,
-    page: Option<i64>,
-) -> Result<(Filter, i64), ApiError> {
-    if let Some(s) = &status {
-        if !status::ALL.contains(&s.as_str()) {
-            return Err(ApiError::validation(
-                "status",
-                format!("must be one of {}", status::ALL.join(", ")),
-            ));
-        }
-    }
-    let page = page.unwrap_or(1);
-    if !(1..=1_000_000).contains(&page) {
-        return Err(ApiError::validation("page", "must be a number from 1"));
-    }
-    if q.as_ref().is_some_and(|q| q.len() > 254) {
-        return Err(ApiError::validation("q", "is longer than 254 characters"));
-    }
-    if q.as_ref().is_some_and(|q| q.chars().any(char::is_control)) {
-        return Err(ApiError::validation(
-            "q",
-            "must not contain control characters",
-        ));
-    }
-    Ok((Filter { status, q }, page))
+/// A page of the listing.
+#[derive(Serialize)]
+struct Page {
+    items: Vec<Subscriber>,
+    page: i64,
+    per_page: i64,
+    total: i64,
 }
 
-async fn list(
+pub async fn list(
     _auth: ApiToken,
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -68,12 +38,27 @@ async fn list(
         db::subscribers::list(c, &filter, page, PER_PAGE)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "items": items,
-        "page": page,
-        "per_page": PER_PAGE,
-        "total": total,
-    })))
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        page,
+        per_page: PER_PAGE,
+        total,
+    }))
+}
+
+/// A reader with their consent history.
+#[derive(Serialize)]
+struct WithConsent {
+    #[serde(flatten)]
+    subscriber: Subscriber,
+    consent: Vec<ConsentEvent>,
+}
+
+/// What became of an erased reader.
+#[derive(Serialize)]
+struct Erased {
+    id: String,
+    status: &'static str,
 }
 
 /// The `{id}` of a route; one that cannot be a reader's id is not found.
@@ -86,7 +71,7 @@ fn subscriber_id(path: web::Path<String>) -> Result<String, ApiError> {
     }
 }
 
-async fn show(
+pub async fn show(
     _auth: ApiToken,
     path: web::Path<String>,
     state: web::Data<AppState>,
@@ -102,12 +87,13 @@ async fn show(
     .await?;
     let (subscriber, consent) =
         found.ok_or_else(|| ApiError::NotFound("no such subscriber".into()))?;
-    let mut body = serde_json::to_value(&subscriber).map_err(anyhow::Error::from)?;
-    body["consent"] = serde_json::to_value(&consent).map_err(anyhow::Error::from)?;
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(WithConsent {
+        subscriber,
+        consent,
+    }))
 }
 
-async fn export(
+pub async fn export(
     _auth: ApiToken,
     path: web::Path<String>,
     state: web::Data<AppState>,
@@ -120,7 +106,7 @@ async fn export(
         .json(body))
 }
 
-async fn erase(
+pub async fn erase(
     auth: ApiToken,
     path: web::Path<String>,
     state: web::Data<AppState>,
@@ -150,5 +136,8 @@ async fn erase(
         Err(e) => tracing::warn!(error = %e, "erasure committed; WAL checkpoint failed"),
     }
     tracing::info!(subscriber = %id, "subscriber erased");
-    Ok(HttpResponse::Ok().json(serde_json::json!({"id": id, "status": status::ERASED})))
+    Ok(HttpResponse::Ok().json(Erased {
+        id,
+        status: status::ERASED,
+    }))
 }

@@ -5,9 +5,11 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::{field, parse_form};
+use super::{link_not_found, page};
 use crate::db::{self, consent};
-use crate::routes::{client_ip, page, user_agent, wants_json, PageError};
+use crate::routes::web::{
+    client_ip, field, form, json_body, user_agent, wants_json, ErrorBody, PageError, Status,
+};
 use crate::state::{AppState, SharedState};
 use crate::subscriptions::{self, ConfirmOutcome};
 
@@ -49,16 +51,9 @@ pub async fn show(
 }
 
 fn not_found(state: &SharedState) -> Result<HttpResponse, PageError> {
-    page(
-        state,
-        StatusCode::NOT_FOUND,
-        "pages/not_found.html",
-        minijinja::context! {
-            title => "Link not recognised",
-            message => "This confirmation link is not valid. It may have been mistyped, or already replaced by a newer one.",
-            offer_signup => true,
-        },
-    )
+    let message = "This confirmation link is not valid. It may have been mistyped, or already \
+                   replaced by a newer one.";
+    link_not_found(state, message, true)
 }
 
 pub async fn confirm(
@@ -71,8 +66,7 @@ pub async fn confirm(
     let token = match token_from(&req, &body) {
         Ok(token) => token,
         Err(reason) if json => {
-            return Ok(HttpResponse::BadRequest()
-                .json(serde_json::json!({"error": reason, "field": "token"})))
+            return Ok(HttpResponse::BadRequest().json(ErrorBody::new(reason).field("token")))
         }
         Err(reason) => return Err(PageError::BadRequest(reason)),
     };
@@ -92,7 +86,7 @@ pub async fn confirm(
     tracing::info!(outcome = outcome.label(), "confirmation");
     match outcome {
         ConfirmOutcome::Confirmed | ConfirmOutcome::AlreadyConfirmed if json => {
-            Ok(HttpResponse::Ok().json(serde_json::json!({"status": "confirmed"})))
+            Ok(HttpResponse::Ok().json(Status::new("confirmed")))
         }
         ConfirmOutcome::Confirmed | ConfirmOutcome::AlreadyConfirmed => page(
             &state,
@@ -101,10 +95,8 @@ pub async fn confirm(
             minijinja::context! { already => outcome == ConfirmOutcome::AlreadyConfirmed },
         ),
         ConfirmOutcome::Expired { .. } if json => {
-            Ok(HttpResponse::Gone().json(serde_json::json!({
-                "error": "this confirmation link has expired: sign up again for a new one",
-                "status": "expired",
-            })))
+            let error = "this confirmation link has expired: sign up again for a new one";
+            Ok(HttpResponse::Gone().json(ErrorBody::new(error).status("expired")))
         }
         ConfirmOutcome::Expired { email } => page(
             &state,
@@ -119,24 +111,18 @@ pub async fn confirm(
 /// The token of a confirming POST: the form's `token=`, or `{"token": …}`
 /// when the body is JSON.
 fn token_from(req: &HttpRequest, body: &[u8]) -> Result<String, String> {
-    let json_body = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/json"));
-    if json_body {
+    if json_body(req.headers()) {
         let value: serde_json::Value =
             serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
         return Ok(value["token"].as_str().unwrap_or_default().to_string());
     }
-    let pairs = parse_form(body)?;
+    let pairs = form(body).map_err(|e| e.to_string())?;
     Ok(field(&pairs, "token").unwrap_or_default().to_string())
 }
 
 fn unknown(state: &SharedState, json: bool) -> Result<HttpResponse, PageError> {
     if json {
-        return Ok(HttpResponse::NotFound()
-            .json(serde_json::json!({"error": "unknown confirmation link"})));
+        return Ok(HttpResponse::NotFound().json(ErrorBody::new("unknown confirmation link")));
     }
     not_found(state)
 }

@@ -1,16 +1,20 @@
 //! Reader-facing pages and endpoints: signup, confirmation, unsubscribe.
+//! Their routes are in [`crate::routes::configure`].
 
-mod confirm;
-mod signup;
-mod unsubscribe;
+pub mod confirm;
+pub mod signup;
+pub mod unsubscribe;
 
-use actix_web::web;
+use actix_web::http::{header, StatusCode};
+use actix_web::HttpResponse;
+use serde::Serialize;
 
+use super::web::PageError;
 use crate::state::SharedState;
 
-pub fn configure(cfg: &mut web::ServiceConfig, state: &SharedState) {
-    cfg.route("/", web::get().to(signup::form));
-    let origins = &state.settings.cors_origins;
+/// POST /subscriptions may come from the sites in `cors_origins` (a signup
+/// form embedded elsewhere).
+pub fn signup_cors(origins: &[String]) -> actix_cors::Cors {
     let mut cors = actix_cors::Cors::default()
         .allowed_methods(["POST"])
         .allowed_headers(["content-type", "accept"])
@@ -18,42 +22,37 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &SharedState) {
     for origin in origins {
         cors = cors.allowed_origin(origin.trim_end_matches('/'));
     }
-    cfg.service(
-        web::resource("/subscriptions")
-            .wrap(cors)
-            .route(web::post().to(signup::subscribe)),
-    );
-    cfg.service(
-        web::resource("/subscriptions/confirm")
-            .route(web::get().to(confirm::show))
-            .route(web::post().to(confirm::confirm)),
-    );
-    cfg.service(
-        web::resource("/unsubscribe")
-            .route(web::get().to(unsubscribe::show))
-            .route(web::post().to(unsubscribe::unsubscribe)),
-    );
+    cors
 }
 
-/// Decodes a form body strictly: invalid UTF-8, raw or percent-encoded, is
-/// an error rather than a silently replaced character.
-pub(crate) fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, String> {
-    std::str::from_utf8(body).map_err(|_| "request body is not valid UTF-8".to_string())?;
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(body)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    if pairs
-        .iter()
-        .any(|(k, v)| k.contains('\u{FFFD}') || v.contains('\u{FFFD}'))
-    {
-        return Err("form data is not valid UTF-8".into());
-    }
-    Ok(pairs)
+/// Renders a page template with a status.
+fn page<S: Serialize>(
+    state: &SharedState,
+    status: StatusCode,
+    template: &str,
+    ctx: S,
+) -> Result<HttpResponse, PageError> {
+    let body = crate::mail::templates::render(&state.templates, template, ctx)?;
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body))
 }
 
-pub(crate) fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+/// The 404 page of a link we do not know.
+fn link_not_found(
+    state: &SharedState,
+    message: &str,
+    offer_signup: bool,
+) -> Result<HttpResponse, PageError> {
+    page(
+        state,
+        StatusCode::NOT_FOUND,
+        "pages/not_found.html",
+        minijinja::context! {
+            title => "Link not recognised",
+            message => message,
+            offer_signup => offer_signup,
+        },
+    )
 }

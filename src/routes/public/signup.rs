@@ -4,12 +4,13 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use super::{field, parse_form};
+use super::page;
 use crate::db::consent;
 use crate::domain::consent as consent_event;
 use crate::domain::{SubscriberEmail, SubscriberName, CONSENT_TEXT, CONSENT_TEXT_VERSION};
-use crate::routes::{
-    client_ip, json_object, json_text, page, user_agent, wants_json, ApiError, PageError,
+use crate::routes::web::{
+    client_ip, field, form as parse_form, json_body, json_object, json_text, user_agent,
+    wants_json, ApiError, PageError, Status,
 };
 use crate::state::{AppState, SharedState};
 use crate::subscriptions::batch::Signup;
@@ -59,7 +60,7 @@ fn read_json(body: &[u8]) -> Result<Input, ApiError> {
     })
 }
 
-fn read_form(body: &[u8]) -> Result<Input, String> {
+fn read_form(body: &[u8]) -> Result<Input, ApiError> {
     let pairs = parse_form(body)?;
     Ok(Input {
         email: field(&pairs, "email").unwrap_or_default().to_string(),
@@ -75,11 +76,7 @@ pub async fn subscribe(
 ) -> HttpResponse {
     let state = state.into_inner();
     let json = wants_json(req.headers());
-    let is_json_body = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/json"));
+    let is_json_body = json_body(req.headers());
     let ip = client_ip(&req, &state.settings.trusted_proxies);
     if let (Some(limiter), Some(ip)) = (&state.signup_limiter, ip) {
         if limiter.check_key(&ip).is_err() {
@@ -93,7 +90,7 @@ pub async fn subscribe(
     let input = if is_json_body {
         read_json(&body)
     } else {
-        read_form(&body).map_err(ApiError::BadRequest)
+        read_form(&body)
     };
     let input = match input {
         Ok(i) => i,
@@ -149,7 +146,7 @@ pub async fn subscribe(
 
 fn accepted(state: &SharedState, json: bool) -> HttpResponse {
     if json {
-        return HttpResponse::Accepted().json(serde_json::json!({"status": "pending"}));
+        return HttpResponse::Accepted().json(Status::new("pending"));
     }
     page(
         state,

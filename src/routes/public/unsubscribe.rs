@@ -5,10 +5,10 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::parse_form;
+use super::{link_not_found, page};
 use crate::db::{self, consent};
 use crate::domain::token::verify_unsubscribe_token;
-use crate::routes::{client_ip, page, user_agent, wants_json, PageError};
+use crate::routes::web::{client_ip, form, user_agent, wants_json, ErrorBody, PageError, Status};
 use crate::state::{AppState, SharedState};
 use crate::subscriptions::{self, UnsubscribeOutcome};
 
@@ -18,16 +18,8 @@ pub struct TokenQuery {
 }
 
 fn not_found(state: &SharedState) -> Result<HttpResponse, PageError> {
-    page(
-        state,
-        StatusCode::NOT_FOUND,
-        "pages/not_found.html",
-        minijinja::context! {
-            title => "Link not recognised",
-            message => "This unsubscribe link is not valid. Please use the link from one of our emails.",
-            offer_signup => false,
-        },
-    )
+    let message = "This unsubscribe link is not valid. Please use the link from one of our emails.";
+    link_not_found(state, message, false)
 }
 
 pub async fn show(
@@ -61,8 +53,7 @@ pub async fn unsubscribe(
     let json = wants_json(req.headers());
     let unknown = |state: &SharedState| {
         if json {
-            return Ok(HttpResponse::NotFound()
-                .json(serde_json::json!({"error": "unknown unsubscribe link"})));
+            return Ok(HttpResponse::NotFound().json(ErrorBody::new("unknown unsubscribe link")));
         }
         not_found(state)
     };
@@ -72,7 +63,7 @@ pub async fn unsubscribe(
     };
     // RFC 8058: mail clients POST `List-Unsubscribe=One-Click`; our page's
     // button posts without it.
-    let one_click = parse_form(&body)
+    let one_click = form(&body)
         .map(|pairs| {
             pairs
                 .iter()
@@ -94,7 +85,7 @@ pub async fn unsubscribe(
         return unknown(&state);
     }
     if json {
-        return Ok(HttpResponse::Ok().json(serde_json::json!({"status": "unsubscribed"})));
+        return Ok(HttpResponse::Ok().json(Status::new("unsubscribed")));
     }
     page(
         &state,

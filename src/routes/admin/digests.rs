@@ -40,11 +40,10 @@ pub struct DigestRow {
 
 /// The newest `limit` digests with their progress.
 pub fn rows(c: &mut DbConnection, limit: i64) -> db::QueryResult<Vec<DigestRow>> {
-    let digests = db::digests::recent(c, limit)?;
-    digests
+    let digests = db::views::recent_digests(c, limit)?;
+    Ok(digests
         .into_iter()
-        .map(|d| {
-            let p = db::digests::progress(c, d.id)?;
+        .map(|(d, p)| {
             let done = p.sent + p.failed + p.skipped;
             let percent = if p.total > 0 {
                 (done * 100 / p.total).min(100)
@@ -53,7 +52,7 @@ pub fn rows(c: &mut DbConnection, limit: i64) -> db::QueryResult<Vec<DigestRow>>
             } else {
                 100
             };
-            Ok(DigestRow {
+            DigestRow {
                 id: d.id,
                 status: d.status,
                 reason: d.status_reason,
@@ -70,9 +69,9 @@ pub fn rows(c: &mut DbConnection, limit: i64) -> db::QueryResult<Vec<DigestRow>>
                 queued: p.queued,
                 done,
                 percent,
-            })
+            }
         })
-        .collect()
+        .collect())
 }
 
 #[derive(Deserialize)]

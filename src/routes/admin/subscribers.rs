@@ -91,11 +91,7 @@ pub async fn show(
         return Err(AdminError::NotFound);
     }
     let found = db::run(&state.pool, move |c| {
-        let Some(s) = db::subscribers::find(c, &id)? else {
-            return Ok(None);
-        };
-        let consent = db::consent::for_subscriber(c, &id)?;
-        Ok(Some((s, consent)))
+        db::views::subscriber_with_consent(c, &id)
     })
     .await?;
     let (subscriber, consent) = found.ok_or(AdminError::NotFound)?;

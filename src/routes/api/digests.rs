@@ -78,14 +78,8 @@ fn view(d: &db::digests::Digest, p: &db::digests::Progress) -> DigestView {
 }
 
 pub async fn list(_auth: ApiToken, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let items = db::run(&state.pool, |c| {
-        let digests = db::digests::recent(c, 50)?;
-        digests
-            .into_iter()
-            .map(|d| db::digests::progress(c, d.id).map(|p| view(&d, &p)))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await?;
+    let digests = db::run(&state.pool, |c| db::views::recent_digests(c, 50)).await?;
+    let items: Vec<_> = digests.iter().map(|(d, p)| view(d, p)).collect();
     Ok(HttpResponse::Ok().json(Items { items }))
 }
 

@@ -1,8 +1,7 @@
 //! GDPR requests: access ([`export`]) and erasure ([`erase`]).
 //!
-//! Both take a connection and open no transaction of their own, so a caller
-//! (API handler, admin console) composes them inside one with
-//! [`db::transaction`](crate::db::transaction). Erasure keeps an anonymised
+//! Each is a service function that owns its transaction; the rows it
+//! reads and rewrites are in [`crate::db::erasure`]. Erasure keeps an anonymised
 //! skeleton: the subscriber id, its status (`erased`) and timestamps, and
 //! each consent event's event, time, source, consent text version and method
 //! — proof that consent was given and withdrawn without saying by whom. The
@@ -10,13 +9,13 @@
 //!
 //! On SQLite, `PRAGMA secure_delete` zeroes what erasure overwrites in the
 //! database file, but the write-ahead log still holds the old pages until a
-//! checkpoint: call [`purge_freed`] after the erasure's transaction commits.
+//! checkpoint: [`erase`] runs one after its transaction commits.
 
-use diesel::prelude::*;
-use serde_json::{json, Value};
+use chrono::NaiveDateTime;
+use serde::Serialize;
 
-use crate::db::schema::{confirmation_tokens, consent_events, outbox, subscribers};
-use crate::db::{self, consent, suppressions, DbConnection};
+use crate::db::erasure;
+use crate::db::{self, consent, suppressions, DbConnection, DbError};
 use crate::domain::{consent as event, status, SubscriberEmail};
 
 /// What a consent event's source becomes when it contained the address
@@ -24,18 +23,40 @@ use crate::domain::{consent as event, status, SubscriberEmail};
 /// dropped the referer's query string).
 pub const REMOVED_SOURCE: &str = "[removed at erasure]";
 
-/// Erases a subscriber's personal data; false when the id is unknown or
-/// already erased. See the module doc for what is kept.
+/// Erases a subscriber's personal data in one transaction, then takes the
+/// old pages out of SQLite's write-ahead log; false when the id is unknown
+/// or already erased. See the module doc for what is kept.
 ///
 /// The `erased` event takes `source` and `method` from `ctx` but never an IP
 /// or user agent: the skeleton holds none at all.
-pub fn erase(
+pub async fn erase(
+    pool: &db::Pool,
+    secret: &str,
+    subscriber_id: &str,
+    ctx: consent::Context,
+) -> Result<bool, DbError> {
+    let (secret, id) = (secret.to_string(), subscriber_id.to_string());
+    let erased = db::transaction(pool, move |c| erase_in(c, &secret, &id, &ctx)).await?;
+    if erased {
+        // Erasure stands even if the checkpoint cannot run now.
+        match db::run(pool, erasure::purge_freed).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                "erasure committed; WAL checkpoint busy, old pages remain until the next one"
+            ),
+            Err(e) => tracing::warn!(error = %e, "erasure committed; WAL checkpoint failed"),
+        }
+    }
+    Ok(erased)
+}
+
+fn erase_in(
     conn: &mut DbConnection,
     secret: &str,
     subscriber_id: &str,
     ctx: &consent::Context,
-) -> diesel::QueryResult<bool> {
-    let Some(subscriber) = lock_erasable(conn, subscriber_id)? else {
+) -> db::QueryResult<bool> {
+    let Some(subscriber) = erasure::lock_erasable(conn, subscriber_id)? else {
         return Ok(false);
     };
     let now = db::now();
@@ -46,9 +67,13 @@ pub fn erase(
     if let Some(key) = &key {
         suppress(conn, secret, key)?;
     }
-    scrub_consent_events(conn, subscriber_id, key.as_deref())?;
-    forget_mail(conn, subscriber_id, &subscriber, key.as_deref())?;
-    blank_subscriber(conn, subscriber_id, now)?;
+    let tainted = key
+        .as_deref()
+        .map(|key| move |source: &str| mentions(source, key));
+    let tainted = tainted.as_ref().map(|f| f as &dyn Fn(&str) -> bool);
+    erasure::scrub_consent_events(conn, subscriber_id, tainted, REMOVED_SOURCE)?;
+    erasure::forget_mail(conn, subscriber_id, &subscriber, key.as_deref())?;
+    erasure::blank_subscriber(conn, subscriber_id, now)?;
     let skeleton = consent::Context {
         ip: None,
         user_agent: None,
@@ -60,7 +85,7 @@ pub fn erase(
 }
 
 /// Puts the address on the suppression list.
-fn suppress(conn: &mut DbConnection, secret: &str, key: &str) -> diesel::QueryResult<()> {
+fn suppress(conn: &mut DbConnection, secret: &str, key: &str) -> db::QueryResult<()> {
     suppressions::add(conn, secret, key, "erased")?;
     // Stored before domains were kept in ASCII: suppress the spelling
     // new signups of this address have, too.
@@ -70,111 +95,6 @@ fn suppress(conn: &mut DbConnection, secret: &str, key: &str) -> diesel::QueryRe
         }
     }
     Ok(())
-}
-
-/// The consent skeleton: no IP, no user agent, no source naming the address.
-fn scrub_consent_events(
-    conn: &mut DbConnection,
-    subscriber_id: &str,
-    key: Option<&str>,
-) -> diesel::QueryResult<()> {
-    let mine = consent_events::table.filter(consent_events::subscriber_id.eq(subscriber_id));
-    diesel::update(mine)
-        .set((
-            consent_events::ip.eq(None::<String>),
-            consent_events::user_agent.eq(None::<String>),
-        ))
-        .execute(conn)?;
-    let Some(key) = key else {
-        return Ok(());
-    };
-    let sources: Vec<(i64, Option<String>)> = mine
-        .select((consent_events::id, consent_events::source))
-        .load(conn)?;
-    let tainted: Vec<i64> = sources
-        .into_iter()
-        .filter(|(_, source)| source.as_deref().is_some_and(|s| mentions(s, key)))
-        .map(|(id, _)| id)
-        .collect();
-    if !tainted.is_empty() {
-        diesel::update(consent_events::table.filter(consent_events::id.eq_any(&tainted)))
-            .set(consent_events::source.eq(Some(REMOVED_SOURCE)))
-            .execute(conn)?;
-    }
-    Ok(())
-}
-
-/// Deletes their confirmation links and outbox rows, and blanks their
-/// deliveries' error texts (which may quote the address).
-fn forget_mail(
-    conn: &mut DbConnection,
-    subscriber_id: &str,
-    subscriber: &Erasable,
-    key: Option<&str>,
-) -> diesel::QueryResult<()> {
-    diesel::delete(
-        confirmation_tokens::table.filter(confirmation_tokens::subscriber_id.eq(subscriber_id)),
-    )
-    .execute(conn)?;
-    // Every outbox row of theirs, sent ones too: each carries the address as
-    // its recipient and the name in its payload.
-    diesel::delete(outbox::table.filter(outbox::subscriber_id.eq(subscriber_id))).execute(conn)?;
-    if let Some(key) = key {
-        diesel::delete(outbox::table.filter(outbox::recipient.eq(key))).execute(conn)?;
-        if subscriber.email.as_deref() != Some(key) {
-            if let Some(email) = &subscriber.email {
-                diesel::delete(outbox::table.filter(outbox::recipient.eq(email))).execute(conn)?;
-            }
-        }
-    }
-    // Settled deliveries stay (digest, status, time).
-    db::deliveries::forget_subscriber(conn, subscriber_id)
-}
-
-/// The subscriber row keeps its id, status (`erased`) and timestamps.
-fn blank_subscriber(
-    conn: &mut DbConnection,
-    subscriber_id: &str,
-    now: chrono::NaiveDateTime,
-) -> diesel::QueryResult<()> {
-    diesel::update(subscribers::table.find(subscriber_id))
-        .set((
-            subscribers::email.eq(None::<String>),
-            subscribers::email_key.eq(None::<String>),
-            subscribers::name.eq(None::<String>),
-            subscribers::status.eq(status::ERASED),
-            subscribers::updated_at.eq(now),
-            subscribers::last_confirmation_at.eq(None::<chrono::NaiveDateTime>),
-        ))
-        .execute(conn)?;
-    Ok(())
-}
-
-#[derive(QueryableByName)]
-struct Erasable {
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    email: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    email_key: Option<String>,
-}
-
-/// The subscriber's address unless unknown or erased, row-locked on
-/// PostgreSQL: a second erasure of the same reader racing this one waits,
-/// then finds it erased (instead of failing on the suppression hash's
-/// unique key). SQLite's `BEGIN IMMEDIATE` already serialises writers.
-fn lock_erasable(conn: &mut DbConnection, id: &str) -> diesel::QueryResult<Option<Erasable>> {
-    use diesel::sql_types::Text;
-    crate::with_backend!(conn, |c, pg| {
-        let text = format!(
-            "SELECT email, email_key FROM subscribers WHERE id = ? AND status <> ? {}",
-            if pg { "FOR UPDATE" } else { "" }
-        );
-        diesel::sql_query(db::sql(pg, &text))
-            .bind::<Text, _>(id)
-            .bind::<Text, _>(status::ERASED)
-            .get_result(c)
-            .optional()
-    })
 }
 
 /// Whether `text` contains the address in any case or in any encoding a
@@ -247,14 +167,44 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Everything held about a person (GDPR access): the subscriber row, every
-/// consent event, their deliveries and whether a confirmation link is
-/// pending. `None` when the id is unknown or erased (an erased skeleton
-/// holds nothing about anyone).
-pub fn export(
-    conn: &mut DbConnection,
-    subscriber_id: &str,
-) -> diesel::QueryResult<Option<serde_json::Value>> {
+/// Everything held about a person (GDPR access).
+#[derive(Debug, Serialize)]
+pub struct Export {
+    pub subscriber: ExportedSubscriber,
+    pub consent: Vec<consent::ConsentEvent>,
+    pub deliveries: Vec<ExportedDelivery>,
+    pub confirmation_pending: bool,
+    pub exported_at: NaiveDateTime,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExportedSubscriber {
+    pub id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub status: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub confirmed_at: Option<NaiveDateTime>,
+    pub last_confirmation_sent_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExportedDelivery {
+    pub digest_id: i64,
+    pub status: String,
+    pub sent_at: Option<NaiveDateTime>,
+}
+
+/// The subscriber row, every consent event, their deliveries and whether a
+/// confirmation link is pending. `None` when the id is unknown or erased
+/// (an erased skeleton holds nothing about anyone).
+pub async fn export(pool: &db::Pool, subscriber_id: &str) -> Result<Option<Export>, DbError> {
+    let id = subscriber_id.to_string();
+    db::run(pool, move |c| export_in(c, &id)).await
+}
+
+fn export_in(conn: &mut DbConnection, subscriber_id: &str) -> db::QueryResult<Option<Export>> {
     let Some(s) = db::subscribers::find(conn, subscriber_id)? else {
         return Ok(None);
     };
@@ -263,61 +213,31 @@ pub fn export(
     }
     let now = db::now();
     let consent = db::consent::for_subscriber(conn, subscriber_id)?;
-    let sent = db::deliveries::for_subscriber(conn, subscriber_id)?;
-    let pending_links: i64 = confirmation_tokens::table
-        .filter(confirmation_tokens::subscriber_id.eq(subscriber_id))
-        .filter(confirmation_tokens::used_at.is_null())
-        .filter(confirmation_tokens::expires_at.gt(now))
-        .count()
-        .get_result(conn)?;
-    let deliveries: Vec<Value> = sent
+    let deliveries = db::deliveries::for_subscriber(conn, subscriber_id)?
         .into_iter()
-        .map(|(digest_id, status, sent_at)| {
-            json!({"digest_id": digest_id, "status": status, "sent_at": sent_at})
+        .map(|(digest_id, status, sent_at)| ExportedDelivery {
+            digest_id,
+            status,
+            sent_at,
         })
         .collect();
-    Ok(Some(json!({
-        "subscriber": {
-            "id": s.id,
-            "email": s.email,
-            "name": s.name,
-            "status": s.status,
-            "created_at": s.created_at,
-            "updated_at": s.updated_at,
-            "confirmed_at": s.confirmed_at,
-            "last_confirmation_sent_at": s.last_confirmation_at,
+    let pending = erasure::pending_links(conn, subscriber_id, now)?;
+    Ok(Some(Export {
+        subscriber: ExportedSubscriber {
+            id: s.id,
+            email: s.email,
+            name: s.name,
+            status: s.status,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            confirmed_at: s.confirmed_at,
+            last_confirmation_sent_at: s.last_confirmation_at,
         },
-        "consent": serde_json::to_value(&consent).map_err(serialization_error)?,
-        "deliveries": deliveries,
-        "confirmation_pending": pending_links > 0,
-        "exported_at": now,
-    })))
-}
-
-fn serialization_error(e: serde_json::Error) -> diesel::result::Error {
-    diesel::result::Error::SerializationError(Box::new(e))
-}
-
-/// Moves what erasure overwrote out of SQLite's write-ahead log into the
-/// (secure-deleted) database file and truncates the log, so the old pages
-/// are gone from disk too. Runs outside any transaction, after the erasure
-/// committed. True when the log was emptied; false when a reader kept it
-/// busy (the next checkpoint completes the job). PostgreSQL: nothing to do
-/// at this level.
-pub fn purge_freed(conn: &mut DbConnection) -> diesel::QueryResult<bool> {
-    #[derive(QueryableByName)]
-    struct Checkpoint {
-        #[diesel(sql_type = diesel::sql_types::Integer)]
-        busy: i32,
-    }
-    match conn {
-        DbConnection::Pg(_) => Ok(true),
-        DbConnection::Sqlite(c) => {
-            let rows: Vec<Checkpoint> =
-                diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").load(c)?;
-            Ok(rows.first().is_some_and(|r| r.busy == 0))
-        }
-    }
+        consent,
+        deliveries,
+        confirmation_pending: pending > 0,
+        exported_at: now,
+    }))
 }
 
 #[cfg(test)]

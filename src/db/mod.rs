@@ -17,6 +17,7 @@ pub mod confirmations;
 pub mod consent;
 pub mod deliveries;
 pub mod digests;
+pub mod erasure;
 pub mod faults;
 pub mod feeds;
 pub mod jobs;

@@ -128,17 +128,9 @@ pub async fn erase(
         source: Some(format!("admin console ({})", admin.name)),
         method: Some("admin".into()),
     };
-    let secret = state.secret.clone();
-    let target = id.clone();
-    let erased = db::transaction(&state.pool, move |c| {
-        crate::privacy::erase(c, &secret, &target, &ctx)
-    })
-    .await?;
+    let erased = crate::privacy::erase(&state.pool, &state.secret, &id, ctx).await?;
     let location = if erased {
         tracing::info!(admin_id = admin.id, subscriber_id = %id, "subscriber erased from the console");
-        if let Err(e) = db::run(&state.pool, crate::privacy::purge_freed).await {
-            tracing::warn!(error = %e, "WAL checkpoint after erasure failed; the next one completes it");
-        }
         format!("/admin/subscribers/{id}?erased=1")
     } else {
         let lookup = id.clone();

@@ -95,7 +95,7 @@ pub async fn export(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = subscriber_id(path)?;
-    let found = db::run(&state.pool, move |c| crate::privacy::export(c, &id)).await?;
+    let found = crate::privacy::export(&state.pool, &id).await?;
     let body = found.ok_or_else(|| ApiError::NotFound("no such subscriber".into()))?;
     Ok(HttpResponse::Ok()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
@@ -113,23 +113,8 @@ pub async fn erase(
         method: Some("api".into()),
         ..Default::default()
     };
-    let secret = state.secret.clone();
-    let target = id.clone();
-    let erased = db::transaction(&state.pool, move |c| {
-        crate::privacy::erase(c, &secret, &target, &ctx)
-    })
-    .await?;
-    if !erased {
+    if !crate::privacy::erase(&state.pool, &state.secret, &id, ctx).await? {
         return Err(ApiError::NotFound("no such subscriber".into()));
-    }
-    // Old page images of the erased rows linger in SQLite's write-ahead log
-    // until a checkpoint; do it now. Erasure stands even if this fails.
-    match db::run(&state.pool, crate::privacy::purge_freed).await {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!(
-            "erasure committed; WAL checkpoint busy, old pages remain until the next one"
-        ),
-        Err(e) => tracing::warn!(error = %e, "erasure committed; WAL checkpoint failed"),
     }
     tracing::info!(subscriber = %id, "subscriber erased");
     Ok(HttpResponse::Ok().json(Erased {

@@ -1,5 +1,5 @@
 //! The rows GDPR erasure rewrites, and the SQLite checkpoint that takes
-//! the old pages off the disk. `crate::privacy` composes these into one
+//! the old pages off the disk. The privacy use case composes these into one
 //! transaction.
 
 use diesel::prelude::*;

@@ -19,7 +19,8 @@
 //! - Use cases, each a service function owning its transaction and error:
 //!   [`subscriptions`] (signup, confirm, unsubscribe, the signup group
 //!   commit), [`digest`] (intake, compose and fan-out, pause/resume/cancel),
-//!   [`privacy`] (export, erasure), [`stats`], [`subscriber_csv`].
+//!   [`privacy`] (export, erasure), [`console`] (console sessions),
+//!   [`stats`], [`subscriber_csv`].
 //! - Bottom, importing nothing above them: [`mail`] (messages, templates,
 //!   transports), [`db`] (pool, backends, schema, one file per table group,
 //!   views), [`config`] (settings parsed and validated once), [`domain`]
@@ -29,6 +30,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod digest;
 pub mod domain;

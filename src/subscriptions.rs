@@ -168,7 +168,18 @@ impl ConfirmOutcome {
     }
 }
 
-pub fn confirm(
+/// Confirms the reader a link's token belongs to, in one transaction
+/// (the `confirmed` consent event with it); idempotent.
+pub async fn confirm(
+    pool: &db::Pool,
+    raw_token: &str,
+    ctx: consent::Context,
+) -> Result<ConfirmOutcome, db::DbError> {
+    let raw_token = raw_token.to_string();
+    db::transaction(pool, move |c| confirm_in(c, &raw_token, &ctx)).await
+}
+
+fn confirm_in(
     conn: &mut DbConnection,
     raw_token: &str,
     ctx: &consent::Context,
@@ -202,8 +213,19 @@ pub enum UnsubscribeOutcome {
     Unknown,
 }
 
+/// Unsubscribes a reader at once, in one transaction (the `unsubscribed`
+/// consent event with it).
+pub async fn unsubscribe(
+    pool: &db::Pool,
+    subscriber_id: &str,
+    ctx: consent::Context,
+) -> Result<UnsubscribeOutcome, db::DbError> {
+    let id = subscriber_id.to_string();
+    db::transaction(pool, move |c| unsubscribe_in(c, &id, &ctx)).await
+}
+
 /// Unsubscribes at once; idempotent (a repeat records nothing new).
-pub fn unsubscribe(
+fn unsubscribe_in(
     conn: &mut DbConnection,
     subscriber_id: &str,
     ctx: &consent::Context,

@@ -360,13 +360,13 @@ async fn start_session(
     let id_hash = token::hash(&raw);
     let csrf = token::random_token();
     let expires = db::now() + chrono::Duration::hours(SESSION_HOURS);
-    db::transaction(&state.pool, move |c| {
-        if let Some(previous) = previous {
-            db::admins::delete_session(c, &previous)?;
-        }
-        db::admins::create_session(c, &id_hash, admin_id, &csrf, expires)
-    })
-    .await?;
+    let session = crate::console::NewSession {
+        id_hash,
+        admin_id,
+        csrf_token: csrf,
+        expires_at: expires,
+    };
+    crate::console::start_session(&state.pool, previous, session).await?;
     tracing::info!(admin_id, "console login");
     let mut res = see_other("/admin");
     res.add_cookie(&cookie(

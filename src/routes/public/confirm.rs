@@ -79,10 +79,7 @@ pub async fn confirm(
         source: Some(state.link("/subscriptions/confirm")),
         method: Some("link".into()),
     };
-    let outcome = db::transaction(&state.pool, move |c| {
-        subscriptions::confirm(c, &token, &ctx)
-    })
-    .await?;
+    let outcome = subscriptions::confirm(&state.pool, &token, ctx).await?;
     tracing::info!(outcome = outcome.label(), "confirmation");
     match outcome {
         ConfirmOutcome::Confirmed | ConfirmOutcome::AlreadyConfirmed if json => {

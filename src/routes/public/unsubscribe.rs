@@ -76,10 +76,7 @@ pub async fn unsubscribe(
         source: Some(state.link("/unsubscribe")),
         method: Some(if one_click { "one-click" } else { "page" }.into()),
     };
-    let outcome = db::transaction(&state.pool, move |c| {
-        subscriptions::unsubscribe(c, &id, &ctx)
-    })
-    .await?;
+    let outcome = subscriptions::unsubscribe(&state.pool, &id, ctx).await?;
     tracing::info!(outcome = ?outcome, one_click, "unsubscribe");
     if outcome == UnsubscribeOutcome::Unknown {
         return unknown(&state);

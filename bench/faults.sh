@@ -26,7 +26,8 @@
 #
 # "missed" = readers with no message, "dups" = messages beyond one per
 # reader, "complete s" = from the POST's answer until the digest is `sent`
-# and every reader has it (or, if some never get it, until `sent`);
+# and every reader has it (or, if some never get it, until `sent`; dbcut:
+# and the outbox has nothing queued or sending);
 # "dups_at_complete" = duplicates by then, "last_msg_s" = when the sink took
 # its last message if that came after completion.
 source "$(dirname "$0")/lib.sh"
@@ -123,17 +124,19 @@ wait_accepted() {
 
 # Waits until the digest is `sent` and every one of $1 readers has it, or it
 # is `sent` / paused / cancelled with readers missing, or SCENARIO_MAX
-# seconds from T_POST have passed. Sets STATUS, T_DONE ("" on timeout) and
-# T_ALL (when the last reader got it, "" if never). $2: extra condition (a
+# seconds from T_POST have passed. Sets STATUS, T_DONE ("" on timeout),
+# T_ALL (when the last reader got it, "" if never) and T_DIGEST (when the
+# digest was sent to all, whatever $2 said). $2: extra condition (a
 # command that must succeed too), e.g. the outbox drained.
 wait_complete() {
   local n=$1 extra=${2:-true} deadline got
   deadline=$(echo "$T_POST + $SCENARIO_MAX" | bc -l)
-  T_DONE=""; T_ALL=""
+  T_DONE=""; T_ALL=""; T_DIGEST=""
   while :; do
     STATUS=$(digest_status)
     got=$(sort -u "$SINK_LOG" | grep -c '^reader' || true)
     if [ -z "$T_ALL" ] && [ "$got" -ge "$n" ]; then T_ALL=$(now); fi
+    if [ -z "$T_DIGEST" ] && [ "$STATUS" = sent ] && [ -n "$T_ALL" ]; then T_DIGEST=$(now); fi
     if [ "$STATUS" = sent ] && [ -n "$T_ALL" ] && $extra; then T_DONE=$(now); break; fi
     case $STATUS in
       sent) $extra && { T_DONE=$(now); log "digest sent with $((n - got)) readers missing"; break; } ;;
@@ -241,7 +244,7 @@ scenario_slow() {
 # d. PostgreSQL unreachable for CUT_SECONDS during the digest and a burst of
 # BURST signups.
 scenario_dbcut() {
-  local n=$READERS proxy_port url_app pg_at t_cut t_back burst_pid codes expected burst_sent bd bt
+  local n=$READERS proxy_port url_app pg_at t_cut t_back burst_pid codes expected burst_sent bd bt late
   fresh_db; start_fault_sink dbcut
   proxy_port=$(free_port)
   pg_at=${PG_ADMIN_URL#*@}; pg_at=${pg_at%%/*}
@@ -288,7 +291,9 @@ EOF
   quiesce
   burst_sent=$(db_query "$DB_URL" "SELECT count(*) FROM outbox WHERE status = 'sent'")
   read -r bd bt < <(tally '^burst[0-9]+@burst\.example$')
-  report dbcut "$n" "cut_s=$CUT_SECONDS back_to_complete_s=${T_DONE:+$(secs "$t_back" "$T_DONE")} burst_http=$codes burst_in_db=$expected burst_missed=$((expected - bd)) burst_dups=$((bt - bd)) outbox_sent=$burst_sent"
+  # Confirmation emails that came only after the digest's last message.
+  late=$(awk '/^reader/ {r = NR} {line[NR] = $0} END {n = 0; for (i = r + 1; i <= NR; i++) if (line[i] ~ /^burst/) n++; print n}' "$SINK_LOG")
+  report dbcut "$n" "cut_s=$CUT_SECONDS back_to_complete_s=${T_DONE:+$(secs "$t_back" "$T_DONE")} back_to_digest_sent_s=${T_DIGEST:+$(secs "$t_back" "$T_DIGEST")} burst_http=$codes burst_in_db=$expected burst_missed=$((expected - bd)) burst_dups=$((bt - bd)) burst_after_digest=$late outbox_sent=$burst_sent"
   end_scenario dbcut
 }
 

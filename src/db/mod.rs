@@ -192,6 +192,20 @@ where
     })
 }
 
+/// Lets this transaction's commit return before its log record reaches the
+/// disk (PostgreSQL's `synchronous_commit = off`; SQLite in WAL mode with
+/// `synchronous = NORMAL` already works so). Nothing is lost when Tidings
+/// itself crashes: the server still has the commit and flushes it within a
+/// fraction of a second. A crash of the database server may lose its last
+/// such commits, so only for bookkeeping whose loss repeats work and never
+/// loses any (a send's settle, not a signup).
+pub fn relax_commit(conn: &mut DbConnection) -> QueryResult<()> {
+    match conn {
+        DbConnection::Pg(c) => c.batch_execute("SET LOCAL synchronous_commit = off"),
+        DbConnection::Sqlite(_) => Ok(()),
+    }
+}
+
 /// Timestamps are naive UTC with microsecond precision on both backends.
 pub fn now() -> NaiveDateTime {
     Utc::now().naive_utc().trunc_subsecs(6)

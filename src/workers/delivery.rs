@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -62,7 +62,12 @@ pub struct Content {
 pub struct Leased {
     chunk: Chunk,
     content: Arc<Content>,
+    /// When a settle last read the digest's status.
+    status_read: Mutex<Instant>,
 }
+
+/// How often settles look whether the digest was paused or cancelled.
+const STATUS_EVERY: Duration = Duration::from_millis(200);
 
 pub enum Outcome {
     Sent,
@@ -137,6 +142,20 @@ impl Delivery {
     }
 }
 
+impl Leased {
+    /// Whether it is time to look at the digest's status again.
+    fn status_due(&self) -> bool {
+        let Ok(mut last) = self.status_read.lock() else {
+            return true;
+        };
+        if last.elapsed() < STATUS_EVERY {
+            return false;
+        }
+        *last = Instant::now();
+        true
+    }
+}
+
 impl Work for Delivery {
     type Batch = Leased;
     type Item = DeliveryJob;
@@ -165,7 +184,15 @@ impl Work for Delivery {
             return Ok(None);
         };
         let content = self.content(state, chunk.digest_id).await?;
-        Ok(Some((Leased { chunk, content }, jobs)))
+        let status_read = Mutex::new(Instant::now());
+        Ok(Some((
+            Leased {
+                chunk,
+                content,
+                status_read,
+            },
+            jobs,
+        )))
     }
 
     async fn send(&self, state: &AppState, batch: &Leased, job: &DeliveryJob) -> Outcome {
@@ -192,6 +219,9 @@ impl Work for Delivery {
         renew: Option<chrono::NaiveDateTime>,
     ) -> QueryResult<bool> {
         let chunk = &batch.chunk;
+        // Outcomes are committed every few sends; a database crash that
+        // loses the last of them repeats those sends, nothing more.
+        db::relax_commit(c)?;
         let counts = record(c, chunk.digest_id, done)?;
         let held = db::deliveries::progress(c, chunk, counts, renew)?;
         if let Some(reason) = self.tripped(chunk.digest_id) {
@@ -202,8 +232,12 @@ impl Work for Delivery {
             }
             return Ok(false);
         }
-        // A pause or cancel (from any instance) stops the next send.
-        Ok(held && db::digests::is_sending(c, chunk.digest_id)?)
+        // A pause or cancel (from any instance) stops the sends that start
+        // after the next look.
+        if renew.is_some() || batch.status_due() {
+            return Ok(held && db::digests::is_sending(c, chunk.digest_id)?);
+        }
+        Ok(held)
     }
 
     fn release(&self, c: &mut DbConnection, batch: &Leased) -> QueryResult<()> {

@@ -10,8 +10,9 @@
 //! transaction. Three promises follow from the shape:
 //! - **Bounded repeats after a crash.** A send takes a place in a window
 //!   before it starts and gives it back only once its outcome is committed,
-//!   so at most [`Work::window`] sends are ever unrecorded: after kill -9
-//!   those are all a restart can repeat.
+//!   so at most [`Shape::window`] sends of an instance (all its lanes
+//!   together) are ever unrecorded: after kill -9 those are all a restart
+//!   can repeat.
 //! - **A live worker's work never looks abandoned.** The settler renews the
 //!   batch's lease every quarter lease whether or not anything finished, so
 //!   no SMTP speed, `send_rate` or batch size outlasts it; a dead worker's
@@ -109,12 +110,27 @@ pub async fn run<W: Work>(
     lanes: usize,
     shutdown: watch::Receiver<bool>,
 ) {
-    let all = (0..lanes).map(|_| lane(work.clone(), state.clone(), shutdown.clone()));
+    // One window for the whole instance, shared by its lanes: the bound on
+    // what a crash of this process can repeat.
+    let window = Arc::new(Semaphore::new(work.shape().window.max(1)));
+    let all = (0..lanes).map(|_| {
+        lane(
+            work.clone(),
+            state.clone(),
+            window.clone(),
+            shutdown.clone(),
+        )
+    });
     futures_util::future::join_all(all).await;
     work.stopped(&state).await;
 }
 
-async fn lane<W: Work>(work: Arc<W>, state: SharedState, mut shutdown: watch::Receiver<bool>) {
+async fn lane<W: Work>(
+    work: Arc<W>,
+    state: SharedState,
+    window: Arc<Semaphore>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut failing = false;
     loop {
         if *shutdown.borrow() {
@@ -124,7 +140,7 @@ async fn lane<W: Work>(work: Arc<W>, state: SharedState, mut shutdown: watch::Re
             Ok(Some((batch, items))) => {
                 failing = false;
                 work.more(&state);
-                drive(&work, &state, batch, items, &shutdown).await;
+                drive(&work, &state, &window, batch, items, &shutdown).await;
                 continue;
             }
             Ok(None) => failing = false,
@@ -155,13 +171,13 @@ struct Finished<W: Work> {
 pub async fn drive<W: Work>(
     work: &Arc<W>,
     state: &SharedState,
+    window: &Arc<Semaphore>,
     batch: W::Batch,
     items: Vec<W::Item>,
     stop: &watch::Receiver<bool>,
 ) -> usize {
     let n = items.len();
     let batch = Arc::new(batch);
-    let window = Arc::new(Semaphore::new(work.shape().window.max(1)));
     let go_on = AtomicBool::new(true);
     let (tx, rx) = mpsc::unbounded_channel::<Finished<W>>();
     let sends = {
@@ -199,8 +215,10 @@ pub async fn drive<W: Work>(
 
 /// The settler: commits what finished since the last commit (and renews
 /// the lease when a quarter of it has passed) until the senders are done
-/// and everything is recorded. A failed commit keeps its outcomes (and
-/// their places in the window) and is tried again.
+/// and everything is recorded. Up to [`COMMITS`] commits run at once on
+/// PostgreSQL, so a send's place in the window comes back after about one
+/// commit's latency, not a queue of them. A failed commit keeps its
+/// outcomes (and their places) and is tried again.
 async fn settle_as_they_come<W: Work>(
     work: &Arc<W>,
     state: &SharedState,
@@ -210,77 +228,126 @@ async fn settle_as_they_come<W: Work>(
     stop: &watch::Receiver<bool>,
 ) {
     let every = work.shape().lease / 4;
+    let parallel = if state.settings.database_url.is_postgres() {
+        COMMITS
+    } else {
+        1
+    };
     let mut next_renewal = Instant::now() + every;
     let mut pending: Vec<Finished<W>> = Vec::new();
+    let mut running = futures_util::stream::FuturesUnordered::new();
     let mut open = true;
-    let mut failures = 0u32;
-    let mut failing_since: Option<Instant> = None;
+    let mut failing = Failing::default();
     loop {
-        if pending.is_empty() && open {
-            tokio::select! {
-                got = rx.recv() => match got {
-                    Some(f) => pending.push(f),
-                    None => open = false,
-                },
-                _ = tokio::time::sleep_until(next_renewal) => {}
-            }
-        }
         while let Ok(f) = rx.try_recv() {
             pending.push(f);
         }
         let renew = Instant::now() >= next_renewal;
-        if pending.is_empty() && !renew {
-            if open {
-                continue;
+        let may_start = running.len() < parallel && Instant::now() >= failing.retry_at;
+        if may_start && (!pending.is_empty() || renew) {
+            let lease =
+                chrono::Duration::from_std(work.shape().lease).unwrap_or(chrono::Duration::MAX);
+            let until = renew.then(|| db::now() + lease);
+            if renew {
+                next_renewal = Instant::now() + every;
             }
-            break;
+            running.push(commit(
+                work,
+                state,
+                batch,
+                std::mem::take(&mut pending),
+                until,
+            ));
+            continue;
         }
-        let lease = chrono::Duration::from_std(work.shape().lease).unwrap_or(chrono::Duration::MAX);
-        let until = renew.then(|| db::now() + lease);
-        match commit(work, state, batch, &mut pending, until).await {
-            Ok(more) => {
-                if !more {
-                    go_on.store(false, Ordering::Release);
+        if !open && pending.is_empty() && running.is_empty() {
+            return;
+        }
+        tokio::select! {
+            got = rx.recv(), if open => match got {
+                Some(f) => pending.push(f),
+                None => open = false,
+            },
+            Some((result, left)) = running.next(), if !running.is_empty() => match result {
+                Ok(more) => {
+                    if !more {
+                        go_on.store(false, Ordering::Release);
+                    }
+                    failing.recovered(work.shape().name);
                 }
-                if failures > 0 {
-                    tracing::info!(worker = work.shape().name, failures, "settling works again");
+                Err(e) => {
+                    pending.extend(left);
+                    if failing.failed(work.shape().name, &e, *stop.borrow()) {
+                        tracing::warn!(
+                            worker = work.shape().name,
+                            unrecorded = pending.len(),
+                            "stopping with outcomes unrecorded; their lease will run out"
+                        );
+                        go_on.store(false, Ordering::Release);
+                        return;
+                    }
                 }
-                (failures, failing_since) = (0, None);
-                if renew {
-                    next_renewal = Instant::now() + every;
-                }
-            }
-            Err(e) => {
-                let since = *failing_since.get_or_insert_with(Instant::now);
-                if failures == 0 {
-                    tracing::warn!(worker = work.shape().name, error = %e, kept = pending.len(), "settling failed; keeping the outcomes and trying again");
-                }
-                failures += 1;
-                if *stop.borrow() && since.elapsed() > STOP_PATIENCE {
-                    tracing::warn!(
-                        worker = work.shape().name,
-                        unrecorded = pending.len(),
-                        "stopping with outcomes unrecorded; their lease will run out"
-                    );
-                    go_on.store(false, Ordering::Release);
-                    return;
-                }
-                tokio::time::sleep(retry::settle_pause(failures)).await;
-            }
+            },
+            _ = tokio::time::sleep_until(next_renewal.min(failing.retry_at.max(Instant::now()))),
+                if running.is_empty() => {}
         }
     }
 }
 
-/// One settle transaction over everything pending; on success the pending
-/// outcomes (and their places in the window) are gone.
+/// Settle commits running at once on PostgreSQL.
+const COMMITS: usize = 4;
+
+/// A run of failed commits: when to try again, and whether to give up.
+struct Failing {
+    failures: u32,
+    since: Option<Instant>,
+    retry_at: Instant,
+}
+
+impl Default for Failing {
+    fn default() -> Self {
+        Self {
+            failures: 0,
+            since: None,
+            retry_at: Instant::now(),
+        }
+    }
+}
+
+impl Failing {
+    fn recovered(&mut self, name: &str) {
+        if self.failures > 0 {
+            tracing::info!(
+                worker = name,
+                failures = self.failures,
+                "settling works again"
+            );
+        }
+        *self = Self::default();
+    }
+
+    /// Notes a failed commit; true when a stopping worker should give up.
+    fn failed(&mut self, name: &str, e: &db::DbError, stopping: bool) -> bool {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        if self.failures == 0 {
+            tracing::warn!(worker = name, error = %e, "settling failed; keeping the outcomes and trying again");
+        }
+        self.failures += 1;
+        self.retry_at = Instant::now() + retry::settle_pause(self.failures);
+        stopping && since.elapsed() > STOP_PATIENCE
+    }
+}
+
+/// One settle transaction over `pending`. Returns its result and, when it
+/// failed, the outcomes (with their places in the window) to try again.
 async fn commit<W: Work>(
     work: &Arc<W>,
     state: &SharedState,
     batch: &Arc<W::Batch>,
-    pending: &mut Vec<Finished<W>>,
+    pending: Vec<Finished<W>>,
     renew: Option<NaiveDateTime>,
-) -> Result<bool, db::DbError> {
-    let (items, places): (Vec<_>, Vec<_>) = std::mem::take(pending)
+) -> (Result<bool, db::DbError>, Vec<Finished<W>>) {
+    let (items, places): (Vec<_>, Vec<_>) = pending
         .into_iter()
         .map(|f| ((f.item, f.outcome), f._place))
         .unzip();
@@ -289,22 +356,23 @@ async fn commit<W: Work>(
         let (work, batch, done) = (work.clone(), batch.clone(), done.clone());
         db::transaction(&state.pool, move |c| work.settle(c, &batch, &done, renew)).await
     };
-    if result.is_err() {
-        // The closure is gone (run or dropped), so this is the last handle.
-        if let Ok(items) = Arc::try_unwrap(done) {
-            pending.extend(
-                items
-                    .into_iter()
-                    .zip(places)
-                    .map(|((item, outcome), place)| Finished {
-                        item,
-                        outcome,
-                        _place: place,
-                    }),
-            );
-        }
+    if result.is_ok() {
+        return (result, Vec::new());
     }
-    result
+    // The closure is gone (run or dropped), so this is the last handle.
+    let left = match Arc::try_unwrap(done) {
+        Ok(items) => items
+            .into_iter()
+            .zip(places)
+            .map(|((item, outcome), place)| Finished {
+                item,
+                outcome,
+                _place: place,
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    (result, left)
 }
 
 /// Ends the batch, trying again while the database is away (for at most a

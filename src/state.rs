@@ -16,6 +16,8 @@ use crate::metrics::Metrics;
 pub struct AppState {
     pub settings: Settings,
     pub pool: Pool,
+    /// What the mail workers settle through ([`db::connect_settling`]).
+    pub settle_pool: Pool,
     /// Keys unsubscribe links, confirmation tokens, suppression hashes, CSRF.
     pub secret: String,
     pub templates: minijinja::Environment<'static>,
@@ -58,6 +60,7 @@ impl AppState {
         let signup_limiter = NonZeroU32::new(settings.signup_rate_per_minute)
             .map(|n| RateLimiter::keyed(Quota::per_minute(n)));
         let metrics = Metrics::new(pool.clone())?;
+        let settle_pool = db::connect_settling(&settings.database_url, &pool);
         let settings_dkim = settings.dkim.as_ref().map(|d| d.signing.clone());
         let outbox = Arc::new(crate::subscriptions::handoff::Handoff::default());
         let signups = crate::subscriptions::batch::Batcher::start(
@@ -76,6 +79,7 @@ impl AppState {
             mailer: Mailer::from_settings(&settings)?,
             templates: crate::mail::templates::environment()?,
             settings,
+            settle_pool,
             pool,
             secret,
             outbox,

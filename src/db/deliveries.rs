@@ -113,6 +113,66 @@ pub fn claim_chunk(
     Ok(claimed.into_iter().next())
 }
 
+/// Readers whose deliveries went out (or were skipped), for
+/// [`settle_in_one`].
+#[derive(Debug, Default)]
+pub struct Settled {
+    pub sent: Vec<String>,
+    pub skipped: Vec<String>,
+}
+
+/// On PostgreSQL, the common settle as one statement (so one round trip and
+/// its own transaction): marks the deliveries sent or skipped, adds them to
+/// the chunk's counters (renewing its lease with `renew`) if the chunk is
+/// still held under this claim, and reads the digest's status. Returns
+/// whether sending may go on; `None` on SQLite, whose caller settles in a
+/// transaction instead.
+pub fn settle_in_one(
+    conn: &mut DbConnection,
+    chunk: &Chunk,
+    settled: &Settled,
+    renew: Option<NaiveDateTime>,
+) -> QueryResult<Option<bool>> {
+    use diesel::sql_types::Array;
+    #[derive(QueryableByName)]
+    struct Going {
+        #[diesel(sql_type = BigInt)]
+        held: i64,
+        #[diesel(sql_type = Nullable<Text>)]
+        status: Option<String>,
+    }
+    let DbConnection::Pg(c) = conn else {
+        return Ok(None);
+    };
+    let going: Going = diesel::sql_query(
+        "WITH done AS ( \
+           UPDATE deliveries SET \
+             status = CASE WHEN subscriber_id = ANY($3) THEN 'skipped' ELSE 'sent' END, \
+             sent_at = $4, attempts = attempts + 1 \
+           WHERE digest_id = $1 AND status = 'queued' \
+             AND (subscriber_id = ANY($2) OR subscriber_id = ANY($3)) \
+           RETURNING status), \
+         chunk AS ( \
+           UPDATE delivery_chunks SET \
+             sent = sent + (SELECT COUNT(*) FROM done WHERE status = 'sent'), \
+             skipped = skipped + (SELECT COUNT(*) FROM done WHERE status = 'skipped'), \
+             due_at = COALESCE($5, due_at) \
+           WHERE id = $6 AND lease_id = $7 RETURNING id) \
+         SELECT (SELECT COUNT(*) FROM chunk) AS held, \
+                (SELECT status FROM digests WHERE id = $1) AS status",
+    )
+    .bind::<BigInt, _>(chunk.digest_id)
+    .bind::<Array<Text>, _>(&settled.sent)
+    .bind::<Array<Text>, _>(&settled.skipped)
+    .bind::<Timestamp, _>(super::now())
+    .bind::<Nullable<Timestamp>, _>(renew)
+    .bind::<BigInt, _>(chunk.id)
+    .bind::<Text, _>(&chunk.lease_id)
+    .get_result(c)?;
+    let sending = going.status.as_deref() == Some(crate::domain::digest_status::SENDING);
+    Ok(Some(going.held == 1 && sending))
+}
+
 /// Deliveries settled in one commit, by outcome.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {

@@ -192,20 +192,6 @@ where
     })
 }
 
-/// Lets this transaction's commit return before its log record reaches the
-/// disk (PostgreSQL's `synchronous_commit = off`; SQLite in WAL mode with
-/// `synchronous = NORMAL` already works so). Nothing is lost when Tidings
-/// itself crashes: the server still has the commit and flushes it within a
-/// fraction of a second. A crash of the database server may lose its last
-/// such commits, so only for bookkeeping whose loss repeats work and never
-/// loses any (a send's settle, not a signup).
-pub fn relax_commit(conn: &mut DbConnection) -> QueryResult<()> {
-    match conn {
-        DbConnection::Pg(c) => c.batch_execute("SET LOCAL synchronous_commit = off"),
-        DbConnection::Sqlite(_) => Ok(()),
-    }
-}
-
 /// Timestamps are naive UTC with microsecond precision on both backends.
 pub fn now() -> NaiveDateTime {
     Utc::now().naive_utc().trunc_subsecs(6)
@@ -226,11 +212,17 @@ pub enum ConnectError {
 #[derive(Clone, Debug)]
 pub struct ConnectionManager {
     url: DatabaseUrl,
+    /// PostgreSQL sessions whose commits do not wait for the log flush
+    /// (the workers' settles; see [`connect_settling`]).
+    relaxed: bool,
 }
 
 impl ConnectionManager {
     pub fn new(url: DatabaseUrl) -> Self {
-        Self { url }
+        Self {
+            url,
+            relaxed: false,
+        }
     }
 }
 
@@ -283,7 +275,13 @@ impl ConnectionManager {
     /// Opens one connection of the configured backend.
     pub fn open(&self) -> Result<DbConnection, ConnectError> {
         match &self.url {
-            DatabaseUrl::Postgres(url) => Ok(DbConnection::Pg(PgConnection::establish(url)?)),
+            DatabaseUrl::Postgres(url) => {
+                let mut conn = PgConnection::establish(url)?;
+                if self.relaxed {
+                    conn.batch_execute("SET synchronous_commit = off")?;
+                }
+                Ok(DbConnection::Pg(conn))
+            }
             DatabaseUrl::Sqlite(path) => {
                 let path = path.to_string_lossy();
                 let mut conn = SqliteConnection::establish(&path)?;
@@ -323,6 +321,30 @@ pub fn connect(url: &DatabaseUrl) -> anyhow::Result<Pool> {
         .build_unchecked(manager);
     drop(first);
     Ok(pool)
+}
+
+/// The pool the mail workers settle through. On PostgreSQL its sessions
+/// commit without waiting for the log flush: a settle is committed every
+/// few sends, and its latency paces sending (a send's place in the window
+/// comes back only when its outcome is committed). Nothing is lost when
+/// Tidings crashes (the server has the commit and flushes it within a
+/// fraction of a second); a crash of the database server itself may lose
+/// its last settles, which repeats those sends and loses none. SQLite (WAL,
+/// `synchronous = NORMAL`) already commits so: the main pool serves.
+pub fn connect_settling(url: &DatabaseUrl, main: &Pool) -> Pool {
+    if !url.is_postgres() {
+        return main.clone();
+    }
+    let manager = ConnectionManager {
+        url: url.clone(),
+        relaxed: true,
+    };
+    r2d2::Pool::builder()
+        .max_size(8)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(3))
+        .test_on_check_out(false)
+        .build_unchecked(manager)
 }
 
 /// Brings the schema up to date. Several instances starting together on one

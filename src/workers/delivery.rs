@@ -142,6 +142,50 @@ impl Delivery {
     }
 }
 
+/// The readers sent (or skipped) in `done`, for the one-statement settle.
+fn ids(done: &[(DeliveryJob, Outcome)]) -> db::deliveries::Settled {
+    let mut settled = db::deliveries::Settled::default();
+    for (job, outcome) in done {
+        match outcome {
+            Outcome::Sent => settled.sent.push(job.subscriber_id.clone()),
+            Outcome::Skipped => settled.skipped.push(job.subscriber_id.clone()),
+            _ => {}
+        }
+    }
+    settled
+}
+
+impl Delivery {
+    /// The general settle, inside its transaction: every kind of outcome,
+    /// and the breaker's pause.
+    fn settle_in(
+        &self,
+        c: &mut DbConnection,
+        batch: &Leased,
+        done: &[(DeliveryJob, Outcome)],
+        renew: Option<chrono::NaiveDateTime>,
+        tripped: Option<String>,
+    ) -> QueryResult<bool> {
+        let chunk = &batch.chunk;
+        let counts = record(c, chunk.digest_id, done)?;
+        let held = db::deliveries::progress(c, chunk, counts, renew)?;
+        if let Some(reason) = tripped {
+            let reason = crate::domain::email::mask_in(&reason);
+            if db::digests::pause(c, chunk.digest_id, &reason)? {
+                self.paused.with_label_values(&["breaker"]).inc();
+                tracing::warn!(digest_id = chunk.digest_id, %reason, "digest paused: the relay keeps refusing the sender or the content");
+            }
+            return Ok(false);
+        }
+        // A pause or cancel (from any instance) stops the sends that start
+        // after the next look.
+        if renew.is_some() || batch.status_due() {
+            return Ok(held && db::digests::is_sending(c, chunk.digest_id)?);
+        }
+        Ok(held)
+    }
+}
+
 impl Leased {
     /// Whether it is time to look at the digest's status again.
     fn status_due(&self) -> bool {
@@ -218,26 +262,18 @@ impl Work for Delivery {
         done: &[(DeliveryJob, Outcome)],
         renew: Option<chrono::NaiveDateTime>,
     ) -> QueryResult<bool> {
-        let chunk = &batch.chunk;
-        // Outcomes are committed every few sends; a database crash that
-        // loses the last of them repeats those sends, nothing more.
-        db::relax_commit(c)?;
-        let counts = record(c, chunk.digest_id, done)?;
-        let held = db::deliveries::progress(c, chunk, counts, renew)?;
-        if let Some(reason) = self.tripped(chunk.digest_id) {
-            let reason = crate::domain::email::mask_in(&reason);
-            if db::digests::pause(c, chunk.digest_id, &reason)? {
-                self.paused.with_label_values(&["breaker"]).inc();
-                tracing::warn!(digest_id = chunk.digest_id, %reason, "digest paused: the relay keeps refusing the sender or the content");
+        let tripped = self.tripped(batch.chunk.digest_id);
+        if tripped.is_none()
+            && done
+                .iter()
+                .all(|(_, o)| matches!(o, Outcome::Sent | Outcome::Skipped))
+        {
+            if let Some(going) = db::deliveries::settle_in_one(c, &batch.chunk, &ids(done), renew)?
+            {
+                return Ok(going);
             }
-            return Ok(false);
         }
-        // A pause or cancel (from any instance) stops the sends that start
-        // after the next look.
-        if renew.is_some() || batch.status_due() {
-            return Ok(held && db::digests::is_sending(c, chunk.digest_id)?);
-        }
-        Ok(held)
+        db::in_transaction(c, |c| self.settle_in(c, batch, done, renew, tripped))
     }
 
     fn release(&self, c: &mut DbConnection, batch: &Leased) -> QueryResult<()> {
@@ -247,7 +283,6 @@ impl Work for Delivery {
         }
         Ok(())
     }
-
     async fn woken(&self, state: &SharedState) {
         state.wake_deliveries.notified().await
     }

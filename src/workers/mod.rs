@@ -80,9 +80,10 @@ pub trait Work: Send + Sync + Sized + 'static {
         batch: &Self::Batch,
         item: &Self::Item,
     ) -> impl Future<Output = Self::Outcome> + Send;
-    /// Records `done` and, with `renew`, extends the batch's lease to it, in
-    /// one transaction. Returns whether sending this batch may go on (false:
-    /// the lease was lost, or the work was paused or cancelled).
+    /// Records `done` and, with `renew`, extends the batch's lease to it,
+    /// atomically (in one transaction, or one statement). Returns whether
+    /// sending this batch may go on (false: the lease was lost, or the work
+    /// was paused or cancelled).
     fn settle(
         &self,
         conn: &mut DbConnection,
@@ -354,7 +355,10 @@ async fn commit<W: Work>(
     let done = Arc::new(items);
     let result = {
         let (work, batch, done) = (work.clone(), batch.clone(), done.clone());
-        db::transaction(&state.pool, move |c| work.settle(c, &batch, &done, renew)).await
+        db::run(&state.settle_pool, move |c| {
+            work.settle(c, &batch, &done, renew)
+        })
+        .await
     };
     if result.is_ok() {
         return (result, Vec::new());
@@ -387,7 +391,7 @@ async fn release<W: Work>(
     let mut failures = 0;
     loop {
         let (w, b) = (work.clone(), batch.clone());
-        match db::transaction(&state.pool, move |c| w.release(c, &b)).await {
+        match db::transaction(&state.settle_pool, move |c| w.release(c, &b)).await {
             Ok(()) => return,
             Err(e) if Instant::now() < deadline && !(*stop.borrow() && failures > 20) => {
                 if failures == 0 {

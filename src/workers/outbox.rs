@@ -156,32 +156,7 @@ impl Work for Outbox {
         done: &[(OutboxJob, Outcome)],
         renew: Option<chrono::NaiveDateTime>,
     ) -> QueryResult<bool> {
-        let now = db::now();
-        let sent: Vec<i64> = done
-            .iter()
-            .filter(|(_, o)| matches!(o, Outcome::Sent))
-            .map(|(job, _)| job.id)
-            .collect();
-        db::outbox::mark_sent(c, &sent, now)?;
-        for (job, outcome) in done {
-            match outcome {
-                Outcome::Sent => 0,
-                Outcome::Retry(e) if job.attempts < MAX_ATTEMPTS => {
-                    db::outbox::retry_at(c, job.id, now + backoff(job.attempts), e)?
-                }
-                Outcome::Retry(e) => db::outbox::mark_failed(c, job.id, e)?,
-                Outcome::Failed { reason, bounce } => {
-                    if let (true, Some(id)) = (bounce, &job.subscriber_id) {
-                        crate::subscriptions::bounce(c, id, reason)?;
-                    }
-                    db::outbox::mark_failed(c, job.id, reason)?
-                }
-            };
-        }
-        if let Some(until) = renew {
-            db::outbox::renew(c, batch, until)?;
-        }
-        Ok(true)
+        db::in_transaction(c, |c| settle_in(c, batch, done, renew))
     }
 
     /// Rows of the batch still leased (a stop came before they were sent)
@@ -222,6 +197,41 @@ impl Work for Outbox {
         }
         crate::subscriptions::handoff::release(&state.pool, &state.outbox, left).await;
     }
+}
+
+/// The outbox's settle, inside its transaction.
+fn settle_in(
+    c: &mut DbConnection,
+    batch: &[i64],
+    done: &[(OutboxJob, Outcome)],
+    renew: Option<chrono::NaiveDateTime>,
+) -> QueryResult<bool> {
+    let now = db::now();
+    let sent: Vec<i64> = done
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Sent))
+        .map(|(job, _)| job.id)
+        .collect();
+    db::outbox::mark_sent(c, &sent, now)?;
+    for (job, outcome) in done {
+        match outcome {
+            Outcome::Sent => 0,
+            Outcome::Retry(e) if job.attempts < MAX_ATTEMPTS => {
+                db::outbox::retry_at(c, job.id, now + backoff(job.attempts), e)?
+            }
+            Outcome::Retry(e) => db::outbox::mark_failed(c, job.id, e)?,
+            Outcome::Failed { reason, bounce } => {
+                if let (true, Some(id)) = (bounce, &job.subscriber_id) {
+                    crate::subscriptions::bounce(c, id, reason)?;
+                }
+                db::outbox::mark_failed(c, job.id, reason)?
+            }
+        };
+    }
+    if let Some(until) = renew {
+        db::outbox::renew(c, batch, until)?;
+    }
+    Ok(true)
 }
 
 async fn recv(rx: &mut Option<mpsc::Receiver<OutboxJob>>) -> Option<OutboxJob> {

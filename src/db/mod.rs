@@ -454,6 +454,35 @@ where
 
 #[cfg(test)]
 mod tests {
+    use diesel::prelude::*;
+    use diesel::sql_types::Text;
+
+    use crate::domain::{DigestStatus, SubscriberStatus};
+
+    /// Through the multi-backend connection, as every query runs: an enum
+    /// binds as its text, reads back from it, and text that is none of its
+    /// values is a deserialization error.
+    #[test]
+    fn vocabulary_is_text_through_the_multi_backend() {
+        let sqlite = diesel::SqliteConnection::establish(":memory:").unwrap();
+        let mut conn = super::DbConnection::Sqlite(sqlite);
+        let bound: String = diesel::select(SubscriberStatus::Erased.into_sql::<Text>())
+            .get_result(&mut conn)
+            .unwrap();
+        assert_eq!(bound, "erased");
+        let read: DigestStatus = diesel::select(diesel::dsl::sql::<Text>("'paused'"))
+            .get_result(&mut conn)
+            .unwrap();
+        assert_eq!(read, DigestStatus::Paused);
+        let unknown = diesel::select(diesel::dsl::sql::<Text>("'Paused'"))
+            .get_result::<DigestStatus>(&mut conn)
+            .unwrap_err();
+        assert!(
+            matches!(unknown, diesel::result::Error::DeserializationError(_)),
+            "{unknown:?}"
+        );
+    }
+
     #[test]
     fn placeholders() {
         assert_eq!(super::sql(true, "a = ? AND b = ?"), "a = $1 AND b = $2");

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::db::schema::{confirmation_tokens, consent_events, outbox, subscribers};
 use crate::db::{self, consent, suppressions, DbConnection};
-use crate::domain::{consent as event, status, SubscriberEmail};
+use crate::domain::{ConsentEvent, SubscriberEmail, SubscriberStatus, SuppressionReason};
 
 /// What a consent event's source becomes when it contained the address
 /// (a bounce's SMTP reply, a referer with `?email=` stored before signups
@@ -55,18 +55,18 @@ pub fn erase(
         source: ctx.source.clone(),
         method: ctx.method.clone(),
     };
-    consent::record(conn, subscriber_id, event::ERASED, now, &skeleton)?;
+    consent::record(conn, subscriber_id, ConsentEvent::Erased, now, &skeleton)?;
     Ok(true)
 }
 
 /// Puts the address on the suppression list.
 fn suppress(conn: &mut DbConnection, secret: &str, key: &str) -> diesel::QueryResult<()> {
-    suppressions::add(conn, secret, key, "erased")?;
+    suppressions::add(conn, secret, key, SuppressionReason::Erased)?;
     // Stored before domains were kept in ASCII: suppress the spelling
     // new signups of this address have, too.
     if let Ok(canonical) = SubscriberEmail::parse(key).map(|e| e.key()) {
         if canonical != key {
-            suppressions::add(conn, secret, &canonical, "erased")?;
+            suppressions::add(conn, secret, &canonical, SuppressionReason::Erased)?;
         }
     }
     Ok(())
@@ -142,7 +142,7 @@ fn blank_subscriber(
             subscribers::email.eq(None::<String>),
             subscribers::email_key.eq(None::<String>),
             subscribers::name.eq(None::<String>),
-            subscribers::status.eq(status::ERASED),
+            subscribers::status.eq(SubscriberStatus::Erased),
             subscribers::updated_at.eq(now),
             subscribers::last_confirmation_at.eq(None::<chrono::NaiveDateTime>),
         ))
@@ -171,7 +171,7 @@ fn lock_erasable(conn: &mut DbConnection, id: &str) -> diesel::QueryResult<Optio
         );
         diesel::sql_query(db::sql(pg, &text))
             .bind::<Text, _>(id)
-            .bind::<Text, _>(status::ERASED)
+            .bind::<Text, _>(SubscriberStatus::Erased.as_str())
             .get_result(c)
             .optional()
     })
@@ -258,7 +258,7 @@ pub fn export(
     let Some(s) = db::subscribers::find(conn, subscriber_id)? else {
         return Ok(None);
     };
-    if s.status == status::ERASED {
+    if s.status == SubscriberStatus::Erased {
         return Ok(None);
     }
     let now = db::now();

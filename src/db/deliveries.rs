@@ -15,6 +15,7 @@ use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
 
 use super::schema::{deliveries, delivery_chunks, digests};
 use super::{sql, DbConnection};
+use crate::domain::{DeliveryStatus, DigestStatus, SubscriberStatus};
 
 /// Readers per chunk: what one worker claims, sends and settles at a time.
 pub const CHUNK: i64 = 1000;
@@ -168,7 +169,7 @@ pub struct DeliveryJob {
     #[diesel(sql_type = Nullable<Text>)]
     pub name: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
-    pub status: Option<String>,
+    pub status: Option<SubscriberStatus>,
 }
 
 /// The chunk's deliveries that are queued and due.
@@ -229,7 +230,7 @@ pub fn settle_many(
     conn: &mut DbConnection,
     digest_id: i64,
     subscriber_ids: &[&str],
-    status: &str,
+    status: DeliveryStatus,
     at: NaiveDateTime,
 ) -> QueryResult<usize> {
     let mut n = 0;
@@ -274,7 +275,7 @@ pub fn retry_at(
 pub fn mark_failed(conn: &mut DbConnection, job: &DeliveryJob, error: &str) -> QueryResult<usize> {
     diesel::update(deliveries::table.find((job.digest_id, &job.subscriber_id)))
         .set((
-            deliveries::status.eq("failed"),
+            deliveries::status.eq(DeliveryStatus::Failed),
             deliveries::attempts.eq(job.attempts + 1),
             deliveries::last_error.eq(Some(error)),
         ))
@@ -291,13 +292,13 @@ pub fn release_chunk(conn: &mut DbConnection, chunk: &Chunk) -> QueryResult<()> 
     #[derive(QueryableByName)]
     struct Count {
         #[diesel(sql_type = Text)]
-        status: String,
+        status: DeliveryStatus,
         #[diesel(sql_type = BigInt)]
         n: i64,
         #[diesel(sql_type = Nullable<Timestamp>)]
         next_due: Option<NaiveDateTime>,
     }
-    let counts: Vec<(String, i64, Option<NaiveDateTime>)> = in_chunk::<Count>(
+    let counts: Vec<(DeliveryStatus, i64, Option<NaiveDateTime>)> = in_chunk::<Count>(
         conn,
         chunk,
         "SELECT d.status, COUNT(*) AS n, MIN(d.next_attempt_at) AS next_due FROM deliveries d",
@@ -307,21 +308,21 @@ pub fn release_chunk(conn: &mut DbConnection, chunk: &Chunk) -> QueryResult<()> 
     .into_iter()
     .map(|c| (c.status, c.n, c.next_due))
     .collect();
-    let count = |status: &str| {
+    let count = |status: DeliveryStatus| {
         counts
             .iter()
-            .find(|(s, _, _)| s == status)
+            .find(|(s, _, _)| *s == status)
             .map_or(0, |(_, n, _)| *n as i32)
     };
     let next_due = counts
         .iter()
-        .find(|(s, _, _)| s == "queued")
+        .find(|(s, _, _)| *s == DeliveryStatus::Queued)
         .and_then(|(_, _, at)| *at);
     let n = diesel::update(held)
         .set((
-            delivery_chunks::sent.eq(count("sent")),
-            delivery_chunks::failed.eq(count("failed")),
-            delivery_chunks::skipped.eq(count("skipped")),
+            delivery_chunks::sent.eq(count(DeliveryStatus::Sent)),
+            delivery_chunks::failed.eq(count(DeliveryStatus::Failed)),
+            delivery_chunks::skipped.eq(count(DeliveryStatus::Skipped)),
             delivery_chunks::done.eq(next_due.is_none()),
             delivery_chunks::lease_id.eq(None::<String>),
         ))
@@ -343,11 +344,11 @@ pub fn finish_done_digests(conn: &mut DbConnection, at: NaiveDateTime) -> QueryR
         .filter(delivery_chunks::digest_id.eq(digests::id))
         .filter(delivery_chunks::done.eq(false));
     let done = digests::table
-        .filter(digests::status.eq(crate::domain::digest_status::SENDING))
+        .filter(digests::status.eq(DigestStatus::Sending))
         .filter(diesel::dsl::not(diesel::dsl::exists(open)));
     crate::with_backend!(conn, |c, _pg| diesel::update(done)
         .set((
-            digests::status.eq(crate::domain::digest_status::SENT),
+            digests::status.eq(DigestStatus::Sent),
             digests::finished_at.eq(Some(at)),
         ))
         .returning(digests::id)
@@ -359,7 +360,7 @@ pub fn finish_done_digests(conn: &mut DbConnection, at: NaiveDateTime) -> QueryR
 pub fn for_subscriber(
     conn: &mut DbConnection,
     subscriber_id: &str,
-) -> QueryResult<Vec<(i64, String, Option<NaiveDateTime>)>> {
+) -> QueryResult<Vec<(i64, DeliveryStatus, Option<NaiveDateTime>)>> {
     let digest_ids: Vec<i64> = digests::table
         .select(digests::id)
         .order(digests::id)
@@ -376,7 +377,7 @@ pub fn for_subscriber(
                     deliveries::status,
                     deliveries::sent_at,
                 ))
-                .load::<(i64, String, Option<NaiveDateTime>)>(conn)?,
+                .load::<(i64, DeliveryStatus, Option<NaiveDateTime>)>(conn)?,
         );
     }
     Ok(rows)

@@ -17,7 +17,7 @@ use super::consent::{self, Context};
 use super::schema::{confirmation_tokens, outbox, subscribers};
 use super::unnest::{Bind, Sql, Unnest};
 use super::DbConnection;
-use crate::domain::{consent as event, status};
+use crate::domain::{ConsentEvent, MailKind, SubscriberStatus, WorkStatus};
 
 /// One new reader of a group and everything its rows need.
 pub struct NewSignup<'a> {
@@ -43,10 +43,10 @@ pub struct Times {
 impl Times {
     /// The status and attempt count the group's outbox rows go in with:
     /// leased rows count the attempt their worker is about to make.
-    pub fn outbox_row(&self) -> (&'static str, i32) {
+    pub fn outbox_row(&self) -> (WorkStatus, i32) {
         match self.lease_until {
-            Some(_) => ("sending", 1),
-            None => ("queued", 0),
+            Some(_) => (WorkStatus::Sending, 1),
+            None => (WorkStatus::Queued, 0),
         }
     }
 }
@@ -81,12 +81,12 @@ pub fn insert<'r>(
                 maybe(|r| r.ctx.method.as_deref()),
                 texts(|r| r.token_hash),
                 texts(|r| r.payload),
-                Bind::Text(status::PENDING),
+                Bind::Text(SubscriberStatus::Pending.as_str()),
                 Bind::At(times.now),
-                Bind::Text(event::REQUESTED),
+                Bind::Text(ConsentEvent::Requested.as_str()),
                 Bind::Text(crate::domain::CONSENT_TEXT_VERSION),
                 Bind::At(times.expires_at),
-                Bind::Text(outbox_status),
+                Bind::Text(outbox_status.as_str()),
                 Bind::Int(attempts),
                 Bind::MaybeAt(times.lease_until),
             ])
@@ -132,7 +132,7 @@ fn insert_sqlite(
     c: &mut diesel::SqliteConnection,
     rows: &[NewSignup],
     times: Times,
-    (outbox_status, attempts): (&str, i32),
+    (outbox_status, attempts): (WorkStatus, i32),
 ) -> QueryResult<Vec<(String, i64)>> {
     let readers: Vec<_> = rows
         .iter()
@@ -142,7 +142,7 @@ fn insert_sqlite(
                 subscribers::email.eq(r.email),
                 subscribers::email_key.eq(r.email_key),
                 subscribers::name.eq(r.name),
-                subscribers::status.eq(status::PENDING),
+                subscribers::status.eq(SubscriberStatus::Pending),
                 subscribers::created_at.eq(times.now),
                 subscribers::updated_at.eq(times.now),
                 subscribers::last_confirmation_at.eq(times.now),
@@ -162,7 +162,7 @@ fn insert_sqlite(
         return Ok(Vec::new());
     }
     let events: Vec<_> = rows.iter().map(|r| (r.id, r.ctx)).collect();
-    consent::record_each_sqlite(c, &events, event::REQUESTED, times.now)?;
+    consent::record_each_sqlite(c, &events, ConsentEvent::Requested, times.now)?;
     let tokens: Vec<_> = rows
         .iter()
         .map(|r| {
@@ -181,7 +181,7 @@ fn insert_sqlite(
         .iter()
         .map(|r| {
             (
-                outbox::kind.eq("confirm"),
+                outbox::kind.eq(MailKind::Confirm),
                 outbox::subscriber_id.eq(Some(r.id)),
                 outbox::recipient.eq(r.email),
                 outbox::payload.eq(r.payload),

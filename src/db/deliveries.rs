@@ -24,11 +24,17 @@ pub const CHUNK: i64 = 1000;
 /// reader order (the key's order: the index grows at its right edge), then
 /// the chunks. Returns how many readers it queued.
 pub fn fan_out(conn: &mut DbConnection, digest_id: i64, at: NaiveDateTime) -> QueryResult<usize> {
+    // Statuses in raw SQL here are literals written from the enums, so the
+    // text the planner sees is what it always was.
     let n = crate::with_backend!(conn, |c, pg| {
         diesel::sql_query(sql(
             pg,
-            "INSERT INTO deliveries (digest_id, subscriber_id, status, attempts, next_attempt_at) \
-             SELECT ?, id, 'queued', 0, ? FROM subscribers WHERE status = 'confirmed' ORDER BY id",
+            &format!(
+                "INSERT INTO deliveries (digest_id, subscriber_id, status, attempts, next_attempt_at) \
+                 SELECT ?, id, '{}', 0, ? FROM subscribers WHERE status = '{}' ORDER BY id",
+                DeliveryStatus::Queued,
+                SubscriberStatus::Confirmed,
+            ),
         ))
         .bind::<BigInt, _>(digest_id)
         .bind::<Timestamp, _>(at)
@@ -100,9 +106,10 @@ pub fn claim_chunk(
             &format!(
                 "UPDATE delivery_chunks SET due_at = ?, lease_id = ? WHERE id IN ( \
                    SELECT id FROM delivery_chunks WHERE NOT done AND due_at <= ? \
-                   AND digest_id IN (SELECT id FROM digests WHERE status = 'sending') \
+                   AND digest_id IN (SELECT id FROM digests WHERE status = '{}') \
                    ORDER BY due_at, id LIMIT 1 {}) \
                  RETURNING id, digest_id, first_subscriber, next_subscriber, lease_id",
+                DigestStatus::Sending,
                 if pg { "FOR UPDATE SKIP LOCKED" } else { "" }
             ),
         ))
@@ -183,7 +190,10 @@ pub fn due_in(
         chunk,
         "SELECT d.digest_id, d.subscriber_id, d.attempts, s.email, s.name, s.status \
          FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id",
-        "AND d.status = 'queued' AND d.next_attempt_at <= ? ORDER BY d.subscriber_id",
+        &format!(
+            "AND d.status = '{}' AND d.next_attempt_at <= ? ORDER BY d.subscriber_id",
+            DeliveryStatus::Queued
+        ),
         Some(now),
     )
 }

@@ -174,11 +174,12 @@ where
     use diesel::RunQueryDsl;
     crate::with_backend!(conn, |c, pg| {
         let text = format!(
-            "UPDATE {name} SET status = 'sending', locked_until = ?, attempts = attempts + 1 \
+            "UPDATE {name} SET status = '{sending}', locked_until = ?, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM {name} WHERE {condition} \
                ORDER BY {order} LIMIT ? {}) \
              RETURNING {returning}",
             if pg { "FOR UPDATE SKIP LOCKED" } else { "" },
+            sending = crate::domain::WorkStatus::Sending,
             name = table.name,
             order = table.order,
             returning = table.returning,

@@ -88,18 +88,20 @@ pub fn claim(
     let claim = |conn: &mut DbConnection, condition: &str, limit: i64| {
         super::claim_batch(conn, &OUTBOX, condition, now, lease_until, limit)
     };
+    // The statuses go into the text as literals written from the enum, not
+    // as binds: the statement stays what it was, and a literal status is
+    // what the partial index outbox_due_idx (status IN ('queued',
+    // 'sending')) is sure to match, whatever plan PostgreSQL picks.
     let mut jobs = if expired {
-        claim(conn, "status = 'sending' AND locked_until < ?", limit)?
+        let leased = format!("status = '{}' AND locked_until < ?", WorkStatus::Sending);
+        claim(conn, &leased, limit)?
     } else {
         Vec::new()
     };
     let left = limit - jobs.len() as i64;
     if left > 0 {
-        jobs.extend(claim(
-            conn,
-            "status = 'queued' AND next_attempt_at <= ?",
-            left,
-        )?);
+        let due = format!("status = '{}' AND next_attempt_at <= ?", WorkStatus::Queued);
+        jobs.extend(claim(conn, &due, left)?);
     }
     Ok(jobs)
 }

@@ -86,6 +86,7 @@ pub fn insert<'r>(
                 Bind::Text(ConsentEvent::Requested.as_str()),
                 Bind::Text(crate::domain::CONSENT_TEXT_VERSION),
                 Bind::At(times.expires_at),
+                Bind::Text(MailKind::Confirm.as_str()),
                 Bind::Text(outbox_status.as_str()),
                 Bind::Int(attempts),
                 Bind::MaybeAt(times.lease_until),
@@ -106,8 +107,9 @@ impl Sql for InsertGroup {
                                ?::text[], ?::text[], ?::text[], ?::text[], ?::text[]) \
             AS t(id, email, email_key, name, ip, user_agent, source, method, token_hash, payload)), \
         p AS (SELECT ?::text AS status, ?::timestamp AS now, ?::text AS event, \
-                     ?::text AS version, ?::timestamp AS expires_at, ?::text AS outbox_status, \
-                     ?::integer AS attempts, ?::timestamp AS lease_until), \
+                     ?::text AS version, ?::timestamp AS expires_at, ?::text AS kind, \
+                     ?::text AS outbox_status, ?::integer AS attempts, \
+                     ?::timestamp AS lease_until), \
         s AS (INSERT INTO subscribers (id, email, email_key, name, status, created_at, \
                   updated_at, last_confirmation_at) \
               SELECT t.id, t.email, t.email_key, t.name, p.status, p.now, p.now, p.now FROM t, p \
@@ -120,7 +122,7 @@ impl Sql for InsertGroup {
               SELECT t.token_hash, t.id, p.now, p.expires_at FROM t JOIN s USING (id), p) \
         INSERT INTO outbox (kind, subscriber_id, recipient, payload, status, attempts, \
             next_attempt_at, locked_until, created_at) \
-        SELECT 'confirm', t.id, t.email, t.payload, p.outbox_status, p.attempts, p.now, \
+        SELECT p.kind, t.id, t.email, t.payload, p.outbox_status, p.attempts, p.now, \
                p.lease_until, p.now \
         FROM t JOIN s USING (id), p \
         RETURNING subscriber_id, id";

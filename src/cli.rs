@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
 use crate::db;
+use crate::domain::{DigestStatus, SubscriberStatus};
 use crate::state::AppState;
 
 #[derive(Parser, Debug)]
@@ -88,8 +89,8 @@ pub enum SubscribersCommand {
     /// erased readers only with --status erased
     Export {
         /// Only readers with this status
-        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::domain::status::ALL))]
-        status: Option<String>,
+        #[arg(long, value_parser = status_parser())]
+        status: Option<SubscriberStatus>,
     },
     /// Import readers from a CSV file (header row with an `email` column,
     /// optional `name`) as confirmed, recording the import in the consent log
@@ -208,17 +209,23 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     }
 }
 
-async fn subscribers_export(settings: Settings, status: Option<String>) -> anyhow::Result<()> {
+/// `--status`: one of the statuses' names (listed in `--help`), parsed.
+fn status_parser() -> impl clap::builder::TypedValueParser<Value = SubscriberStatus> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(SubscriberStatus::NAMES)
+        .try_map(|name| name.parse::<SubscriberStatus>())
+}
+
+async fn subscribers_export(
+    settings: Settings,
+    status: Option<SubscriberStatus>,
+) -> anyhow::Result<()> {
     let state = AppState::open(settings).await?;
     let pool = state.pool.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let mut conn = pool.get()?;
         let stdout = std::io::stdout().lock();
-        crate::subscriber_csv::export(
-            &mut conn,
-            status.as_deref(),
-            std::io::BufWriter::new(stdout),
-        )?;
+        crate::subscriber_csv::export(&mut conn, status, std::io::BufWriter::new(stdout))?;
         Ok(())
     })
     .await?
@@ -335,8 +342,8 @@ async fn digest_send(settings: Settings) -> anyhow::Result<()> {
             Ok((db::digests::progress(c, id)?, db::digests::find(c, id)?))
         })
         .await?;
-        if let Some(d) = digest.filter(|d| d.status != crate::domain::digest_status::SENDING) {
-            if d.status != crate::domain::digest_status::SENT {
+        if let Some(d) = digest.filter(|d| d.status != DigestStatus::Sending) {
+            if d.status != DigestStatus::Sent {
                 let _ = tx.send(true);
                 let _ = worker.await;
                 bar.abandon();

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::db::erasure;
 use crate::db::{self, consent, suppressions, DbConnection, DbError};
-use crate::domain::{consent as event, status, SubscriberEmail};
+use crate::domain::{ConsentEvent, SubscriberEmail, SubscriberStatus, SuppressionReason};
 
 /// What a consent event's source becomes when it contained the address
 /// (a bounce's SMTP reply, a referer with `?email=` stored before signups
@@ -80,18 +80,18 @@ fn erase_in(
         source: ctx.source.clone(),
         method: ctx.method.clone(),
     };
-    consent::record(conn, subscriber_id, event::ERASED, now, &skeleton)?;
+    consent::record(conn, subscriber_id, ConsentEvent::Erased, now, &skeleton)?;
     Ok(true)
 }
 
 /// Puts the address on the suppression list.
 fn suppress(conn: &mut DbConnection, secret: &str, key: &str) -> db::QueryResult<()> {
-    suppressions::add(conn, secret, key, "erased")?;
+    suppressions::add(conn, secret, key, SuppressionReason::Erased)?;
     // Stored before domains were kept in ASCII: suppress the spelling
     // new signups of this address have, too.
     if let Ok(canonical) = SubscriberEmail::parse(key).map(|e| e.key()) {
         if canonical != key {
-            suppressions::add(conn, secret, &canonical, "erased")?;
+            suppressions::add(conn, secret, &canonical, SuppressionReason::Erased)?;
         }
     }
     Ok(())
@@ -171,7 +171,7 @@ fn percent_decode(text: &str) -> String {
 #[derive(Debug, Serialize)]
 pub struct Export {
     pub subscriber: ExportedSubscriber,
-    pub consent: Vec<consent::ConsentEvent>,
+    pub consent: Vec<consent::ConsentRecord>,
     pub deliveries: Vec<ExportedDelivery>,
     pub confirmation_pending: bool,
     pub exported_at: NaiveDateTime,
@@ -182,7 +182,7 @@ pub struct ExportedSubscriber {
     pub id: String,
     pub email: Option<String>,
     pub name: Option<String>,
-    pub status: String,
+    pub status: SubscriberStatus,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub confirmed_at: Option<NaiveDateTime>,
@@ -192,7 +192,7 @@ pub struct ExportedSubscriber {
 #[derive(Debug, Serialize)]
 pub struct ExportedDelivery {
     pub digest_id: i64,
-    pub status: String,
+    pub status: crate::domain::DeliveryStatus,
     pub sent_at: Option<NaiveDateTime>,
 }
 
@@ -208,7 +208,7 @@ fn export_in(conn: &mut DbConnection, subscriber_id: &str) -> db::QueryResult<Op
     let Some(s) = db::subscribers::find(conn, subscriber_id)? else {
         return Ok(None);
     };
-    if s.status == status::ERASED {
+    if s.status == SubscriberStatus::Erased {
         return Ok(None);
     }
     let now = db::now();

@@ -6,6 +6,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use serde::Serialize;
 
 use crate::db::{self, DbConnection, QueryResult};
+use crate::domain::WorkStatus;
 
 /// Days of growth the dashboard charts and the API reports.
 pub const GROWTH_DAYS: u32 = 30;
@@ -53,15 +54,15 @@ pub fn gather(conn: &mut DbConnection, today: NaiveDate) -> QueryResult<Stats> {
     let mut total = 0;
     for (status, n) in db::subscribers::count_by_status(conn)? {
         total += n;
-        subscribers.insert(status, n.into());
+        subscribers.insert(status.to_string(), n.into());
     }
     subscribers.insert("total".into(), total.into());
     let mut confirmations = Confirmations::default();
     for (status, n) in db::outbox::count_by_status(conn)? {
-        match status.as_str() {
-            "sent" => confirmations.sent += n,
-            "failed" => confirmations.failed += n,
-            _ => confirmations.queued += n,
+        match status {
+            WorkStatus::Sent => confirmations.sent += n,
+            WorkStatus::Failed => confirmations.failed += n,
+            WorkStatus::Queued | WorkStatus::Sending => confirmations.queued += n,
         }
     }
     let per_day: Vec<Day> = growth(conn, today)?

@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use anyhow::Context as _;
 
 use crate::db::{self, consent, subscribers, suppressions, DbConnection, Pool};
-use crate::domain::{SubscriberEmail, SubscriberName};
+use crate::domain::{SubscriberEmail, SubscriberName, SubscriberStatus};
 
 /// Rows per multi-row INSERT; five statements make one transaction.
 const ROWS_PER_STATEMENT: usize = 1000;
@@ -44,7 +44,7 @@ pub const EXPORT_HEADER: [&str; 6] = [
 /// Writes the subscribers as CSV; returns how many rows were written.
 pub fn export<W: Write>(
     conn: &mut DbConnection,
-    status: Option<&str>,
+    status: Option<SubscriberStatus>,
     out: W,
 ) -> anyhow::Result<u64> {
     let mut csv = csv::Writer::from_writer(out);

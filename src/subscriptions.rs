@@ -8,7 +8,9 @@ pub mod handoff;
 use chrono::{Duration, NaiveDateTime};
 
 use crate::db::{self, confirmations, consent, outbox, subscribers, DbConnection};
-use crate::domain::{consent as event, status, token, SubscriberEmail, SubscriberName};
+use crate::domain::{
+    token, ConsentEvent, MailKind, SubscriberEmail, SubscriberName, SubscriberStatus,
+};
 
 /// The knobs a signup needs from the settings.
 #[derive(Clone, Debug)]
@@ -75,7 +77,7 @@ pub fn signup(
             email: email.as_str(),
             email_key: &key,
             name,
-            status: status::PENDING,
+            status: SubscriberStatus::Pending,
             created_at: now,
             updated_at: now,
             confirmed_at: None,
@@ -88,9 +90,9 @@ pub fn signup(
         let Some(existing) = subscribers::find_by_key(conn, &key)? else {
             return Ok(None);
         };
-        let id = match existing.status.as_str() {
-            status::CONFIRMED => return Ok(Some(SignupOutcome::AlreadyConfirmed)),
-            status::PENDING => {
+        let id = match existing.status {
+            SubscriberStatus::Confirmed => return Ok(Some(SignupOutcome::AlreadyConfirmed)),
+            SubscriberStatus::Pending => {
                 let recent = existing
                     .last_confirmation_at
                     .is_some_and(|at| now - at < policy.resend_after);
@@ -101,7 +103,7 @@ pub fn signup(
             }
             // Unsubscribed or bounced: a fresh double opt-in.
             _ => {
-                subscribers::set_status(conn, &existing.id, status::PENDING, now)?;
+                subscribers::set_status(conn, &existing.id, SubscriberStatus::Pending, now)?;
                 existing.id
             }
         };
@@ -111,7 +113,7 @@ pub fn signup(
         subscribers::mark_confirmation_sent(conn, &id, now)?;
         id
     };
-    consent::record(conn, &id, event::REQUESTED, now, ctx)?;
+    consent::record(conn, &id, ConsentEvent::Requested, now, ctx)?;
     queue_confirmation(conn, &id, email.as_str(), name, policy, now)?;
     Ok(Some(SignupOutcome::Queued))
 }
@@ -132,7 +134,14 @@ fn queue_confirmation(
         now,
         now + policy.confirm_ttl,
     )?;
-    outbox::enqueue(conn, "confirm", Some(subscriber_id), address, &payload, now)
+    outbox::enqueue(
+        conn,
+        MailKind::Confirm,
+        Some(subscriber_id),
+        address,
+        &payload,
+        now,
+    )
 }
 
 /// A new confirmation link: the hash of its token (what is stored) and the
@@ -192,12 +201,12 @@ fn confirm_in(
     let Some(subscriber) = subscribers::find(conn, &subscriber_id)? else {
         return Ok(ConfirmOutcome::Unknown);
     };
-    match subscriber.status.as_str() {
-        status::CONFIRMED => Ok(ConfirmOutcome::AlreadyConfirmed),
-        status::PENDING if expires_at > now => {
-            subscribers::set_status(conn, &subscriber_id, status::CONFIRMED, now)?;
+    match subscriber.status {
+        SubscriberStatus::Confirmed => Ok(ConfirmOutcome::AlreadyConfirmed),
+        SubscriberStatus::Pending if expires_at > now => {
+            subscribers::set_status(conn, &subscriber_id, SubscriberStatus::Confirmed, now)?;
             confirmations::mark_used(conn, &hash, now)?;
-            consent::record(conn, &subscriber_id, event::CONFIRMED, now, ctx)?;
+            consent::record(conn, &subscriber_id, ConsentEvent::Confirmed, now, ctx)?;
             Ok(ConfirmOutcome::Confirmed)
         }
         _ => Ok(ConfirmOutcome::Expired {
@@ -234,15 +243,15 @@ fn unsubscribe_in(
     let Some(subscriber) = subscribers::find(conn, subscriber_id)? else {
         return Ok(UnsubscribeOutcome::Unknown);
     };
-    match subscriber.status.as_str() {
-        status::PENDING | status::CONFIRMED | status::BOUNCED => {
-            subscribers::set_status(conn, subscriber_id, status::UNSUBSCRIBED, now)?;
+    match subscriber.status {
+        SubscriberStatus::Pending | SubscriberStatus::Confirmed | SubscriberStatus::Bounced => {
+            subscribers::set_status(conn, subscriber_id, SubscriberStatus::Unsubscribed, now)?;
             confirmations::delete_for(conn, subscriber_id)?;
-            consent::record(conn, subscriber_id, event::UNSUBSCRIBED, now, ctx)?;
+            consent::record(conn, subscriber_id, ConsentEvent::Unsubscribed, now, ctx)?;
             Ok(UnsubscribeOutcome::Unsubscribed)
         }
-        status::ERASED => Ok(UnsubscribeOutcome::Unknown),
-        _ => Ok(UnsubscribeOutcome::AlreadyGone),
+        SubscriberStatus::Erased => Ok(UnsubscribeOutcome::Unknown),
+        SubscriberStatus::Unsubscribed => Ok(UnsubscribeOutcome::AlreadyGone),
     }
 }
 
@@ -253,10 +262,10 @@ pub fn bounce(conn: &mut DbConnection, subscriber_id: &str, reason: &str) -> db:
         return Ok(());
     };
     if matches!(
-        subscriber.status.as_str(),
-        status::PENDING | status::CONFIRMED
+        subscriber.status,
+        SubscriberStatus::Pending | SubscriberStatus::Confirmed
     ) {
-        subscribers::set_status(conn, subscriber_id, status::BOUNCED, now)?;
+        subscribers::set_status(conn, subscriber_id, SubscriberStatus::Bounced, now)?;
         let ctx = consent::Context {
             source: Some(format!(
                 "smtp: {}",
@@ -265,7 +274,7 @@ pub fn bounce(conn: &mut DbConnection, subscriber_id: &str, reason: &str) -> db:
             method: Some("bounce".into()),
             ..Default::default()
         };
-        consent::record(conn, subscriber_id, event::BOUNCED, now, &ctx)?;
+        consent::record(conn, subscriber_id, ConsentEvent::Bounced, now, &ctx)?;
     }
     Ok(())
 }

@@ -6,15 +6,16 @@ use serde::Serialize;
 
 use super::schema::consent_events;
 use super::DbConnection;
+use crate::domain::ConsentEvent;
 
 #[derive(Clone, Debug, Queryable, Selectable, Serialize)]
 #[diesel(table_name = consent_events)]
-pub struct ConsentEvent {
+pub struct ConsentRecord {
     #[serde(skip)]
     pub id: i64,
     #[serde(skip)]
     pub subscriber_id: String,
-    pub event: String,
+    pub event: ConsentEvent,
     pub occurred_at: NaiveDateTime,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
@@ -40,7 +41,7 @@ pub struct Context {
 #[diesel(treat_none_as_default_value = false)]
 struct NewEvent<'a> {
     subscriber_id: &'a str,
-    event: &'a str,
+    event: ConsentEvent,
     occurred_at: NaiveDateTime,
     ip: Option<&'a str>,
     user_agent: Option<&'a str>,
@@ -51,7 +52,7 @@ struct NewEvent<'a> {
 
 fn new_event<'a>(
     subscriber_id: &'a str,
-    event: &'a str,
+    event: ConsentEvent,
     at: NaiveDateTime,
     ctx: &'a Context,
 ) -> NewEvent<'a> {
@@ -70,7 +71,7 @@ fn new_event<'a>(
 pub fn record(
     conn: &mut DbConnection,
     subscriber_id: &str,
-    event: &str,
+    event: ConsentEvent,
     at: NaiveDateTime,
     ctx: &Context,
 ) -> QueryResult<()> {
@@ -86,7 +87,7 @@ pub fn record(
 pub(super) fn record_each_sqlite(
     c: &mut diesel::SqliteConnection,
     who: &[(&str, &Context)],
-    event: &str,
+    event: ConsentEvent,
     at: NaiveDateTime,
 ) -> QueryResult<()> {
     let rows: Vec<NewEvent> = who
@@ -102,11 +103,11 @@ pub(super) fn record_each_sqlite(
 pub fn for_subscriber(
     conn: &mut DbConnection,
     subscriber_id: &str,
-) -> QueryResult<Vec<ConsentEvent>> {
+) -> QueryResult<Vec<ConsentRecord>> {
     consent_events::table
         .filter(consent_events::subscriber_id.eq(subscriber_id))
         .order(consent_events::id.asc())
-        .select(ConsentEvent::as_select())
+        .select(ConsentRecord::as_select())
         .load(conn)
 }
 
@@ -115,7 +116,7 @@ pub fn for_subscriber(
 pub fn record_many(
     conn: &mut DbConnection,
     subscriber_ids: &[String],
-    event: &str,
+    event: ConsentEvent,
     at: NaiveDateTime,
     ctx: &Context,
 ) -> QueryResult<usize> {
@@ -138,7 +139,7 @@ pub fn record_many(
         }
         let mut q = diesel::sql_query(text)
             .into_boxed()
-            .bind::<Text, _>(event)
+            .bind::<Text, _>(event.as_str())
             .bind::<Timestamp, _>(at)
             .bind::<Nullable<Text>, _>(ctx.ip.as_deref())
             .bind::<Nullable<Text>, _>(ctx.user_agent.as_deref())

@@ -15,6 +15,7 @@ use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
 
 use super::schema::{deliveries, delivery_chunks, digests};
 use super::{sql, DbConnection};
+use crate::domain::{DeliveryStatus, DigestStatus, SubscriberStatus};
 
 /// Readers per chunk: what one worker claims, sends and settles at a time.
 pub const CHUNK: i64 = 1000;
@@ -23,11 +24,17 @@ pub const CHUNK: i64 = 1000;
 /// reader order (the key's order: the index grows at its right edge), then
 /// the chunks. Returns how many readers it queued.
 pub fn fan_out(conn: &mut DbConnection, digest_id: i64, at: NaiveDateTime) -> QueryResult<usize> {
+    // Statuses in raw SQL here are literals written from the enums, so the
+    // text the planner sees is what it always was.
     let n = crate::with_backend!(conn, |c, pg| {
         diesel::sql_query(sql(
             pg,
-            "INSERT INTO deliveries (digest_id, subscriber_id, status, attempts, next_attempt_at) \
-             SELECT ?, id, 'queued', 0, ? FROM subscribers WHERE status = 'confirmed' ORDER BY id",
+            &format!(
+                "INSERT INTO deliveries (digest_id, subscriber_id, status, attempts, next_attempt_at) \
+                 SELECT ?, id, '{}', 0, ? FROM subscribers WHERE status = '{}' ORDER BY id",
+                DeliveryStatus::Queued,
+                SubscriberStatus::Confirmed,
+            ),
         ))
         .bind::<BigInt, _>(digest_id)
         .bind::<Timestamp, _>(at)
@@ -99,9 +106,10 @@ pub fn claim_chunk(
             &format!(
                 "UPDATE delivery_chunks SET due_at = ?, lease_id = ? WHERE id IN ( \
                    SELECT id FROM delivery_chunks WHERE NOT done AND due_at <= ? \
-                   AND digest_id IN (SELECT id FROM digests WHERE status = 'sending') \
+                   AND digest_id IN (SELECT id FROM digests WHERE status = '{}') \
                    ORDER BY due_at, id LIMIT 1 {}) \
                  RETURNING id, digest_id, first_subscriber, next_subscriber, lease_id",
+                DigestStatus::Sending,
                 if pg { "FOR UPDATE SKIP LOCKED" } else { "" }
             ),
         ))
@@ -169,7 +177,7 @@ pub fn settle_in_one(
     .bind::<BigInt, _>(chunk.id)
     .bind::<Text, _>(&chunk.lease_id)
     .get_result(c)?;
-    let sending = going.status.as_deref() == Some(crate::domain::digest_status::SENDING);
+    let sending = going.status.as_deref() == Some(crate::domain::DigestStatus::Sending.as_str());
     Ok(Some(going.held == 1 && sending))
 }
 
@@ -228,7 +236,7 @@ pub struct DeliveryJob {
     #[diesel(sql_type = Nullable<Text>)]
     pub name: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
-    pub status: Option<String>,
+    pub status: Option<SubscriberStatus>,
 }
 
 /// The chunk's deliveries that are queued and due.
@@ -242,7 +250,10 @@ pub fn due_in(
         chunk,
         "SELECT d.digest_id, d.subscriber_id, d.attempts, s.email, s.name, s.status \
          FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id",
-        "AND d.status = 'queued' AND d.next_attempt_at <= ? ORDER BY d.subscriber_id",
+        &format!(
+            "AND d.status = '{}' AND d.next_attempt_at <= ? ORDER BY d.subscriber_id",
+            DeliveryStatus::Queued
+        ),
         Some(now),
     )
 }
@@ -289,7 +300,7 @@ pub fn settle_many(
     conn: &mut DbConnection,
     digest_id: i64,
     subscriber_ids: &[&str],
-    status: &str,
+    status: DeliveryStatus,
     at: NaiveDateTime,
 ) -> QueryResult<usize> {
     let mut n = 0;
@@ -334,7 +345,7 @@ pub fn retry_at(
 pub fn mark_failed(conn: &mut DbConnection, job: &DeliveryJob, error: &str) -> QueryResult<usize> {
     diesel::update(deliveries::table.find((job.digest_id, &job.subscriber_id)))
         .set((
-            deliveries::status.eq("failed"),
+            deliveries::status.eq(DeliveryStatus::Failed),
             deliveries::attempts.eq(job.attempts + 1),
             deliveries::last_error.eq(Some(error)),
         ))
@@ -351,13 +362,13 @@ pub fn release_chunk(conn: &mut DbConnection, chunk: &Chunk) -> QueryResult<()> 
     #[derive(QueryableByName)]
     struct Count {
         #[diesel(sql_type = Text)]
-        status: String,
+        status: DeliveryStatus,
         #[diesel(sql_type = BigInt)]
         n: i64,
         #[diesel(sql_type = Nullable<Timestamp>)]
         next_due: Option<NaiveDateTime>,
     }
-    let counts: Vec<(String, i64, Option<NaiveDateTime>)> = in_chunk::<Count>(
+    let counts: Vec<(DeliveryStatus, i64, Option<NaiveDateTime>)> = in_chunk::<Count>(
         conn,
         chunk,
         "SELECT d.status, COUNT(*) AS n, MIN(d.next_attempt_at) AS next_due FROM deliveries d",
@@ -367,21 +378,21 @@ pub fn release_chunk(conn: &mut DbConnection, chunk: &Chunk) -> QueryResult<()> 
     .into_iter()
     .map(|c| (c.status, c.n, c.next_due))
     .collect();
-    let count = |status: &str| {
+    let count = |status: DeliveryStatus| {
         counts
             .iter()
-            .find(|(s, _, _)| s == status)
+            .find(|(s, _, _)| *s == status)
             .map_or(0, |(_, n, _)| *n as i32)
     };
     let next_due = counts
         .iter()
-        .find(|(s, _, _)| s == "queued")
+        .find(|(s, _, _)| *s == DeliveryStatus::Queued)
         .and_then(|(_, _, at)| *at);
     let n = diesel::update(held)
         .set((
-            delivery_chunks::sent.eq(count("sent")),
-            delivery_chunks::failed.eq(count("failed")),
-            delivery_chunks::skipped.eq(count("skipped")),
+            delivery_chunks::sent.eq(count(DeliveryStatus::Sent)),
+            delivery_chunks::failed.eq(count(DeliveryStatus::Failed)),
+            delivery_chunks::skipped.eq(count(DeliveryStatus::Skipped)),
             delivery_chunks::done.eq(next_due.is_none()),
             delivery_chunks::lease_id.eq(None::<String>),
         ))
@@ -403,11 +414,11 @@ pub fn finish_done_digests(conn: &mut DbConnection, at: NaiveDateTime) -> QueryR
         .filter(delivery_chunks::digest_id.eq(digests::id))
         .filter(delivery_chunks::done.eq(false));
     let done = digests::table
-        .filter(digests::status.eq(crate::domain::digest_status::SENDING))
+        .filter(digests::status.eq(DigestStatus::Sending))
         .filter(diesel::dsl::not(diesel::dsl::exists(open)));
     crate::with_backend!(conn, |c, _pg| diesel::update(done)
         .set((
-            digests::status.eq(crate::domain::digest_status::SENT),
+            digests::status.eq(DigestStatus::Sent),
             digests::finished_at.eq(Some(at)),
         ))
         .returning(digests::id)
@@ -419,7 +430,7 @@ pub fn finish_done_digests(conn: &mut DbConnection, at: NaiveDateTime) -> QueryR
 pub fn for_subscriber(
     conn: &mut DbConnection,
     subscriber_id: &str,
-) -> QueryResult<Vec<(i64, String, Option<NaiveDateTime>)>> {
+) -> QueryResult<Vec<(i64, DeliveryStatus, Option<NaiveDateTime>)>> {
     let digest_ids: Vec<i64> = digests::table
         .select(digests::id)
         .order(digests::id)
@@ -436,7 +447,7 @@ pub fn for_subscriber(
                     deliveries::status,
                     deliveries::sent_at,
                 ))
-                .load::<(i64, String, Option<NaiveDateTime>)>(conn)?,
+                .load::<(i64, DeliveryStatus, Option<NaiveDateTime>)>(conn)?,
         );
     }
     Ok(rows)

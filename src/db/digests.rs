@@ -7,13 +7,13 @@ use serde::Serialize;
 
 use super::schema::{delivery_chunks, digests};
 use super::DbConnection;
-use crate::domain::digest_status::{CANCELLED, DRAFT, PAUSED, SCHEDULED, SENDING};
+use crate::domain::DigestStatus;
 
 #[derive(Clone, Debug, Queryable, Selectable, Serialize)]
 #[diesel(table_name = digests)]
 pub struct Digest {
     pub id: i64,
-    pub status: String,
+    pub status: DigestStatus,
     pub subject: String,
     #[serde(skip)]
     pub body_text: String,
@@ -48,7 +48,7 @@ pub fn insert(
     at: NaiveDateTime,
 ) -> QueryResult<i64> {
     let values = (
-        digests::status.eq(SENDING),
+        digests::status.eq(DigestStatus::Sending),
         digests::subject.eq(subject),
         digests::body_text.eq(""),
         digests::body_html.eq(""),
@@ -192,31 +192,39 @@ pub fn totals(conn: &mut DbConnection) -> QueryResult<Totals> {
 /// Digests still sending (progress bars, the CLI).
 pub fn sending(conn: &mut DbConnection) -> QueryResult<Vec<i64>> {
     digests::table
-        .filter(digests::status.eq(SENDING))
+        .filter(digests::status.eq(DigestStatus::Sending))
         .select(digests::id)
         .load(conn)
 }
 
 /// Pauses a sending digest, keeping `reason`; false when it was not sending.
 pub fn pause(conn: &mut DbConnection, id: i64, reason: &str) -> QueryResult<bool> {
-    let n = diesel::update(digests::table.find(id).filter(digests::status.eq(SENDING)))
-        .set((
-            digests::status.eq(PAUSED),
-            digests::status_reason.eq(Some(reason)),
-        ))
-        .execute(conn)?;
+    let n = diesel::update(
+        digests::table
+            .find(id)
+            .filter(digests::status.eq(DigestStatus::Sending)),
+    )
+    .set((
+        digests::status.eq(DigestStatus::Paused),
+        digests::status_reason.eq(Some(reason)),
+    ))
+    .execute(conn)?;
     Ok(n == 1)
 }
 
 /// Goes on with a paused digest: sending again, and its open chunks due
 /// now (one row per chunk, not per reader). False when it was not paused.
 pub fn resume(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResult<bool> {
-    let n = diesel::update(digests::table.find(id).filter(digests::status.eq(PAUSED)))
-        .set((
-            digests::status.eq(SENDING),
-            digests::status_reason.eq(None::<String>),
-        ))
-        .execute(conn)?;
+    let n = diesel::update(
+        digests::table
+            .find(id)
+            .filter(digests::status.eq(DigestStatus::Paused)),
+    )
+    .set((
+        digests::status.eq(DigestStatus::Sending),
+        digests::status_reason.eq(None::<String>),
+    ))
+    .execute(conn)?;
     if n == 1 {
         diesel::update(
             delivery_chunks::table
@@ -232,10 +240,15 @@ pub fn resume(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResul
 /// Stops a digest for good (from draft, scheduled, sending or paused);
 /// false when it had already finished or been cancelled.
 pub fn cancel(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResult<bool> {
-    let open = [DRAFT, SCHEDULED, SENDING, PAUSED];
+    let open = [
+        DigestStatus::Draft,
+        DigestStatus::Scheduled,
+        DigestStatus::Sending,
+        DigestStatus::Paused,
+    ];
     let n = diesel::update(digests::table.find(id).filter(digests::status.eq_any(open)))
         .set((
-            digests::status.eq(CANCELLED),
+            digests::status.eq(DigestStatus::Cancelled),
             digests::finished_at.eq(Some(at)),
         ))
         .execute(conn)?;
@@ -244,10 +257,10 @@ pub fn cancel(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResul
 
 /// Whether the digest is sending (not paused, cancelled or finished).
 pub fn is_sending(conn: &mut DbConnection, id: i64) -> QueryResult<bool> {
-    let status: Option<String> = digests::table
+    let status: Option<DigestStatus> = digests::table
         .find(id)
         .select(digests::status)
         .first(conn)
         .optional()?;
-    Ok(status.as_deref() == Some(SENDING))
+    Ok(status == Some(DigestStatus::Sending))
 }

@@ -28,7 +28,7 @@ pub fn lock_erasable(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Er
         );
         diesel::sql_query(super::sql(pg, &text))
             .bind::<Text, _>(id)
-            .bind::<Text, _>(crate::domain::status::ERASED)
+            .bind::<Text, _>(crate::domain::SubscriberStatus::Erased.as_str())
             .get_result(c)
             .optional()
     })
@@ -106,7 +106,7 @@ pub fn blank_subscriber(
             subscribers::email.eq(None::<String>),
             subscribers::email_key.eq(None::<String>),
             subscribers::name.eq(None::<String>),
-            subscribers::status.eq(crate::domain::status::ERASED),
+            subscribers::status.eq(crate::domain::SubscriberStatus::Erased),
             subscribers::updated_at.eq(now),
             subscribers::last_confirmation_at.eq(None::<chrono::NaiveDateTime>),
         ))

@@ -175,11 +175,12 @@ where
     use diesel::RunQueryDsl;
     crate::with_backend!(conn, |c, pg| {
         let text = format!(
-            "UPDATE {name} SET status = 'sending', locked_until = ?, attempts = attempts + 1 \
+            "UPDATE {name} SET status = '{sending}', locked_until = ?, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM {name} WHERE {condition} \
                ORDER BY {order} LIMIT ? {}) \
              RETURNING {returning}",
             if pg { "FOR UPDATE SKIP LOCKED" } else { "" },
+            sending = crate::domain::WorkStatus::Sending,
             name = table.name,
             order = table.order,
             returning = table.returning,
@@ -491,6 +492,35 @@ where
 
 #[cfg(test)]
 mod tests {
+    use diesel::prelude::*;
+    use diesel::sql_types::Text;
+
+    use crate::domain::{DigestStatus, SubscriberStatus};
+
+    /// Through the multi-backend connection, as every query runs: an enum
+    /// binds as its text, reads back from it, and text that is none of its
+    /// values is a deserialization error.
+    #[test]
+    fn vocabulary_is_text_through_the_multi_backend() {
+        let sqlite = diesel::SqliteConnection::establish(":memory:").unwrap();
+        let mut conn = super::DbConnection::Sqlite(sqlite);
+        let bound: String = diesel::select(SubscriberStatus::Erased.into_sql::<Text>())
+            .get_result(&mut conn)
+            .unwrap();
+        assert_eq!(bound, "erased");
+        let read: DigestStatus = diesel::select(diesel::dsl::sql::<Text>("'paused'"))
+            .get_result(&mut conn)
+            .unwrap();
+        assert_eq!(read, DigestStatus::Paused);
+        let unknown = diesel::select(diesel::dsl::sql::<Text>("'Paused'"))
+            .get_result::<DigestStatus>(&mut conn)
+            .unwrap_err();
+        assert!(
+            matches!(unknown, diesel::result::Error::DeserializationError(_)),
+            "{unknown:?}"
+        );
+    }
+
     #[test]
     fn placeholders() {
         assert_eq!(super::sql(true, "a = ? AND b = ?"), "a = $1 AND b = $2");

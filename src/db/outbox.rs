@@ -7,11 +7,13 @@ use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 
 use super::schema::outbox;
 use super::DbConnection;
+use crate::domain::{MailKind, WorkStatus};
 
 #[derive(Debug, Clone, QueryableByName)]
 pub struct OutboxJob {
     #[diesel(sql_type = BigInt)]
     pub id: i64,
+    /// A [`MailKind`]'s text, parsed when the mail is built.
     #[diesel(sql_type = Text)]
     pub kind: String,
     #[diesel(sql_type = Nullable<Text>)]
@@ -26,7 +28,7 @@ pub struct OutboxJob {
 
 pub fn enqueue(
     conn: &mut DbConnection,
-    kind: &str,
+    kind: MailKind,
     subscriber_id: Option<&str>,
     recipient: &str,
     payload: &str,
@@ -38,7 +40,7 @@ pub fn enqueue(
             outbox::subscriber_id.eq(subscriber_id),
             outbox::recipient.eq(recipient),
             outbox::payload.eq(payload),
-            outbox::status.eq("queued"),
+            outbox::status.eq(WorkStatus::Queued),
             outbox::attempts.eq(0),
             outbox::next_attempt_at.eq(at),
             outbox::created_at.eq(at),
@@ -55,10 +57,10 @@ pub fn release(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<usize> {
         n += diesel::update(
             outbox::table
                 .filter(outbox::id.eq_any(chunk))
-                .filter(outbox::status.eq("sending")),
+                .filter(outbox::status.eq(WorkStatus::Sending)),
         )
         .set((
-            outbox::status.eq("queued"),
+            outbox::status.eq(WorkStatus::Queued),
             outbox::attempts.eq(outbox::attempts - 1),
             outbox::locked_until.eq(None::<NaiveDateTime>),
         ))
@@ -86,18 +88,20 @@ pub fn claim(
     let claim = |conn: &mut DbConnection, condition: &str, limit: i64| {
         super::claim_batch(conn, &OUTBOX, condition, now, lease_until, limit)
     };
+    // The statuses go into the text as literals written from the enum, not
+    // as binds: the statement stays what it was, and a literal status is
+    // what the partial index outbox_due_idx (status IN ('queued',
+    // 'sending')) is sure to match, whatever plan PostgreSQL picks.
     let mut jobs = if expired {
-        claim(conn, "status = 'sending' AND locked_until < ?", limit)?
+        let leased = format!("status = '{}' AND locked_until < ?", WorkStatus::Sending);
+        claim(conn, &leased, limit)?
     } else {
         Vec::new()
     };
     let left = limit - jobs.len() as i64;
     if left > 0 {
-        jobs.extend(claim(
-            conn,
-            "status = 'queued' AND next_attempt_at <= ?",
-            left,
-        )?);
+        let due = format!("status = '{}' AND next_attempt_at <= ?", WorkStatus::Queued);
+        jobs.extend(claim(conn, &due, left)?);
     }
     Ok(jobs)
 }
@@ -109,7 +113,7 @@ pub fn renew(conn: &mut DbConnection, ids: &[i64], until: NaiveDateTime) -> Quer
         n += diesel::update(
             outbox::table
                 .filter(outbox::id.eq_any(chunk))
-                .filter(outbox::status.eq("sending")),
+                .filter(outbox::status.eq(WorkStatus::Sending)),
         )
         .set(outbox::locked_until.eq(Some(until)))
         .execute(conn)?;
@@ -122,7 +126,7 @@ pub fn mark_sent(conn: &mut DbConnection, ids: &[i64], at: NaiveDateTime) -> Que
     for chunk in ids.chunks(500) {
         n += diesel::update(outbox::table.filter(outbox::id.eq_any(chunk)))
             .set((
-                outbox::status.eq("sent"),
+                outbox::status.eq(WorkStatus::Sent),
                 outbox::sent_at.eq(Some(at)),
                 outbox::locked_until.eq(None::<NaiveDateTime>),
                 outbox::last_error.eq(None::<String>),
@@ -140,7 +144,7 @@ pub fn retry_at(
 ) -> QueryResult<usize> {
     diesel::update(outbox::table.find(id))
         .set((
-            outbox::status.eq("queued"),
+            outbox::status.eq(WorkStatus::Queued),
             outbox::next_attempt_at.eq(next),
             outbox::locked_until.eq(None::<NaiveDateTime>),
             outbox::last_error.eq(Some(error)),
@@ -151,7 +155,7 @@ pub fn retry_at(
 pub fn mark_failed(conn: &mut DbConnection, id: i64, error: &str) -> QueryResult<usize> {
     diesel::update(outbox::table.find(id))
         .set((
-            outbox::status.eq("failed"),
+            outbox::status.eq(WorkStatus::Failed),
             outbox::locked_until.eq(None::<NaiveDateTime>),
             outbox::last_error.eq(Some(error)),
         ))
@@ -161,13 +165,13 @@ pub fn mark_failed(conn: &mut DbConnection, id: i64, error: &str) -> QueryResult
 /// Rows not yet settled (queued or in flight).
 pub fn pending_count(conn: &mut DbConnection) -> QueryResult<i64> {
     outbox::table
-        .filter(outbox::status.eq_any(["queued", "sending"]))
+        .filter(outbox::status.eq_any([WorkStatus::Queued, WorkStatus::Sending]))
         .count()
         .get_result(conn)
 }
 
 /// Rows by status (statuses with none are left out).
-pub fn count_by_status(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
+pub fn count_by_status(conn: &mut DbConnection) -> QueryResult<Vec<(WorkStatus, i64)>> {
     outbox::table
         .group_by(outbox::status)
         .select((outbox::status, diesel::dsl::count_star()))

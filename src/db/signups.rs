@@ -17,7 +17,7 @@ use super::consent::{self, Context};
 use super::schema::{confirmation_tokens, outbox, subscribers};
 use super::unnest::{Bind, Sql, Unnest};
 use super::DbConnection;
-use crate::domain::{consent as event, status};
+use crate::domain::{ConsentEvent, MailKind, SubscriberStatus, WorkStatus};
 
 /// One new reader of a group and everything its rows need.
 pub struct NewSignup<'a> {
@@ -43,10 +43,10 @@ pub struct Times {
 impl Times {
     /// The status and attempt count the group's outbox rows go in with:
     /// leased rows count the attempt their worker is about to make.
-    pub fn outbox_row(&self) -> (&'static str, i32) {
+    pub fn outbox_row(&self) -> (WorkStatus, i32) {
         match self.lease_until {
-            Some(_) => ("sending", 1),
-            None => ("queued", 0),
+            Some(_) => (WorkStatus::Sending, 1),
+            None => (WorkStatus::Queued, 0),
         }
     }
 }
@@ -81,12 +81,13 @@ pub fn insert<'r>(
                 maybe(|r| r.ctx.method.as_deref()),
                 texts(|r| r.token_hash),
                 texts(|r| r.payload),
-                Bind::Text(status::PENDING),
+                Bind::Text(SubscriberStatus::Pending.as_str()),
                 Bind::At(times.now),
-                Bind::Text(event::REQUESTED),
+                Bind::Text(ConsentEvent::Requested.as_str()),
                 Bind::Text(crate::domain::CONSENT_TEXT_VERSION),
                 Bind::At(times.expires_at),
-                Bind::Text(outbox_status),
+                Bind::Text(MailKind::Confirm.as_str()),
+                Bind::Text(outbox_status.as_str()),
                 Bind::Int(attempts),
                 Bind::MaybeAt(times.lease_until),
             ])
@@ -106,8 +107,9 @@ impl Sql for InsertGroup {
                                ?::text[], ?::text[], ?::text[], ?::text[], ?::text[]) \
             AS t(id, email, email_key, name, ip, user_agent, source, method, token_hash, payload)), \
         p AS (SELECT ?::text AS status, ?::timestamp AS now, ?::text AS event, \
-                     ?::text AS version, ?::timestamp AS expires_at, ?::text AS outbox_status, \
-                     ?::integer AS attempts, ?::timestamp AS lease_until), \
+                     ?::text AS version, ?::timestamp AS expires_at, ?::text AS kind, \
+                     ?::text AS outbox_status, ?::integer AS attempts, \
+                     ?::timestamp AS lease_until), \
         s AS (INSERT INTO subscribers (id, email, email_key, name, status, created_at, \
                   updated_at, last_confirmation_at) \
               SELECT t.id, t.email, t.email_key, t.name, p.status, p.now, p.now, p.now FROM t, p \
@@ -120,7 +122,7 @@ impl Sql for InsertGroup {
               SELECT t.token_hash, t.id, p.now, p.expires_at FROM t JOIN s USING (id), p) \
         INSERT INTO outbox (kind, subscriber_id, recipient, payload, status, attempts, \
             next_attempt_at, locked_until, created_at) \
-        SELECT 'confirm', t.id, t.email, t.payload, p.outbox_status, p.attempts, p.now, \
+        SELECT p.kind, t.id, t.email, t.payload, p.outbox_status, p.attempts, p.now, \
                p.lease_until, p.now \
         FROM t JOIN s USING (id), p \
         RETURNING subscriber_id, id";
@@ -132,7 +134,7 @@ fn insert_sqlite(
     c: &mut diesel::SqliteConnection,
     rows: &[NewSignup],
     times: Times,
-    (outbox_status, attempts): (&str, i32),
+    (outbox_status, attempts): (WorkStatus, i32),
 ) -> QueryResult<Vec<(String, i64)>> {
     let readers: Vec<_> = rows
         .iter()
@@ -142,7 +144,7 @@ fn insert_sqlite(
                 subscribers::email.eq(r.email),
                 subscribers::email_key.eq(r.email_key),
                 subscribers::name.eq(r.name),
-                subscribers::status.eq(status::PENDING),
+                subscribers::status.eq(SubscriberStatus::Pending),
                 subscribers::created_at.eq(times.now),
                 subscribers::updated_at.eq(times.now),
                 subscribers::last_confirmation_at.eq(times.now),
@@ -162,7 +164,7 @@ fn insert_sqlite(
         return Ok(Vec::new());
     }
     let events: Vec<_> = rows.iter().map(|r| (r.id, r.ctx)).collect();
-    consent::record_each_sqlite(c, &events, event::REQUESTED, times.now)?;
+    consent::record_each_sqlite(c, &events, ConsentEvent::Requested, times.now)?;
     let tokens: Vec<_> = rows
         .iter()
         .map(|r| {
@@ -181,7 +183,7 @@ fn insert_sqlite(
         .iter()
         .map(|r| {
             (
-                outbox::kind.eq("confirm"),
+                outbox::kind.eq(MailKind::Confirm),
                 outbox::subscriber_id.eq(Some(r.id)),
                 outbox::recipient.eq(r.email),
                 outbox::payload.eq(r.payload),

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::schema::subscribers;
 use super::DbConnection;
+use crate::domain::{ConsentEvent, SubscriberStatus};
 
 #[derive(Clone, Debug, Queryable, Selectable, Serialize)]
 #[diesel(table_name = subscribers)]
@@ -15,7 +16,7 @@ pub struct Subscriber {
     #[serde(skip)]
     pub email_key: Option<String>,
     pub name: Option<String>,
-    pub status: String,
+    pub status: SubscriberStatus,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub confirmed_at: Option<NaiveDateTime>,
@@ -30,7 +31,7 @@ pub struct NewSubscriber<'a> {
     pub email: &'a str,
     pub email_key: &'a str,
     pub name: Option<&'a str>,
-    pub status: &'a str,
+    pub status: SubscriberStatus,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub confirmed_at: Option<NaiveDateTime>,
@@ -76,11 +77,11 @@ pub fn find_by_key(conn: &mut DbConnection, key: &str) -> QueryResult<Option<Sub
 pub fn set_status(
     conn: &mut DbConnection,
     id: &str,
-    status: &str,
+    status: SubscriberStatus,
     at: NaiveDateTime,
 ) -> QueryResult<usize> {
     let target = subscribers::table.find(id);
-    if status == crate::domain::status::CONFIRMED {
+    if status == SubscriberStatus::Confirmed {
         diesel::update(target)
             .set((
                 subscribers::status.eq(status),
@@ -117,7 +118,7 @@ pub fn set_name(conn: &mut DbConnection, id: &str, name: Option<&str>) -> QueryR
 /// Filters for listing. `q` matches part of the address, case-insensitively.
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
-    pub status: Option<String>,
+    pub status: Option<SubscriberStatus>,
     pub q: Option<String>,
 }
 
@@ -137,8 +138,8 @@ pub fn list(
 ) -> QueryResult<(Vec<Subscriber>, i64)> {
     let query = || {
         let mut q = subscribers::table.into_boxed();
-        if let Some(status) = &filter.status {
-            q = q.filter(subscribers::status.eq(status.clone()));
+        if let Some(status) = filter.status {
+            q = q.filter(subscribers::status.eq(status));
         }
         if let Some(text) = filter.q.as_ref().filter(|t| !t.is_empty()) {
             q = q.filter(
@@ -160,12 +161,12 @@ pub fn list(
 }
 
 /// Count by status, every status present (zero when none).
-pub fn count_by_status(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
-    let rows: Vec<(String, i64)> = subscribers::table
+pub fn count_by_status(conn: &mut DbConnection) -> QueryResult<Vec<(SubscriberStatus, i64)>> {
+    let rows: Vec<(SubscriberStatus, i64)> = subscribers::table
         .group_by(subscribers::status)
         .select((subscribers::status, diesel::dsl::count_star()))
         .load(conn)?;
-    Ok(crate::domain::status::ALL
+    Ok(SubscriberStatus::ALL
         .iter()
         .map(|s| {
             let n = rows
@@ -173,7 +174,7 @@ pub fn count_by_status(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)
                 .find(|(k, _)| k == s)
                 .map(|(_, n)| *n)
                 .unwrap_or(0);
-            (s.to_string(), n)
+            (*s, n)
         })
         .collect())
 }
@@ -185,7 +186,7 @@ pub fn confirmed_since(
 ) -> QueryResult<Vec<NaiveDateTime>> {
     subscribers::table
         .filter(subscribers::confirmed_at.ge(since))
-        .filter(subscribers::status.eq(crate::domain::status::CONFIRMED))
+        .filter(subscribers::status.eq(SubscriberStatus::Confirmed))
         .select(subscribers::confirmed_at.assume_not_null())
         .load(conn)
 }
@@ -219,7 +220,7 @@ pub fn import_confirmed(
         DbConnection::Pg(c) => import_confirmed_pg(c, rows, at, ctx),
         DbConnection::Sqlite(c) => {
             let ids = insert_confirmed_sqlite(c, rows, at)?;
-            super::consent::record_many(conn, &ids, crate::domain::consent::IMPORTED, at, ctx)?;
+            super::consent::record_many(conn, &ids, ConsentEvent::Imported, at, ctx)?;
             Ok(ids.len())
         }
     }
@@ -261,9 +262,9 @@ fn import_confirmed_pg(
     .bind::<Array<Text>, _>(&emails)
     .bind::<Array<Text>, _>(&keys)
     .bind::<Array<Nullable<Text>>, _>(&names)
-    .bind::<Text, _>(crate::domain::status::CONFIRMED)
+    .bind::<Text, _>(SubscriberStatus::Confirmed.as_str())
     .bind::<Timestamp, _>(at)
-    .bind::<Text, _>(crate::domain::consent::IMPORTED)
+    .bind::<Text, _>(ConsentEvent::Imported.as_str())
     .bind::<Nullable<Text>, _>(ctx.ip.as_deref())
     .bind::<Nullable<Text>, _>(ctx.user_agent.as_deref())
     .bind::<Nullable<Text>, _>(ctx.source.as_deref())
@@ -289,7 +290,7 @@ fn insert_confirmed_sqlite(
     let mut q = diesel::sql_query(sqlite_insert_confirmed_sql(rows.len()))
         .into_boxed()
         .bind::<Timestamp, _>(at)
-        .bind::<Text, _>(crate::domain::status::CONFIRMED);
+        .bind::<Text, _>(SubscriberStatus::Confirmed.as_str());
     for r in rows {
         q = q
             .bind::<Text, _>(r.id.as_str())
@@ -333,14 +334,14 @@ fn sqlite_insert_confirmed_sql(rows: usize) -> String {
 /// skeletons only when `status` asks for them.
 pub fn export_page(
     conn: &mut DbConnection,
-    status: Option<&str>,
+    status: Option<SubscriberStatus>,
     after: Option<&(NaiveDateTime, String)>,
     limit: i64,
 ) -> QueryResult<Vec<Subscriber>> {
     let mut q = subscribers::table.into_boxed();
     q = match status {
-        Some(s) => q.filter(subscribers::status.eq(s.to_string())),
-        None => q.filter(subscribers::status.ne(crate::domain::status::ERASED)),
+        Some(s) => q.filter(subscribers::status.eq(s)),
+        None => q.filter(subscribers::status.ne(SubscriberStatus::Erased)),
     };
     if let Some((at, id)) = after {
         q = q.filter(

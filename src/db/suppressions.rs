@@ -36,7 +36,7 @@ pub fn add(
     conn: &mut DbConnection,
     secret: &str,
     email_key: &str,
-    reason: &str,
+    reason: crate::domain::SuppressionReason,
 ) -> QueryResult<()> {
     let h = hash(secret, email_key);
     if is_suppressed(conn, secret, email_key)? {

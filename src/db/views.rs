@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 
-use super::consent::ConsentEvent;
+use super::consent::ConsentRecord;
 use super::digests::{Digest, Progress};
 use super::schema::delivery_chunks;
 use super::subscribers::Subscriber;
@@ -15,7 +15,7 @@ use super::DbConnection;
 pub fn subscriber_with_consent(
     conn: &mut DbConnection,
     id: &str,
-) -> QueryResult<Option<(Subscriber, Vec<ConsentEvent>)>> {
+) -> QueryResult<Option<(Subscriber, Vec<ConsentRecord>)>> {
     let Some(subscriber) = super::subscribers::find(conn, id)? else {
         return Ok(None);
     };

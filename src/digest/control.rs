@@ -3,7 +3,7 @@
 //! itself when the relay keeps refusing the sender or the content.
 
 use crate::db::{self, digests::Digest, DbError};
-use crate::domain::digest_status::{CANCELLED, PAUSED, SENDING};
+use crate::domain::DigestStatus;
 use crate::state::AppState;
 
 /// The reason kept on a digest an operator paused.
@@ -27,15 +27,15 @@ impl Action {
     }
 
     /// The status the digest must be in for the action to apply.
-    fn applies_to(self) -> &'static [&'static str] {
+    fn applies_to(self) -> &'static [DigestStatus] {
         match self {
-            Self::Pause => &[SENDING],
-            Self::Resume => &[PAUSED],
+            Self::Pause => &[DigestStatus::Sending],
+            Self::Resume => &[DigestStatus::Paused],
             Self::Cancel => &[
-                SENDING,
-                PAUSED,
-                crate::domain::digest_status::DRAFT,
-                crate::domain::digest_status::SCHEDULED,
+                DigestStatus::Sending,
+                DigestStatus::Paused,
+                DigestStatus::Draft,
+                DigestStatus::Scheduled,
             ],
         }
     }
@@ -47,7 +47,7 @@ pub enum ControlError {
     NotFound,
     /// The digest is in a status the action does not apply to.
     #[error("the digest is {0}")]
-    WrongStatus(String),
+    WrongStatus(DigestStatus),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -59,7 +59,7 @@ pub async fn apply(state: &AppState, id: i64, action: Action) -> Result<Digest, 
         let Some(digest) = db::digests::find(c, id)? else {
             return Ok(Err(ControlError::NotFound));
         };
-        if !action.applies_to().contains(&digest.status.as_str()) {
+        if !action.applies_to().contains(&digest.status) {
             return Ok(Err(ControlError::WrongStatus(digest.status)));
         }
         let now = db::now();
@@ -81,9 +81,10 @@ pub async fn apply(state: &AppState, id: i64, action: Action) -> Result<Digest, 
         Action::Cancel => {}
     }
     tracing::info!(digest_id = id, status = %outcome.status, "digest {}", match action {
+        // Past-tense verbs for the log line, not statuses.
         Action::Pause => "paused",
         Action::Resume => "resumed",
-        Action::Cancel => CANCELLED,
+        Action::Cancel => "cancelled",
     });
     Ok(outcome)
 }

@@ -6,9 +6,14 @@ pub mod email;
 pub mod name;
 pub mod password;
 pub mod token;
+pub mod vocabulary;
 
 pub use email::SubscriberEmail;
 pub use name::SubscriberName;
+pub use vocabulary::{
+    ConsentEvent, DeliveryStatus, DigestStatus, MailKind, SubscriberStatus, SuppressionReason,
+    WorkStatus,
+};
 
 /// The consent text shown on the signup form. Its version goes into every
 /// `requested` consent event, so the exact wording can be produced later.
@@ -33,38 +38,8 @@ pub fn plausible_subscriber_id(id: &str) -> bool {
     uuid::Uuid::try_parse(id).is_ok()
 }
 
-/// Subscriber statuses (DESIGN.md). `erased` marks a GDPR-erased skeleton.
-pub mod status {
-    pub const PENDING: &str = "pending";
-    pub const CONFIRMED: &str = "confirmed";
-    pub const UNSUBSCRIBED: &str = "unsubscribed";
-    pub const BOUNCED: &str = "bounced";
-    pub const ERASED: &str = "erased";
-    pub const ALL: &[&str] = &[PENDING, CONFIRMED, UNSUBSCRIBED, BOUNCED, ERASED];
-}
-
-/// Digest statuses (DESIGN.md). A digest is `sending` from its fan-out
-/// until every chunk is done (`sent`); `paused` (by an operator, or by the
-/// breaker after repeated refusals of the sender or content) stops new
-/// sends until resumed; `cancelled` stops it for good.
-pub mod digest_status {
-    pub const DRAFT: &str = "draft";
-    pub const SCHEDULED: &str = "scheduled";
-    pub const SENDING: &str = "sending";
-    pub const PAUSED: &str = "paused";
-    pub const CANCELLED: &str = "cancelled";
-    pub const SENT: &str = "sent";
-}
-
-/// Consent log events (DESIGN.md invariant 1).
+/// Consent log helpers (the events themselves are [`ConsentEvent`]).
 pub mod consent {
-    pub const REQUESTED: &str = "requested";
-    pub const CONFIRMED: &str = "confirmed";
-    pub const UNSUBSCRIBED: &str = "unsubscribed";
-    pub const BOUNCED: &str = "bounced";
-    pub const IMPORTED: &str = "imported";
-    pub const ERASED: &str = "erased";
-
     /// The longest source kept, in characters.
     const SOURCE_MAX: usize = 512;
 

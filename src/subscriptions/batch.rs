@@ -23,7 +23,7 @@ use super::{SignupOutcome, SignupPolicy};
 use crate::db::outbox::OutboxJob;
 use crate::db::signups::{NewSignup, Times};
 use crate::db::{self, consent, DbConnection, DbError, Pool};
-use crate::domain::{SubscriberEmail, SubscriberName};
+use crate::domain::{MailKind, SubscriberEmail, SubscriberName};
 use crate::subscriptions::handoff::{release, Handoff};
 
 /// At most this many signups share a transaction.
@@ -259,7 +259,7 @@ fn insert_new(
         if lease.is_some() {
             jobs.push(OutboxJob {
                 id: outbox_id,
-                kind: "confirm".into(),
+                kind: MailKind::Confirm.to_string(),
                 subscriber_id: Some(id.clone()),
                 recipient: signups[*i].email.as_str().to_string(),
                 payload: payload.clone(),

@@ -21,6 +21,7 @@ use super::{Claimed, Shape, Work};
 use crate::db::deliveries::{Chunk, DeliveryJob};
 use crate::db::{self, DbConnection, QueryResult};
 use crate::digest::compose::UNSUBSCRIBE_MARKER;
+use crate::domain::{DeliveryStatus, SubscriberStatus};
 use crate::mail::message::{self, ListHeaders, PreEncoded};
 use crate::mail::SendError;
 use crate::state::{AppState, SharedState};
@@ -326,8 +327,8 @@ fn record(
             }
         }
     }
-    db::deliveries::settle_many(c, digest_id, &sent, "sent", now)?;
-    db::deliveries::settle_many(c, digest_id, &skipped, "skipped", now)?;
+    db::deliveries::settle_many(c, digest_id, &sent, DeliveryStatus::Sent, now)?;
+    db::deliveries::settle_many(c, digest_id, &skipped, DeliveryStatus::Skipped, now)?;
     Ok(db::deliveries::Counts {
         sent: sent.len() as i32,
         failed,
@@ -336,8 +337,8 @@ fn record(
 }
 
 async fn send_one(state: &AppState, job: &DeliveryJob, content: &Content) -> Outcome {
-    let email = match (&job.email, job.status.as_deref()) {
-        (Some(email), Some(crate::domain::status::CONFIRMED)) => email,
+    let email = match (&job.email, job.status) {
+        (Some(email), Some(SubscriberStatus::Confirmed)) => email,
         _ => return Outcome::Skipped,
     };
     let token = crate::domain::token::unsubscribe_token(&state.secret, &job.subscriber_id);

@@ -23,7 +23,7 @@ pub async fn show(admin: Admin, state: web::Data<AppState>) -> Result<HttpRespon
     let new_confirmed: i64 = days.iter().map(|(_, n)| n).sum();
     let confirmed = counts
         .iter()
-        .find(|(s, _)| s == crate::domain::status::CONFIRMED)
+        .find(|(s, _)| *s == crate::domain::SubscriberStatus::Confirmed)
         .map(|(_, n)| *n)
         .unwrap_or(0);
     let total: i64 = counts.iter().map(|(_, n)| n).sum();

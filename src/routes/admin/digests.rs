@@ -11,6 +11,7 @@ use super::auth::{Admin, AdminJson};
 use super::render;
 use crate::db::{self, DbConnection};
 use crate::digest::ComposeOutcome;
+use crate::domain::DigestStatus;
 use crate::routes::web::{form, query, AdminError, Items};
 use crate::state::AppState;
 
@@ -21,7 +22,7 @@ const LISTED: i64 = 20;
 #[derive(Serialize)]
 pub struct DigestRow {
     pub id: i64,
-    pub status: String,
+    pub status: DigestStatus,
     /// Why it is paused.
     pub reason: Option<String>,
     pub subject: String,
@@ -47,7 +48,7 @@ pub fn rows(c: &mut DbConnection, limit: i64) -> db::QueryResult<Vec<DigestRow>>
             let done = p.sent + p.failed + p.skipped;
             let percent = if p.total > 0 {
                 (done * 100 / p.total).min(100)
-            } else if d.status == crate::domain::digest_status::SENDING {
+            } else if d.status == DigestStatus::Sending {
                 0
             } else {
                 100

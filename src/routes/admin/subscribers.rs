@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Admin;
 use super::{non_empty, render};
-use crate::db::{self, consent::ConsentEvent, subscribers::Subscriber};
-use crate::domain::status;
+use crate::db::{self, consent::ConsentRecord, subscribers::Subscriber};
+use crate::domain::SubscriberStatus;
 use crate::routes::web::{form, parse_list, query, AdminError, PER_PAGE};
 use crate::state::AppState;
 
@@ -29,7 +29,7 @@ struct ListPage {
     pages: i64,
     q: String,
     status: String,
-    statuses: &'static [&'static str],
+    statuses: &'static [SubscriberStatus],
 }
 
 pub async fn list(
@@ -65,8 +65,8 @@ pub async fn list(
             page,
             pages,
             q: shown.q.unwrap_or_default(),
-            status: shown.status.unwrap_or_default(),
-            statuses: status::ALL,
+            status: shown.status.map(|s| s.to_string()).unwrap_or_default(),
+            statuses: SubscriberStatus::ALL,
         },
     )
 }
@@ -75,7 +75,7 @@ pub async fn list(
 #[derive(Serialize)]
 struct ShowPage {
     subscriber: Subscriber,
-    consent: Vec<ConsentEvent>,
+    consent: Vec<ConsentRecord>,
     erased: bool,
 }
 

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::ApiToken;
 use crate::db;
 use crate::digest::ComposeOutcome;
+use crate::domain::DigestStatus;
 use crate::routes::web::{ApiError, Items, Status};
 use crate::state::AppState;
 
@@ -47,7 +48,7 @@ pub async fn create(
 #[derive(Serialize)]
 struct DigestView {
     id: i64,
-    status: String,
+    status: DigestStatus,
     subject: String,
     articles: i32,
     reason: Option<String>,
@@ -63,7 +64,7 @@ struct DigestView {
 fn view(d: &db::digests::Digest, p: &db::digests::Progress) -> DigestView {
     DigestView {
         id: d.id,
-        status: d.status.clone(),
+        status: d.status,
         subject: d.subject.clone(),
         articles: d.article_count,
         reason: d.status_reason.clone(),

@@ -6,8 +6,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::ApiToken;
-use crate::db::{self, consent::ConsentEvent, subscribers::Subscriber};
-use crate::domain::status;
+use crate::db::{self, consent::ConsentRecord, subscribers::Subscriber};
+use crate::domain::SubscriberStatus;
 use crate::routes::web::{parse_list, query, ApiError, PER_PAGE};
 use crate::state::AppState;
 
@@ -51,14 +51,14 @@ pub async fn list(
 struct WithConsent {
     #[serde(flatten)]
     subscriber: Subscriber,
-    consent: Vec<ConsentEvent>,
+    consent: Vec<ConsentRecord>,
 }
 
 /// What became of an erased reader.
 #[derive(Serialize)]
 struct Erased {
     id: String,
-    status: &'static str,
+    status: SubscriberStatus,
 }
 
 /// The `{id}` of a route; one that cannot be a reader's id is not found.
@@ -119,6 +119,6 @@ pub async fn erase(
     tracing::info!(subscriber = %id, "subscriber erased");
     Ok(HttpResponse::Ok().json(Erased {
         id,
-        status: status::ERASED,
+        status: SubscriberStatus::Erased,
     }))
 }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::{link_not_found, page};
 use crate::db::{self, consent};
+use crate::domain::SubscriberStatus;
 use crate::routes::web::{
     client_ip, field, form, json_body, user_agent, wants_json, ErrorBody, PageError, Status,
 };
@@ -83,7 +84,7 @@ pub async fn confirm(
     tracing::info!(outcome = outcome.label(), "confirmation");
     match outcome {
         ConfirmOutcome::Confirmed | ConfirmOutcome::AlreadyConfirmed if json => {
-            Ok(HttpResponse::Ok().json(Status::new("confirmed")))
+            Ok(HttpResponse::Ok().json(Status::new(SubscriberStatus::Confirmed.as_str())))
         }
         ConfirmOutcome::Confirmed | ConfirmOutcome::AlreadyConfirmed => page(
             &state,

@@ -7,7 +7,9 @@ use serde::Serialize;
 use super::page;
 use crate::db::consent;
 use crate::domain::consent as consent_event;
-use crate::domain::{SubscriberEmail, SubscriberName, CONSENT_TEXT, CONSENT_TEXT_VERSION};
+use crate::domain::{
+    SubscriberEmail, SubscriberName, SubscriberStatus, CONSENT_TEXT, CONSENT_TEXT_VERSION,
+};
 use crate::routes::web::{
     client_ip, field, form as parse_form, json_body, json_object, json_text, user_agent,
     wants_json, ApiError, PageError, Status,
@@ -146,7 +148,7 @@ pub async fn subscribe(
 
 fn accepted(state: &SharedState, json: bool) -> HttpResponse {
     if json {
-        return HttpResponse::Accepted().json(Status::new("pending"));
+        return HttpResponse::Accepted().json(Status::new(SubscriberStatus::Pending.as_str()));
     }
     page(
         state,

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::{link_not_found, page};
 use crate::db::{self, consent};
 use crate::domain::token::verify_unsubscribe_token;
+use crate::domain::SubscriberStatus;
 use crate::routes::web::{client_ip, form, user_agent, wants_json, ErrorBody, PageError, Status};
 use crate::state::{AppState, SharedState};
 use crate::subscriptions::{self, UnsubscribeOutcome};
@@ -33,11 +34,11 @@ pub async fn show(
     };
     let found = db::run(&state.pool, move |c| db::subscribers::find(c, &id)).await?;
     match found {
-        Some(s) if s.status != crate::domain::status::ERASED => page(
+        Some(s) if s.status != SubscriberStatus::Erased => page(
             &state,
             StatusCode::OK,
             "pages/unsubscribe.html",
-            minijinja::context! { token => token, already => s.status == crate::domain::status::UNSUBSCRIBED },
+            minijinja::context! { token => token, already => s.status == SubscriberStatus::Unsubscribed },
         ),
         _ => not_found(&state),
     }
@@ -82,7 +83,7 @@ pub async fn unsubscribe(
         return unknown(&state);
     }
     if json {
-        return Ok(HttpResponse::Ok().json(Status::new("unsubscribed")));
+        return Ok(HttpResponse::Ok().json(Status::new(SubscriberStatus::Unsubscribed.as_str())));
     }
     page(
         &state,

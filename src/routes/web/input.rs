@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDateTime};
 
 use super::FieldError;
 use crate::db::{self, articles::NewArticle, subscribers::Filter};
-use crate::domain::status;
+use crate::domain::SubscriberStatus;
 
 /// Subscribers on a page of the listing (API and console).
 pub const PER_PAGE: i64 = 50;
@@ -109,14 +109,15 @@ pub fn parse_list(
     q: Option<String>,
     page: Option<i64>,
 ) -> Result<(Filter, i64), FieldError> {
-    if let Some(s) = &status {
-        if !status::ALL.contains(&s.as_str()) {
-            return Err(FieldError::new(
+    let status = match status {
+        Some(s) => Some(s.parse::<SubscriberStatus>().map_err(|_| {
+            FieldError::new(
                 "status",
-                format!("must be one of {}", status::ALL.join(", ")),
-            ));
-        }
-    }
+                format!("must be one of {}", SubscriberStatus::NAMES.join(", ")),
+            )
+        })?),
+        None => None,
+    };
     let page = page.unwrap_or(1);
     if !(1..=1_000_000).contains(&page) {
         return Err(FieldError::new("page", "must be a number from 1"));

@@ -289,7 +289,9 @@ async fn settle_as_they_come<W: Work>(
                     }
                 }
             },
-            _ = tokio::time::sleep_until(next_renewal.min(failing.retry_at.max(Instant::now()))),
+            // Nothing running: the next renewal, or the retry of what a
+            // failed commit left.
+            _ = tokio::time::sleep_until(if pending.is_empty() { next_renewal } else { failing.retry_at }),
                 if running.is_empty() => {}
         }
     }

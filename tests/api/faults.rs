@@ -196,8 +196,16 @@ async fn a_database_taken_away_answers_503_with_retry_after_everywhere_and_comes
         .await
         .unwrap();
     unavailable(res, "text/html", "console write").await;
-    // Readiness says so too.
-    let res = app.get("/ready").await;
+    // Readiness says so too (its probe may need one more try to meet the
+    // fault on a connection that had not written since).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let res = loop {
+        let res = app.get("/ready").await;
+        if res.status().as_u16() == 503 || Instant::now() > deadline {
+            break res;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     unavailable(res, "application/json", "/ready").await;
 
     outage.end();

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::retry::{backoff, MAX_ATTEMPTS};
-use super::{Claimed, Shape, Work};
+use super::{Claimed, Handed, Shape, Work};
 use crate::db::deliveries::{Chunk, DeliveryJob};
 use crate::db::{self, DbConnection, QueryResult};
 use crate::digest::compose::UNSUBSCRIBE_MARKER;
@@ -351,29 +351,23 @@ async fn send_one(state: &AppState, job: &DeliveryJob, content: &Content) -> Out
         unsubscribe_mailto: format!("mailto:{}?subject=unsubscribe", from.email),
         list_id: format!("Newsletter <digest.{host}>"),
     };
-    let msg = match message::build_with(
+    let built = message::build_with(
         from,
         email,
         job.name.as_deref(),
         &content.subject,
         bodies,
         Some(&list),
-    ) {
-        Ok(m) => m,
-        Err(reason) => {
-            return Outcome::Failed {
-                reason,
-                bounce: false,
-            }
-        }
-    };
-    let envelope = msg.envelope().clone();
-    let raw = state.sign_and_format(msg);
-    match state.mailer.send(&envelope, &raw).await {
-        Ok(()) => Outcome::Sent,
-        Err(SendError::Transient(e)) => Outcome::Retry(e),
-        Err(SendError::Refused(e)) => Outcome::Refused(e),
-        Err(SendError::Recipient(reason)) => Outcome::Failed {
+    );
+    match super::hand_over(state, built).await {
+        Handed::Sent => Outcome::Sent,
+        Handed::Unbuildable(reason) => Outcome::Failed {
+            reason,
+            bounce: false,
+        },
+        Handed::Failed(SendError::Transient(e)) => Outcome::Retry(e),
+        Handed::Failed(SendError::Refused(e)) => Outcome::Refused(e),
+        Handed::Failed(SendError::Recipient(reason)) => Outcome::Failed {
             reason,
             bounce: true,
         },

@@ -103,6 +103,29 @@ pub trait Work: Send + Sync + Sized + 'static {
     }
 }
 
+/// What became of one message: sent, refused or failed by the mailer, or
+/// never built (a bad address or header: no point retrying).
+pub enum Handed {
+    Sent,
+    Failed(crate::mail::SendError),
+    Unbuildable(String),
+}
+
+/// Signs (DKIM, when configured) and sends a built message: the one way
+/// every kind of work hands mail to the transport.
+pub async fn hand_over(state: &AppState, built: Result<lettre::Message, String>) -> Handed {
+    let msg = match built {
+        Ok(m) => m,
+        Err(reason) => return Handed::Unbuildable(reason),
+    };
+    let envelope = msg.envelope().clone();
+    let raw = state.sign_and_format(msg);
+    match state.mailer.send(&envelope, &raw).await {
+        Ok(()) => Handed::Sent,
+        Err(e) => Handed::Failed(e),
+    }
+}
+
 /// Runs `lanes` claim/send/settle loops side by side until `shutdown`, so
 /// one lane's claim and settle overlap the other's sends.
 pub async fn run<W: Work>(

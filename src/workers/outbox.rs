@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch, Mutex as AsyncMutex};
 use tokio::time::Instant;
 
 use super::retry::{backoff, MAX_ATTEMPTS};
-use super::{Claimed, Shape, Work};
+use super::{Claimed, Handed, Shape, Work};
 use crate::db::{self, outbox::OutboxJob, DbConnection, QueryResult};
 use crate::domain::MailKind;
 use crate::mail::message::{self, Rendered};
@@ -255,29 +255,23 @@ async fn send_one(state: &AppState, job: &OutboxJob) -> Outcome {
     let name = serde_json::from_str::<ConfirmPayload>(&job.payload)
         .ok()
         .and_then(|p| p.name);
-    let msg = match message::build(
+    let built = message::build(
         &state.settings.mail_from,
         &job.recipient,
         name.as_deref(),
         &rendered,
         None,
-    ) {
-        Ok(m) => m,
-        Err(reason) => {
-            return Outcome::Failed {
-                reason,
-                bounce: false,
-            }
-        }
-    };
-    let envelope = msg.envelope().clone();
-    let raw = state.sign_and_format(msg);
-    match state.mailer.send(&envelope, &raw).await {
-        Ok(()) => Outcome::Sent,
+    );
+    match super::hand_over(state, built).await {
+        Handed::Sent => Outcome::Sent,
+        Handed::Unbuildable(reason) => Outcome::Failed {
+            reason,
+            bounce: false,
+        },
         // A refusal of the sender or content is not the reader's fault:
         // retried with backoff like a transient failure.
-        Err(SendError::Transient(e) | SendError::Refused(e)) => Outcome::Retry(e),
-        Err(SendError::Recipient(reason)) => Outcome::Failed {
+        Handed::Failed(SendError::Transient(e) | SendError::Refused(e)) => Outcome::Retry(e),
+        Handed::Failed(SendError::Recipient(reason)) => Outcome::Failed {
             reason,
             bounce: true,
         },

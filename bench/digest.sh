@@ -22,31 +22,6 @@ SEND_MAX=${SEND_MAX:-900}
 ensure_tools
 build_release
 
-# Readers with ids the way Tidings makes them (UUIDv7: a millisecond
-# timestamp, then random bits), one millisecond apart.
-seed() {
-  local url=$1 n=$2
-  case "$url" in
-    postgres://*)
-      db_query "$url" "INSERT INTO subscribers (id, email, email_key, name, status, created_at, updated_at, confirmed_at)
-        SELECT substr(t, 1, 8) || '-' || substr(t, 9, 4) || '-7' || substr(r, 1, 3) || '-8' || substr(r, 4, 3) || '-' || substr(r, 7, 12),
-               'reader' || g || '@bench.example', 'reader' || g || '@bench.example',
-               CASE WHEN g % 3 = 0 THEN 'Reader ' || g END, 'confirmed', now(), now(), now()
-        FROM generate_series(1, $n) AS g,
-             LATERAL (SELECT lpad(to_hex((extract(epoch FROM now()) * 1000)::bigint - $n + g), 12, '0') AS t,
-                             md5(g::text || random()::text) AS r) AS id_parts" >/dev/null
-      db_query "$url" "VACUUM ANALYZE subscribers" >/dev/null ;;
-    sqlite://*)
-      db_query "$url" "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < $n)
-        INSERT INTO subscribers (id, email, email_key, name, status, created_at, updated_at, confirmed_at)
-        SELECT printf('%s-%s-7%s-8%s-%s', substr(t, 1, 8), substr(t, 9, 4), substr(r, 1, 3), substr(r, 4, 3), substr(r, 7, 12)),
-               'reader' || i || '@bench.example', 'reader' || i || '@bench.example',
-               CASE WHEN i % 3 = 0 THEN 'Reader ' || i END, 'confirmed',
-               strftime('%Y-%m-%d %H:%M:%f', 'now'), strftime('%Y-%m-%d %H:%M:%f', 'now'), strftime('%Y-%m-%d %H:%M:%f', 'now')
-        FROM (SELECT i, printf('%012x', CAST(strftime('%s', 'now') AS INTEGER) * 1000 - $n + i) AS t,
-                     lower(hex(randomblob(10))) AS r FROM g)" >/dev/null ;;
-  esac
-}
 
 # Bytes the sink has read so far (SMTP commands and message data).
 sink_bytes() { awk '/^rchar/ {print $2}' "/proc/$SINK_PID/io"; }
@@ -64,7 +39,7 @@ for backend in $BACKENDS; do
     export TIDINGS_SEND_CONCURRENCY=$CONCURRENCY
     start_app "$url" "$WORKDIR/app-$backend-$run.log"
     log "$backend run $run: seeding $n confirmed readers"
-    t0=$(date +%s.%N); seed "$url" "$n"
+    t0=$(date +%s.%N); seed_confirmed "$url" "$n"
     log "seeded in $(echo "$(date +%s.%N) - $t0" | bc -l | xargs printf '%.1f') s"
     token=$(TIDINGS_DATABASE_URL=$url RUST_LOG=warn "$BIN" token create bench | tail -n1)
     api="http://127.0.0.1:$APP_PORT/api"

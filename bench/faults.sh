@@ -70,18 +70,6 @@ start_fault_sink() {
   wait_port "$SINK_PORT"
 }
 
-# Confirmed readers, ids as Tidings makes them (as bench/digest.sh does).
-seed() {
-  local url=$1 n=$2
-  db_query "$url" "INSERT INTO subscribers (id, email, email_key, name, status, created_at, updated_at, confirmed_at)
-    SELECT substr(t, 1, 8) || '-' || substr(t, 9, 4) || '-7' || substr(r, 1, 3) || '-8' || substr(r, 4, 3) || '-' || substr(r, 7, 12),
-           'reader' || g || '@bench.example', 'reader' || g || '@bench.example',
-           CASE WHEN g % 3 = 0 THEN 'Reader ' || g END, 'confirmed', now(), now(), now()
-    FROM generate_series(1, $n) AS g,
-         LATERAL (SELECT lpad(to_hex((extract(epoch FROM now()) * 1000)::bigint - $n + g), 12, '0') AS t,
-                         md5(g::text || random()::text) AS r) AS id_parts" >/dev/null
-  db_query "$url" "VACUUM ANALYZE subscribers" >/dev/null
-}
 
 # Messages the sink accepted so far (all recipients).
 accepted() { wc -l <"$SINK_LOG"; }
@@ -205,7 +193,7 @@ fresh_db() { DB_URL=$(new_pg_db "tidings_faults_$$"); }
 scenario_kill() {
   local n=$READERS t_kill t_restart at_kill
   fresh_db; start_fault_sink kill; launch "$DB_URL" kill-1
-  seed "$DB_URL" "$n"; compose "$DB_URL" "${APP_PORTS[0]}"
+  seed_confirmed "$DB_URL" "$n"; compose "$DB_URL" "${APP_PORTS[0]}"
   wait_accepted $((n / 3)) || true
   kill -9 "${APP_PIDS[0]}"; t_kill=$(now); at_kill=$(accepted)
   wait "${APP_PIDS[0]}" 2>/dev/null || true
@@ -221,7 +209,7 @@ scenario_multi() {
   local n=$READERS t_kill at_kill leased
   fresh_db; start_fault_sink multi
   launch "$DB_URL" multi-1; launch "$DB_URL" multi-2; launch "$DB_URL" multi-3
-  seed "$DB_URL" "$n"; compose "$DB_URL" "${APP_PORTS[0]}"
+  seed_confirmed "$DB_URL" "$n"; compose "$DB_URL" "${APP_PORTS[0]}"
   wait_accepted $((n / 3)) || true
   kill -9 "${APP_PIDS[2]}"; t_kill=$(now); at_kill=$(accepted)
   wait "${APP_PIDS[2]}" 2>/dev/null || true
@@ -235,7 +223,7 @@ scenario_multi() {
 scenario_slow() {
   local n=$SLOW_READERS
   fresh_db; start_fault_sink slow 1.0; launch "$DB_URL" slow
-  seed "$DB_URL" "$n"; compose "$DB_URL" "${APP_PORTS[0]}"
+  seed_confirmed "$DB_URL" "$n"; compose "$DB_URL" "${APP_PORTS[0]}"
   wait_complete "$n"
   report slow "$n" "delay_s=1 concurrency=$CONCURRENCY"
   end_scenario slow
@@ -255,7 +243,7 @@ scenario_dbcut() {
   # The app reaches PostgreSQL through the proxy; the script goes direct.
   url_app=$(sed -E "s#@[^/]+/#@127.0.0.1:$proxy_port/#" <<<"$DB_URL")
   launch "$url_app" dbcut
-  seed "$DB_URL" "$n"; compose "$DB_URL" "${APP_PORTS[0]}"
+  seed_confirmed "$DB_URL" "$n"; compose "$DB_URL" "${APP_PORTS[0]}"
   wait_accepted $((n / 3)) || true
   # The burst: BURST signups from 32 threads; the cut comes 0.3 s into it.
   python3 - "${APP_PORTS[0]}" "$BURST" >"$WORKDIR/burst.codes" <<'EOF' &
@@ -301,7 +289,7 @@ EOF
 scenario_refuse() {
   local n=$READERS bounced status_at reason refused code t_resume
   fresh_db; start_fault_sink refuse; launch "$DB_URL" refuse
-  seed "$DB_URL" "$n"; compose "$DB_URL" "${APP_PORTS[0]}"
+  seed_confirmed "$DB_URL" "$n"; compose "$DB_URL" "${APP_PORTS[0]}"
   wait_accepted $((n / 3)) || true
   echo '550 5.7.1 sender not authorized' >"$SINK_CTL"
   log "relay refusing MAIL FROM at $(accepted) accepted"

@@ -148,3 +148,29 @@ comm_jiffies() {
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+# Readers with ids the way Tidings makes them (UUIDv7: a millisecond
+# timestamp, then random bits), one millisecond apart.
+seed_confirmed() {
+  local url=$1 n=$2
+  case "$url" in
+    postgres://*)
+      db_query "$url" "INSERT INTO subscribers (id, email, email_key, name, status, created_at, updated_at, confirmed_at)
+        SELECT substr(t, 1, 8) || '-' || substr(t, 9, 4) || '-7' || substr(r, 1, 3) || '-8' || substr(r, 4, 3) || '-' || substr(r, 7, 12),
+               'reader' || g || '@bench.example', 'reader' || g || '@bench.example',
+               CASE WHEN g % 3 = 0 THEN 'Reader ' || g END, 'confirmed', now(), now(), now()
+        FROM generate_series(1, $n) AS g,
+             LATERAL (SELECT lpad(to_hex((extract(epoch FROM now()) * 1000)::bigint - $n + g), 12, '0') AS t,
+                             md5(g::text || random()::text) AS r) AS id_parts" >/dev/null
+      db_query "$url" "VACUUM ANALYZE subscribers" >/dev/null ;;
+    sqlite://*)
+      db_query "$url" "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < $n)
+        INSERT INTO subscribers (id, email, email_key, name, status, created_at, updated_at, confirmed_at)
+        SELECT printf('%s-%s-7%s-8%s-%s', substr(t, 1, 8), substr(t, 9, 4), substr(r, 1, 3), substr(r, 4, 3), substr(r, 7, 12)),
+               'reader' || i || '@bench.example', 'reader' || i || '@bench.example',
+               CASE WHEN i % 3 = 0 THEN 'Reader ' || i END, 'confirmed',
+               strftime('%Y-%m-%d %H:%M:%f', 'now'), strftime('%Y-%m-%d %H:%M:%f', 'now'), strftime('%Y-%m-%d %H:%M:%f', 'now')
+        FROM (SELECT i, printf('%012x', CAST(strftime('%s', 'now') AS INTEGER) * 1000 - $n + i) AS t,
+                     lower(hex(randomblob(10))) AS r FROM g)" >/dev/null ;;
+  esac
+}

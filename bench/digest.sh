@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# Benchmark of issue #4: one digest to many confirmed readers, into smtp-sink
-# on loopback, beside the raw rate of smtp-source into the same sink.
+# Benchmark of issues #4 and #17: one digest to many confirmed readers, into
+# smtp-sink on loopback, beside the raw rate of smtp-source into the same
+# sink. Prints the fan-out (POST /api/digests) time, the WAL written by the
+# fan-out and by the whole send (PostgreSQL; WAL is per cluster, so run it on
+# a quiet one), the database growth per digest, emails/s and VmHWM.
+#
+#   BACKENDS=pg PG_READERS=10000000 SEND_MAX=3600 bash bench/digest.sh   # issue #17's run
+#   BACKENDS=sqlite SQLITE_READERS=1000000 bash bench/digest.sh
 #
 #   bash bench/digest.sh                  # SQLite 100,000 and PostgreSQL 1,000,000 readers
 #   RUNS=3 bash bench/digest.sh
@@ -25,6 +31,20 @@ build_release
 
 # Bytes the sink has read so far (SMTP commands and message data).
 sink_bytes() { awk '/^rchar/ {print $2}' "/proc/$SINK_PID/io"; }
+# The cluster's WAL position in bytes (0 on SQLite).
+wal_at() {
+  case "$1" in
+    postgres://*) db_query "$1" "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint" ;;
+    *) echo 0 ;;
+  esac
+}
+# The database's size in bytes.
+db_bytes() {
+  case "$1" in
+    postgres://*) db_query "$1" "SELECT pg_database_size(current_database())" ;;
+    sqlite://*) local f=${1#sqlite://}; cat "$f" "$f-wal" 2>/dev/null | wc -c ;;
+  esac
+}
 
 RESULTS=$WORKDIR/results.txt
 : >"$RESULTS"
@@ -47,8 +67,10 @@ for backend in $BACKENDS; do
       -d '{"url":"https://news.example/2026/bench-story","title":"A story worth a benchmark","summary":"What happened, why it matters, and what comes next: a summary of about the length a news site writes."}' \
       "$api/articles"
     bytes0=$(sink_bytes)
+    db0=$(db_bytes "$url"); wal0=$(wal_at "$url")
     post=$(curl -fsS -m 600 -w ' %{time_total}' -H "Authorization: Bearer $token" -X POST "$api/digests")
     t_start=$(date +%s.%N)
+    wal1=$(wal_at "$url")
     fanout=$(awk '{print $NF}' <<<"$post")
     id=$(sed 's/ [0-9.]*$//' <<<"$post" | jq -r .id)
     log "digest $id composed for $(sed 's/ [0-9.]*$//' <<<"$post" | jq -r .recipients) readers in ${fanout}s; sending"
@@ -61,6 +83,7 @@ for backend in $BACKENDS; do
       fi
     done
     t_end=$(date +%s.%N)
+    wal2=$(wal_at "$url"); db1=$(db_bytes "$url")
     progress=$(curl -fsS -H "Authorization: Bearer $token" "$api/digests/$id")
     sent=$(jq -r .sent <<<"$progress")
     secs=$(echo "$t_end - $t_start" | bc -l)
@@ -77,7 +100,7 @@ for backend in $BACKENDS; do
       -f newsletter@localhost -t reader@bench.example 127.0.0.1:"$SINK_PORT"
     raw=$(echo "$m / ($(date +%s.%N) - $r0)" | bc -l | xargs printf '%.0f')
     stop_sink
-    line="$backend $run readers=$n fanout_s=$fanout send_s=$(printf '%.1f' "$secs") sent=$sent failed=$(jq -r .failed <<<"$progress") status=$status rate=$rate raw=$raw ratio=$(echo "$rate / $raw" | bc -l | xargs printf '%.2f') vmhwm_mb=$((rss / 1024)) msg_bytes=$size"
+    line="$backend $run readers=$n fanout_s=$fanout send_s=$(printf '%.1f' "$secs") sent=$sent failed=$(jq -r .failed <<<"$progress") status=$status rate=$rate raw=$raw ratio=$(echo "$rate / $raw" | bc -l | xargs printf '%.2f') vmhwm_mb=$((rss / 1024)) msg_bytes=$size fanout_wal_mb=$(( (wal1 - wal0) / 1048576 )) send_wal_mb=$(( (wal2 - wal0) / 1048576 )) db_growth_mb=$(( (db1 - db0) / 1048576 ))"
     log "$line"
     echo "$line" >>"$RESULTS"
     [ "$backend" = pg ] && drop_pg_db "tidings_bench_digest_$$"
@@ -87,14 +110,16 @@ done
 field() { grep -o " $1=[^ ]*" | cut -d= -f2; }
 echo
 echo "Digest fan-out and delivery into smtp-sink, send_concurrency=$CONCURRENCY, $RUNS run(s) per backend (medians)"
-printf '%-8s %9s %10s %9s %10s %10s %8s %8s %10s\n' backend readers "fan-out s" "send s" "emails/s" "raw msg/s" "ratio" "RSS MB" "msg bytes"
+printf '%-8s %9s %10s %9s %10s %10s %8s %8s %10s %10s %10s %10s\n' backend readers "fan-out s" "send s" "emails/s" "raw msg/s" "ratio" "RSS MB" "msg bytes" "fanout WAL" "send WAL" "db growth"
 for backend in $BACKENDS; do
   rows=$(grep "^$backend " "$RESULTS")
-  printf '%-8s %9s %10s %9s %10s %10s %8s %8s %10s\n' "$backend" \
+  printf '%-8s %9s %10s %9s %10s %10s %8s %8s %10s %10s %10s %10s\n' "$backend" \
     "$(field readers <<<"$rows" | median)" "$(field fanout_s <<<"$rows" | median)" \
     "$(field send_s <<<"$rows" | median)" "$(field rate <<<"$rows" | median)" \
     "$(field raw <<<"$rows" | median)" "$(field ratio <<<"$rows" | median)" \
-    "$(field vmhwm_mb <<<"$rows" | median)" "$(field msg_bytes <<<"$rows" | median)"
+    "$(field vmhwm_mb <<<"$rows" | median)" "$(field msg_bytes <<<"$rows" | median)" \
+    "$(field fanout_wal_mb <<<"$rows" | median)" "$(field send_wal_mb <<<"$rows" | median)" \
+    "$(field db_growth_mb <<<"$rows" | median)"
 done
 echo
 echo "all runs:"

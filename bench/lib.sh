@@ -17,6 +17,7 @@ chmod 755 "$WORKDIR"
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 cleanup() {
+  [ -n "${KEEP_LOGS:-}" ] && cp "$WORKDIR"/*.log "$KEEP_LOGS"/ 2>/dev/null
   set +e
   for pid in "${PIDS[@]:-}"; do
     [ -n "$pid" ] && kill "$pid" 2>/dev/null

@@ -196,6 +196,66 @@ pub struct ExportedDelivery {
     pub sent_at: Option<NaiveDateTime>,
 }
 
+/// The digests a reader was sent (or that failed or skipped them). Only
+/// exceptions have a row; a plain send is read off the chunk whose range
+/// got past the reader, when the consent log says they were confirmed by
+/// that chunk's last commit and had not left since the digest was queued.
+fn deliveries_of(
+    conn: &mut DbConnection,
+    subscriber_id: &str,
+    consent: &[consent::ConsentRecord],
+) -> db::QueryResult<Vec<ExportedDelivery>> {
+    let mut out: Vec<ExportedDelivery> = db::deliveries::exceptions_of(conn, subscriber_id)?
+        .into_iter()
+        .map(|(digest_id, status, sent_at)| ExportedDelivery {
+            digest_id,
+            status,
+            sent_at,
+        })
+        .collect();
+    for passed in db::deliveries::passed_by(conn, subscriber_id)? {
+        if out.iter().any(|d| d.digest_id == passed.digest_id) {
+            continue;
+        }
+        let (Some(from), Some(until)) = (passed.audience_at, passed.settled_at) else {
+            continue;
+        };
+        if confirmed_throughout(consent, from, until) {
+            out.push(ExportedDelivery {
+                digest_id: passed.digest_id,
+                status: crate::domain::DeliveryStatus::Sent,
+                sent_at: Some(until),
+            });
+        }
+    }
+    out.sort_by_key(|d| d.digest_id);
+    Ok(out)
+}
+
+/// Whether the consent log (oldest first) has the reader confirmed at
+/// `until` with nothing ending that since `from`.
+fn confirmed_throughout(
+    consent: &[consent::ConsentRecord],
+    from: NaiveDateTime,
+    until: NaiveDateTime,
+) -> bool {
+    use crate::domain::ConsentEvent as E;
+    let mut confirmed = false;
+    for event in consent.iter().filter(|e| e.occurred_at <= until) {
+        match event.event {
+            E::Confirmed | E::Imported => confirmed = true,
+            E::Unsubscribed | E::Bounced | E::Erased => {
+                if event.occurred_at > from {
+                    return false;
+                }
+                confirmed = false;
+            }
+            _ => {}
+        }
+    }
+    confirmed
+}
+
 /// The subscriber row, every consent event, their deliveries and whether a
 /// confirmation link is pending. `None` when the id is unknown or erased
 /// (an erased skeleton holds nothing about anyone).
@@ -213,14 +273,7 @@ fn export_in(conn: &mut DbConnection, subscriber_id: &str) -> db::QueryResult<Op
     }
     let now = db::now();
     let consent = db::consent::for_subscriber(conn, subscriber_id)?;
-    let deliveries = db::deliveries::for_subscriber(conn, subscriber_id)?
-        .into_iter()
-        .map(|(digest_id, status, sent_at)| ExportedDelivery {
-            digest_id,
-            status,
-            sent_at,
-        })
-        .collect();
+    let deliveries = deliveries_of(conn, subscriber_id, &consent)?;
     let pending = erasure::pending_links(conn, subscriber_id, now)?;
     Ok(Some(Export {
         subscriber: ExportedSubscriber {

@@ -1,5 +1,5 @@
-//! Digests: composed once (subject and bodies rendered once), fanned out to a
-//! delivery row per confirmed reader in one set-based statement.
+//! Digests: composed once (subject and bodies rendered once), queued for
+//! their audience without a row per reader (see [`super::deliveries`]).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -81,8 +81,8 @@ pub fn set_content(
         .execute(conn)
 }
 
-/// One delivery row per reader confirmed now (see [`super::deliveries`]);
-/// the digest's total is their number.
+/// Queues the digest for the readers confirmed now (see
+/// [`super::deliveries`]); the digest's total is their number.
 pub fn fan_out(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResult<usize> {
     let n = super::deliveries::fan_out(conn, id, at)?;
     diesel::update(digests::table.find(id))
@@ -123,48 +123,68 @@ pub fn recent(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<Digest>> {
 
 /// Counts from the digest's chunks (as of their last settle).
 pub fn progress(conn: &mut DbConnection, id: i64) -> QueryResult<Progress> {
-    chunk_sums(conn, Some(id))
+    let Some(digest) = find(conn, id)? else {
+        return Ok(Progress::default());
+    };
+    Ok(progress_of(conn, std::slice::from_ref(&digest))?
+        .pop()
+        .unwrap_or_default())
 }
 
-/// Chunk counters added up: of one digest, or of all (`None`).
-fn chunk_sums(conn: &mut DbConnection, digest: Option<i64>) -> QueryResult<Progress> {
+/// The progress of each of `digests`, in their order: one grouped sum over
+/// their chunks' counters (a row per chunk, none per reader).
+pub fn progress_of(conn: &mut DbConnection, digests: &[Digest]) -> QueryResult<Vec<Progress>> {
     use diesel::dsl::sum;
-    let mut chunks = delivery_chunks::table.into_boxed();
-    if let Some(id) = digest {
-        chunks = chunks.filter(delivery_chunks::digest_id.eq(id));
-    }
-    let (size, sent, failed, skipped): (Option<i64>, Option<i64>, Option<i64>, Option<i64>) =
-        chunks
+    let ids: Vec<i64> = digests.iter().map(|d| d.id).collect();
+    let mut sums: std::collections::HashMap<i64, (i64, i64, i64)> = Default::default();
+    for ids in ids.chunks(500) {
+        type Sums = (i64, Option<i64>, Option<i64>, Option<i64>);
+        let rows: Vec<Sums> = delivery_chunks::table
+            .filter(delivery_chunks::digest_id.eq_any(ids))
+            .group_by(delivery_chunks::digest_id)
             .select((
-                sum(delivery_chunks::size),
+                delivery_chunks::digest_id,
                 sum(delivery_chunks::sent),
                 sum(delivery_chunks::failed),
                 sum(delivery_chunks::skipped),
             ))
-            .first(conn)?;
-    Ok(Progress::from_sums(size, sent, failed, skipped))
+            .load(conn)?;
+        for (id, sent, failed, skipped) in rows {
+            sums.insert(
+                id,
+                (sent.unwrap_or(0), failed.unwrap_or(0), skipped.unwrap_or(0)),
+            );
+        }
+    }
+    Ok(digests
+        .iter()
+        .map(|d| {
+            let (sent, failed, skipped) = sums.get(&d.id).copied().unwrap_or_default();
+            Progress::new(d.status, i64::from(d.total), sent, failed, skipped)
+        })
+        .collect())
 }
 
 impl Progress {
-    /// From the sums of chunk counters (`None`: no chunks).
-    pub(super) fn from_sums(
-        size: Option<i64>,
-        sent: Option<i64>,
-        failed: Option<i64>,
-        skipped: Option<i64>,
-    ) -> Self {
-        let (total, sent, failed, skipped) = (
-            size.unwrap_or(0),
-            sent.unwrap_or(0),
-            failed.unwrap_or(0),
-            skipped.unwrap_or(0),
-        );
+    /// From a digest's audience (`total`, counted when it was queued) and
+    /// its chunks' counters. Readers of the audience who left before their
+    /// send are not read at all, so a sent digest counts whatever of its
+    /// audience was not sent or failed as skipped; until then they are
+    /// still queued. (Never less than what the counters say.)
+    pub fn new(status: DigestStatus, total: i64, sent: i64, failed: i64, skipped: i64) -> Self {
+        let settled = sent + failed + skipped;
+        let total = total.max(settled);
+        let (skipped, queued) = if status == DigestStatus::Sent {
+            (total - sent - failed, 0)
+        } else {
+            (skipped, total - settled)
+        };
         Self {
             total,
             sent,
             failed,
             skipped,
-            queued: total - sent - failed - skipped,
+            queued,
         }
     }
 }
@@ -177,15 +197,21 @@ pub struct Totals {
     pub deliveries: Progress,
 }
 
-/// [`progress`] over all digests: a sum over chunk counters, no scan of
-/// the deliveries.
+/// [`progress`] over all digests: sums over chunk counters, no scan of the
+/// deliveries.
 pub fn totals(conn: &mut DbConnection) -> QueryResult<Totals> {
-    let digests = digests::table
-        .select(diesel::dsl::count_star())
-        .first(conn)?;
+    let all: Vec<Digest> = digests::table.select(Digest::as_select()).load(conn)?;
+    let mut deliveries = Progress::default();
+    for p in progress_of(conn, &all)? {
+        deliveries.total += p.total;
+        deliveries.sent += p.sent;
+        deliveries.failed += p.failed;
+        deliveries.skipped += p.skipped;
+        deliveries.queued += p.queued;
+    }
     Ok(Totals {
-        digests,
-        deliveries: chunk_sums(conn, None)?,
+        digests: all.len() as i64,
+        deliveries,
     })
 }
 

@@ -86,6 +86,8 @@ diesel::table! {
         created_at -> Timestamp,
         finished_at -> Nullable<Timestamp>,
         status_reason -> Nullable<Text>,
+        audience_at -> Nullable<Timestamp>,
+        cut_from -> Nullable<Text>,
     }
 }
 
@@ -128,6 +130,9 @@ diesel::table! {
         done -> Bool,
         due_at -> Timestamp,
         lease_id -> Nullable<Text>,
+        cursor -> Nullable<Text>,
+        passed -> Bool,
+        settled_at -> Nullable<Timestamp>,
     }
 }
 

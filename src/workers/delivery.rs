@@ -1,7 +1,9 @@
 //! Digest delivery on the worker skeleton: a batch is a leased chunk of a
 //! digest's readers (see [`crate::db::deliveries`]), an item one reader's
-//! delivery. The reader's status is read at claim time: someone who left
-//! after the fan-out is skipped.
+//! send. Readers are read at claim time, so someone who left after the
+//! digest was queued is not sent it. Outcomes are committed in the
+//! chunk's order ([`Shape::ordered`]): a commit of sends moves the chunk's
+//! cursor, and only exceptions write a row.
 //!
 //! Outcomes (see [`SendError`]): sent; a transient failure retries with
 //! backoff; a refusal of the recipient fails the delivery and bounces the
@@ -11,14 +13,15 @@
 //! with the reason, until an operator resumes it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use super::retry::{backoff, MAX_ATTEMPTS};
-use super::{Claimed, Handed, Shape, Work};
-use crate::db::deliveries::{Chunk, DeliveryJob};
+use super::{Claimed, Handed, Settled, Shape, Work};
+use crate::db::deliveries::{Chunk, Counts, DeliveryJob, Move, Update};
 use crate::db::{self, DbConnection, QueryResult};
 use crate::digest::compose::UNSUBSCRIBE_MARKER;
 use crate::domain::{DeliveryStatus, SubscriberStatus};
@@ -63,6 +66,13 @@ pub struct Content {
 pub struct Leased {
     chunk: Chunk,
     content: Arc<Content>,
+    /// The fresh readers read at claim, in order, and where each is in it:
+    /// a run's cursor moves from the one before its first.
+    fresh: Vec<String>,
+    place: HashMap<String, usize>,
+    /// Of those, how many have no outcome committed yet: none left at
+    /// release means the chunk's range is passed.
+    fresh_left: AtomicUsize,
     /// When a settle last read the digest's status.
     status_read: Mutex<Instant>,
 }
@@ -87,6 +97,7 @@ impl Delivery {
                 // What a crash may repeat: the sends in flight, and as many
                 // finished but not yet committed.
                 window: 2 * state.mailer.concurrency(),
+                ordered: true,
             },
             contents: Mutex::default(),
             breaker: Mutex::default(),
@@ -143,51 +154,75 @@ impl Delivery {
     }
 }
 
-/// The readers sent (or skipped) in `done`, for the one-statement settle.
-fn ids(done: &[(DeliveryJob, Outcome)]) -> db::deliveries::Settled {
-    let mut settled = db::deliveries::Settled::default();
-    for (job, outcome) in done {
-        match outcome {
-            Outcome::Sent => settled.sent.push(job.subscriber_id.clone()),
-            Outcome::Skipped => settled.skipped.push(job.subscriber_id.clone()),
-            _ => {}
-        }
-    }
-    settled
-}
-
 impl Delivery {
     /// The general settle, inside its transaction: every kind of outcome,
-    /// and the breaker's pause.
+    /// and the breaker's pause. The chunk's row first: a commit out of
+    /// turn writes nothing else.
     fn settle_in(
         &self,
         c: &mut DbConnection,
         batch: &Leased,
         done: &[(DeliveryJob, Outcome)],
         renew: Option<chrono::NaiveDateTime>,
+        in_order: bool,
         tripped: Option<String>,
-    ) -> QueryResult<bool> {
+    ) -> QueryResult<Settled> {
         let chunk = &batch.chunk;
-        let counts = record(c, chunk.digest_id, done)?;
-        let held = db::deliveries::progress(c, chunk, counts, renew)?;
+        match db::deliveries::progress(c, chunk, &batch.counts(done, in_order), renew)? {
+            Update::Held => {}
+            Update::Lost => return Ok(Settled::Stop),
+            Update::OutOfTurn => return Ok(Settled::OutOfTurn),
+        }
+        write_exceptions(c, done, in_order)?;
         if let Some(reason) = tripped {
             let reason = crate::domain::email::mask_in(&reason);
             if db::digests::pause(c, chunk.digest_id, &reason)? {
                 self.paused.with_label_values(&["breaker"]).inc();
                 tracing::warn!(digest_id = chunk.digest_id, %reason, "digest paused: the relay keeps refusing the sender or the content");
             }
-            return Ok(false);
+            return Ok(Settled::Stop);
         }
         // A pause or cancel (from any instance) stops the sends that start
         // after the next look.
-        if renew.is_some() || batch.status_due() {
-            return Ok(held && db::digests::is_sending(c, chunk.digest_id)?);
+        if (renew.is_some() || batch.status_due()) && !db::digests::is_sending(c, chunk.digest_id)?
+        {
+            return Ok(Settled::Stop);
         }
-        Ok(held)
+        Ok(Settled::Go)
     }
 }
 
 impl Leased {
+    /// What a run of outcomes adds to the chunk's counters, and (in
+    /// order) where it moves the cursor: from the fresh reader before its
+    /// first to its last.
+    fn counts(&self, done: &[(DeliveryJob, Outcome)], in_order: bool) -> Counts {
+        let mut counts = Counts::default();
+        for (job, outcome) in done {
+            match outcome {
+                Outcome::Sent => counts.sent += 1,
+                Outcome::Skipped => counts.skipped += 1,
+                Outcome::Retry(_) | Outcome::Refused(_) if job.attempts + 1 < MAX_ATTEMPTS => {}
+                Outcome::Retry(_) | Outcome::Refused(_) | Outcome::Failed { .. } => {
+                    counts.failed += 1
+                }
+            }
+        }
+        let mut fresh = done.iter().filter(|(job, _)| !job.retry);
+        if let (true, Some((first, _))) = (in_order, fresh.next()) {
+            let to = fresh.next_back().map_or(first, |(last, _)| last);
+            let from = match self.place.get(&first.subscriber_id) {
+                Some(&i) if i > 0 => Some(self.fresh[i - 1].clone()),
+                _ => self.chunk.cursor.clone(),
+            };
+            counts.cursor = Some(Move {
+                from,
+                to: to.subscriber_id.clone(),
+            });
+        }
+        counts
+    }
+
     /// Whether it is time to look at the digest's status again.
     fn status_due(&self) -> bool {
         let Ok(mut last) = self.status_read.lock() else {
@@ -215,7 +250,9 @@ impl Work for Delivery {
         let until = now + chrono::Duration::from_std(self.shape.lease)?;
         let lease_id = uuid::Uuid::new_v4().simple().to_string();
         let claimed = db::run(&state.pool, move |c| {
-            let Some(chunk) = db::deliveries::claim_chunk(c, now, until, &lease_id)? else {
+            let claimed =
+                db::in_transaction(c, |c| db::deliveries::claim_chunk(c, now, until, &lease_id))?;
+            let Some(chunk) = claimed else {
                 for id in db::deliveries::finish_done_digests(c, now)? {
                     tracing::info!(digest_id = id, "digest sent");
                 }
@@ -230,10 +267,24 @@ impl Work for Delivery {
         };
         let content = self.content(state, chunk.digest_id).await?;
         let status_read = Mutex::new(Instant::now());
+        let fresh: Vec<String> = jobs
+            .iter()
+            .filter(|j| !j.retry)
+            .map(|j| j.subscriber_id.clone())
+            .collect();
+        let fresh_left = AtomicUsize::new(fresh.len());
+        let place = fresh
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.clone(), i))
+            .collect();
         Ok(Some((
             Leased {
                 chunk,
                 content,
+                fresh,
+                place,
+                fresh_left,
                 status_read,
             },
             jobs,
@@ -262,28 +313,48 @@ impl Work for Delivery {
         batch: &Leased,
         done: &[(DeliveryJob, Outcome)],
         renew: Option<chrono::NaiveDateTime>,
-    ) -> QueryResult<bool> {
+        in_order: bool,
+    ) -> QueryResult<Settled> {
         let tripped = self.tripped(batch.chunk.digest_id);
-        if tripped.is_none()
+        let plain = in_order
+            && tripped.is_none()
             && done
                 .iter()
-                .all(|(_, o)| matches!(o, Outcome::Sent | Outcome::Skipped))
-        {
-            if let Some(going) = db::deliveries::settle_in_one(c, &batch.chunk, &ids(done), renew)?
-            {
-                return Ok(going);
+                .all(|(job, o)| !job.retry && matches!(o, Outcome::Sent));
+        let one = match plain {
+            true => {
+                db::deliveries::settle_in_one(c, &batch.chunk, &batch.counts(done, true), renew)?
             }
+            false => None,
+        };
+        let settled = match one {
+            Some((Update::Held, true)) => Settled::Go,
+            Some((Update::Held | Update::Lost, _)) => Settled::Stop,
+            Some((Update::OutOfTurn, _)) => Settled::OutOfTurn,
+            None => db::in_transaction(c, |c| {
+                self.settle_in(c, batch, done, renew, in_order, tripped)
+            })?,
+        };
+        if settled != Settled::OutOfTurn {
+            let fresh = done.iter().filter(|(job, _)| !job.retry).count();
+            let _ = batch
+                .fresh_left
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                    Some(left.saturating_sub(fresh))
+                });
         }
-        db::in_transaction(c, |c| self.settle_in(c, batch, done, renew, tripped))
+        Ok(settled)
     }
 
     fn release(&self, c: &mut DbConnection, batch: &Leased) -> QueryResult<()> {
-        db::deliveries::release_chunk(c, &batch.chunk)?;
+        let passed = batch.fresh_left.load(Ordering::Acquire) == 0;
+        db::deliveries::release_chunk(c, &batch.chunk, passed, db::now())?;
         for id in db::deliveries::finish_done_digests(c, db::now())? {
             tracing::info!(digest_id = id, "digest sent");
         }
         Ok(())
     }
+
     async fn woken(&self, state: &SharedState) {
         state.wake_deliveries.notified().await
     }
@@ -293,47 +364,42 @@ impl Work for Delivery {
     }
 }
 
-/// Writes each outcome to its delivery row (and bounces readers whose
-/// address was refused); returns (sent, failed, skipped) for the chunk's
-/// counters.
-fn record(
+/// Writes each outcome that is an exception to its reader's delivery row
+/// (and bounces readers whose address was refused). A fresh send that went
+/// out is a row only when it is not in order (after a gap the cursor
+/// cannot cross).
+fn write_exceptions(
     c: &mut DbConnection,
-    digest_id: i64,
     done: &[(DeliveryJob, Outcome)],
-) -> QueryResult<db::deliveries::Counts> {
+    in_order: bool,
+) -> QueryResult<()> {
     let now = db::now();
-    let mut sent = Vec::new();
-    let mut skipped = Vec::new();
-    let mut failed = 0;
     for (job, outcome) in done {
         // This attempt is the job's attempts + 1.
         let attempt = job.attempts + 1;
-        match outcome {
-            Outcome::Sent => sent.push(job.subscriber_id.as_str()),
-            Outcome::Skipped => skipped.push(job.subscriber_id.as_str()),
-            Outcome::Retry(e) | Outcome::Refused(e) if attempt < MAX_ATTEMPTS => {
-                db::deliveries::retry_at(c, job, now + backoff(attempt), e)?;
-            }
+        let row = match outcome {
+            Outcome::Sent => (job.retry || !in_order).then_some((DeliveryStatus::Sent, now, None)),
+            Outcome::Skipped => Some((DeliveryStatus::Skipped, now, None)),
+            Outcome::Retry(e) | Outcome::Refused(e) if attempt < MAX_ATTEMPTS => Some((
+                DeliveryStatus::Queued,
+                now + backoff(attempt),
+                Some(e.as_str()),
+            )),
             Outcome::Retry(e) | Outcome::Refused(e) => {
-                db::deliveries::mark_failed(c, job, e)?;
-                failed += 1;
+                Some((DeliveryStatus::Failed, now, Some(e.as_str())))
             }
             Outcome::Failed { reason, bounce } => {
                 if *bounce {
                     crate::subscriptions::bounce(c, &job.subscriber_id, reason)?;
                 }
-                db::deliveries::mark_failed(c, job, reason)?;
-                failed += 1;
+                Some((DeliveryStatus::Failed, now, Some(reason.as_str())))
             }
+        };
+        if let Some((status, at, error)) = row {
+            db::deliveries::record(c, job, status, at, error)?;
         }
     }
-    db::deliveries::settle_many(c, digest_id, &sent, DeliveryStatus::Sent, now)?;
-    db::deliveries::settle_many(c, digest_id, &skipped, DeliveryStatus::Skipped, now)?;
-    Ok(db::deliveries::Counts {
-        sent: sent.len() as i32,
-        failed,
-        skipped: skipped.len() as i32,
-    })
+    Ok(())
 }
 
 async fn send_one(state: &AppState, job: &DeliveryJob, content: &Content) -> Outcome {

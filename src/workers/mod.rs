@@ -48,6 +48,19 @@ const STOP_PATIENCE: Duration = Duration::from_secs(10);
 /// A claimed batch and its items, or nothing to do.
 pub type Claimed<W> = Option<(<W as Work>::Batch, Vec<<W as Work>::Item>)>;
 
+/// What a settle says of the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Recorded; sending may go on.
+    Go,
+    /// Recorded; stop sending this batch (the lease was lost, or the work
+    /// was paused or cancelled).
+    Stop,
+    /// Nothing recorded: for ordered work, a commit that reached the
+    /// database before the one ahead of it; it is tried again after that.
+    OutOfTurn,
+}
+
 /// The fixed traits of a kind of work.
 #[derive(Debug, Clone, Copy)]
 pub struct Shape {
@@ -57,6 +70,10 @@ pub struct Shape {
     pub lease: Duration,
     /// How many sends may be unrecorded (in flight or not yet committed).
     pub window: usize,
+    /// Whether outcomes are committed in the batch's order: each commit
+    /// then carries the next run of items after the last committed one (so
+    /// a cursor can say how far the batch got), one commit at a time.
+    pub ordered: bool,
 }
 
 /// What a kind of work plugs into the skeleton.
@@ -81,16 +98,21 @@ pub trait Work: Send + Sync + Sized + 'static {
         item: &Self::Item,
     ) -> impl Future<Output = Self::Outcome> + Send;
     /// Records `done` and, with `renew`, extends the batch's lease to it,
-    /// atomically (in one transaction, or one statement). Returns whether
-    /// sending this batch may go on (false: the lease was lost, or the work
-    /// was paused or cancelled).
+    /// atomically (in one transaction, or one statement). For
+    /// [`Shape::ordered`] work, `in_order` says `done` is the run right
+    /// after the one before it (which may still be committing: a settle
+    /// that finds it not committed yet records nothing and says
+    /// [`Settled::OutOfTurn`]); it is false only for what finished after a
+    /// gap that will not be filled (a send that never started because the
+    /// batch stopped).
     fn settle(
         &self,
         conn: &mut DbConnection,
         batch: &Self::Batch,
         done: &[(Self::Item, Self::Outcome)],
         renew: Option<NaiveDateTime>,
-    ) -> QueryResult<bool>;
+        in_order: bool,
+    ) -> QueryResult<Settled>;
     /// Ends the batch after its last settle.
     fn release(&self, conn: &mut DbConnection, batch: &Self::Batch) -> QueryResult<()>;
     /// Returns when there may be work before the next poll.
@@ -182,8 +204,10 @@ async fn lane<W: Work>(
     }
 }
 
-/// An outcome on its way to the settler, with its place in the window.
+/// An outcome on its way to the settler, with its place in the window and
+/// in the batch.
 struct Finished<W: Work> {
+    seq: usize,
     item: W::Item,
     outcome: W::Outcome,
     _place: OwnedSemaphorePermit,
@@ -208,8 +232,8 @@ pub async fn drive<W: Work>(
         let (batch, go_on) = (&batch, &go_on);
         async move {
             let tx = tx;
-            stream::iter(items)
-                .map(|item| {
+            stream::iter(items.into_iter().enumerate())
+                .map(|(seq, item)| {
                     let (window, tx) = (window.clone(), &tx);
                     async move {
                         let Ok(place) = window.acquire_owned().await else {
@@ -220,6 +244,7 @@ pub async fn drive<W: Work>(
                         }
                         let outcome = work.send(state, batch, &item).await;
                         let _ = tx.send(Finished {
+                            seq,
                             item,
                             outcome,
                             _place: place,
@@ -241,8 +266,10 @@ pub async fn drive<W: Work>(
 /// the lease when a quarter of it has passed) until the senders are done
 /// and everything is recorded. Up to [`COMMITS`] commits run at once on
 /// PostgreSQL, so a send's place in the window comes back after about one
-/// commit's latency, not a queue of them. A failed commit keeps its
-/// outcomes (and their places) and is tried again.
+/// commit's latency, not a queue of them (ordered work's commits line up
+/// in the database behind the one ahead; one that gets there first is
+/// tried again). A failed commit keeps its outcomes (and their places) and
+/// is tried again.
 async fn settle_as_they_come<W: Work>(
     work: &Arc<W>,
     state: &SharedState,
@@ -251,60 +278,68 @@ async fn settle_as_they_come<W: Work>(
     go_on: &AtomicBool,
     stop: &watch::Receiver<bool>,
 ) {
-    let every = work.shape().lease / 4;
+    let shape = work.shape();
+    let every = shape.lease / 4;
     let parallel = if state.settings.database_url.is_postgres() {
         COMMITS
     } else {
         1
     };
     let mut next_renewal = Instant::now() + every;
-    let mut pending: Vec<Finished<W>> = Vec::new();
+    let mut queue = Queue::<W>::new(shape.ordered);
     let mut running = futures_util::stream::FuturesUnordered::new();
     let mut open = true;
     let mut failing = Failing::default();
+    // A commit came back out of turn: the next waits until the ones ahead
+    // of it are done, or it might keep overtaking them.
+    let mut held_back = false;
     loop {
         while let Ok(f) = rx.try_recv() {
-            pending.push(f);
+            queue.arrive(f);
+        }
+        held_back &= !running.is_empty();
+        if !open && running.is_empty() {
+            // Every send has ended: a gap now is a send that never started.
+            queue.loosen();
         }
         let renew = Instant::now() >= next_renewal;
-        let may_start = running.len() < parallel && Instant::now() >= failing.retry_at;
-        if may_start && (!pending.is_empty() || renew) {
-            let lease =
-                chrono::Duration::from_std(work.shape().lease).unwrap_or(chrono::Duration::MAX);
+        let may_start =
+            running.len() < parallel && !held_back && Instant::now() >= failing.retry_at;
+        if may_start && (queue.ready() || renew) {
+            let lease = chrono::Duration::from_std(shape.lease).unwrap_or(chrono::Duration::MAX);
             let until = renew.then(|| db::now() + lease);
             if renew {
                 next_renewal = Instant::now() + every;
             }
-            running.push(commit(
-                work,
-                state,
-                batch,
-                std::mem::take(&mut pending),
-                until,
-            ));
+            let (items, in_order) = queue.take();
+            running.push(commit(work, state, batch, items, until, in_order));
             continue;
         }
-        if !open && pending.is_empty() && running.is_empty() {
+        if !open && queue.is_empty() && running.is_empty() {
             return;
         }
         tokio::select! {
             got = rx.recv(), if open => match got {
-                Some(f) => pending.push(f),
+                Some(f) => queue.arrive(f),
                 None => open = false,
             },
-            Some((result, left)) = running.next(), if !running.is_empty() => match result {
-                Ok(more) => {
-                    if !more {
+            Some((result, left, in_order)) = running.next(), if !running.is_empty() => match result {
+                Ok(Settled::OutOfTurn) => {
+                    queue.put_back(left, in_order);
+                    held_back = true;
+                }
+                Ok(settled) => {
+                    if settled == Settled::Stop {
                         go_on.store(false, Ordering::Release);
                     }
-                    failing.recovered(work.shape().name);
+                    failing.recovered(shape.name);
                 }
                 Err(e) => {
-                    pending.extend(left);
-                    if failing.failed(work.shape().name, &e, *stop.borrow()) {
+                    queue.put_back(left, in_order);
+                    if failing.failed(shape.name, &e, *stop.borrow()) {
                         tracing::warn!(
-                            worker = work.shape().name,
-                            unrecorded = pending.len(),
+                            worker = shape.name,
+                            unrecorded = queue.len(),
                             "stopping with outcomes unrecorded; their lease will run out"
                         );
                         go_on.store(false, Ordering::Release);
@@ -314,9 +349,88 @@ async fn settle_as_they_come<W: Work>(
             },
             // Nothing running: the next renewal, or the retry of what a
             // failed commit left.
-            _ = tokio::time::sleep_until(if pending.is_empty() { next_renewal } else { failing.retry_at }),
+            _ = tokio::time::sleep_until(if queue.is_empty() { next_renewal } else { failing.retry_at }),
                 if running.is_empty() => {}
         }
+    }
+}
+
+/// Outcomes waiting for their commit. For ordered work, those that
+/// finished after a gap wait apart until the gap fills (or, once every
+/// send has ended, go as a loose run).
+struct Queue<W: Work> {
+    ordered: bool,
+    /// The next run to commit (for ordered work: right after the last).
+    ready: Vec<Finished<W>>,
+    /// After a gap, by place in the batch.
+    waiting: std::collections::BTreeMap<usize, Finished<W>>,
+    /// What was after a gap that will not fill.
+    loose: Vec<Finished<W>>,
+    /// The place in the batch of the next outcome in order.
+    next: usize,
+}
+
+impl<W: Work> Queue<W> {
+    fn new(ordered: bool) -> Self {
+        Self {
+            ordered,
+            ready: Vec::new(),
+            waiting: Default::default(),
+            loose: Vec::new(),
+            next: 0,
+        }
+    }
+
+    fn arrive(&mut self, f: Finished<W>) {
+        if !self.ordered {
+            self.ready.push(f);
+            return;
+        }
+        self.waiting.insert(f.seq, f);
+        while let Some(f) = self.waiting.remove(&self.next) {
+            self.ready.push(f);
+            self.next += 1;
+        }
+    }
+
+    fn loosen(&mut self) {
+        let waiting = std::mem::take(&mut self.waiting);
+        self.loose.extend(waiting.into_values());
+    }
+
+    fn ready(&self) -> bool {
+        !self.ready.is_empty() || !self.loose.is_empty()
+    }
+
+    /// The next commit's outcomes, and whether they are in order.
+    fn take(&mut self) -> (Vec<Finished<W>>, bool) {
+        if !self.ready.is_empty() || self.loose.is_empty() {
+            (std::mem::take(&mut self.ready), true)
+        } else {
+            (std::mem::take(&mut self.loose), false)
+        }
+    }
+
+    /// A failed commit's outcomes go back in front of what came since
+    /// (in the batch's order, whichever of several commits comes back
+    /// first).
+    fn put_back(&mut self, mut left: Vec<Finished<W>>, in_order: bool) {
+        let to = if in_order {
+            &mut self.ready
+        } else {
+            &mut self.loose
+        };
+        left.append(to);
+        left.sort_by_key(|f| f.seq);
+        *to = left;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ready.is_empty() && self.waiting.is_empty() && self.loose.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.ready.len() + self.waiting.len() + self.loose.len()
     }
 }
 
@@ -365,35 +479,38 @@ impl Failing {
 }
 
 /// One settle transaction over `pending`. Returns its result and, when it
-/// failed, the outcomes (with their places in the window) to try again.
+/// failed or came out of turn, the outcomes (with their places in the
+/// window) to try again, with `in_order` as it was.
 async fn commit<W: Work>(
     work: &Arc<W>,
     state: &SharedState,
     batch: &Arc<W::Batch>,
     pending: Vec<Finished<W>>,
     renew: Option<NaiveDateTime>,
-) -> (Result<bool, db::DbError>, Vec<Finished<W>>) {
+    in_order: bool,
+) -> (Result<Settled, db::DbError>, Vec<Finished<W>>, bool) {
     let (items, places): (Vec<_>, Vec<_>) = pending
         .into_iter()
-        .map(|f| ((f.item, f.outcome), f._place))
+        .map(|f| ((f.item, f.outcome), (f.seq, f._place)))
         .unzip();
     let done = Arc::new(items);
     let result = {
         let (work, batch, done) = (work.clone(), batch.clone(), done.clone());
         db::run(&state.settle_pool, move |c| {
-            work.settle(c, &batch, &done, renew)
+            work.settle(c, &batch, &done, renew, in_order)
         })
         .await
     };
-    if result.is_ok() {
-        return (result, Vec::new());
+    if matches!(result, Ok(Settled::Go | Settled::Stop)) {
+        return (result, Vec::new(), in_order);
     }
     // The closure is gone (run or dropped), so this is the last handle.
     let left = match Arc::try_unwrap(done) {
         Ok(items) => items
             .into_iter()
             .zip(places)
-            .map(|((item, outcome), place)| Finished {
+            .map(|((item, outcome), (seq, place))| Finished {
+                seq,
                 item,
                 outcome,
                 _place: place,
@@ -401,7 +518,7 @@ async fn commit<W: Work>(
             .collect(),
         Err(_) => Vec::new(),
     };
-    (result, left)
+    (result, left, in_order)
 }
 
 /// Ends the batch, trying again while the database is away (for at most a

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch, Mutex as AsyncMutex};
 use tokio::time::Instant;
 
 use super::retry::{backoff, MAX_ATTEMPTS};
-use super::{Claimed, Handed, Shape, Work};
+use super::{Claimed, Handed, Settled, Shape, Work};
 use crate::db::{self, outbox::OutboxJob, DbConnection, QueryResult};
 use crate::domain::MailKind;
 use crate::mail::message::{self, Rendered};
@@ -107,6 +107,7 @@ impl Work for Outbox {
             name: "outbox",
             lease: self.lease,
             window: BATCH,
+            ordered: false,
         }
     }
 
@@ -156,8 +157,10 @@ impl Work for Outbox {
         batch: &Vec<i64>,
         done: &[(OutboxJob, Outcome)],
         renew: Option<chrono::NaiveDateTime>,
-    ) -> QueryResult<bool> {
-        db::in_transaction(c, |c| settle_in(c, batch, done, renew))
+        _in_order: bool,
+    ) -> QueryResult<Settled> {
+        let go_on = db::in_transaction(c, |c| settle_in(c, batch, done, renew))?;
+        Ok(if go_on { Settled::Go } else { Settled::Stop })
     }
 
     /// Rows of the batch still leased (a stop came before they were sent)

@@ -642,9 +642,8 @@ async fn send_now_composes_a_digest_and_progress_reaches_100() {
         Some(format!("/admin/digests?composed={id}").as_str())
     );
     assert_eq!(
-        app.db.count(&format!(
-            "SELECT COUNT(*) FROM deliveries WHERE digest_id = {id}"
-        )),
+        app.db
+            .count(&format!("SELECT total FROM digests WHERE id = {id}")),
         3
     );
     let page = b.get(res.location().unwrap()).await;

@@ -19,6 +19,7 @@ mod foundation;
 mod hostile;
 mod layers;
 mod login_memory;
+mod migration;
 mod privacy;
 mod send_safety;
 mod signup;

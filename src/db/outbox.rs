@@ -49,6 +49,24 @@ pub fn enqueue(
         .map(drop)
 }
 
+/// Gives rows leased until exactly one of `leases` (written at signup for a
+/// hand-over that never happened) back to the queue, due now.
+pub fn release_leased_until(
+    conn: &mut DbConnection,
+    leases: &[NaiveDateTime],
+) -> QueryResult<usize> {
+    diesel::update(
+        outbox::table
+            .filter(outbox::status.eq(WorkStatus::Sending))
+            .filter(outbox::locked_until.eq_any(leases)),
+    )
+    .set((
+        outbox::status.eq(WorkStatus::Queued),
+        outbox::locked_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)
+}
+
 /// Gives claimed rows back to the queue, due now (a worker that could not
 /// take them, or stopped before sending them).
 pub fn release(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<usize> {

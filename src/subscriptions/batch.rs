@@ -134,6 +134,11 @@ async fn commit(ctx: &Committer, group: Vec<Waiting>) {
         // each waiting out the pool's timeout again, one after the other.
         Err(e @ (DbError::Unavailable(_) | DbError::Lost(_))) => {
             crate::telemetry::database_unavailable(&e);
+            // A lost connection may have lost only the commit's answer: the
+            // rows, if written, are leased to our worker, who never got them.
+            if let (DbError::Lost(_), Some(lease)) = (&e, lease) {
+                ctx.outbox.orphaned(lease);
+            }
             for waiting in group {
                 let _ = waiting.reply.send(Err(DbError::Down(e.to_string())));
             }

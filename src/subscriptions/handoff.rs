@@ -27,6 +27,10 @@ pub struct Handoff {
     open: AtomicBool,
     /// Poked after a commit that queued rows for claiming.
     wake: Notify,
+    /// Leases of groups whose commit may have happened unseen (the
+    /// connection was lost at commit): their rows, if any, are leased to
+    /// this worker but were never handed to it.
+    orphans: std::sync::Mutex<Vec<chrono::NaiveDateTime>>,
 }
 
 impl Default for Handoff {
@@ -37,6 +41,7 @@ impl Default for Handoff {
             rx: std::sync::Mutex::new(Some(rx)),
             open: AtomicBool::new(false),
             wake: Notify::new(),
+            orphans: std::sync::Mutex::default(),
         }
     }
 }
@@ -63,6 +68,34 @@ impl Handoff {
                 Err(e) => Some(e.into_inner().id),
             })
             .collect()
+    }
+
+    /// A group written under `lease` may have committed although its
+    /// commit failed to answer: the worker gives whatever rows carry that
+    /// lease back to the queue as soon as the database answers again,
+    /// instead of their lease running out first.
+    pub fn orphaned(&self, lease: chrono::NaiveDateTime) {
+        if let Ok(mut orphans) = self.orphans.lock() {
+            orphans.push(lease);
+        }
+        self.wake();
+    }
+
+    /// Gives back leases taken by [`Handoff::take_orphans`] that could not
+    /// be dealt with now (no wake-up: the next claim tries again).
+    pub fn keep_orphans(&self, leases: Vec<chrono::NaiveDateTime>) {
+        if let Ok(mut orphans) = self.orphans.lock() {
+            orphans.extend(leases);
+        }
+    }
+
+    /// The leases noted by [`Handoff::orphaned`], taken out (the caller
+    /// gives back with [`Handoff::keep_orphans`] what it cannot deal with).
+    pub fn take_orphans(&self) -> Vec<chrono::NaiveDateTime> {
+        self.orphans
+            .lock()
+            .map(|mut o| std::mem::take(&mut *o))
+            .unwrap_or_default()
     }
 
     /// Waits until a commit queued rows for claiming.

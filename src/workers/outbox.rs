@@ -112,6 +112,18 @@ impl Work for Outbox {
     }
 
     async fn claim(&self, state: &SharedState) -> anyhow::Result<Claimed<Self>> {
+        let orphans = state.outbox.take_orphans();
+        if !orphans.is_empty() {
+            let leases = orphans.clone();
+            let released = db::run(&state.pool, move |c| {
+                db::outbox::release_leased_until(c, &leases)
+            })
+            .await;
+            if released.is_err() {
+                state.outbox.keep_orphans(orphans);
+            }
+            released?;
+        }
         let mut jobs = self.handed_over().await;
         if jobs.is_empty() {
             let now = db::now();

@@ -348,3 +348,34 @@ async fn a_trickled_json_body_hears_408_in_json() {
         started.elapsed()
     );
 }
+
+/// A signup group whose commit lost its connection may have committed:
+/// its rows are then leased to this instance's worker, which never got
+/// them. Noted as orphans, they go back to the queue as soon as the
+/// database answers, not when their lease (until 2099 here) runs out.
+#[tokio::test]
+async fn rows_of_a_commit_whose_answer_was_lost_are_sent_without_waiting_out_their_lease() {
+    let app = crate::helpers::spawn_app().await;
+    for to in ["lost@example.com", "other@example.com"] {
+        let res = app.post_form("/subscriptions", &[("email", to)]).await;
+        assert_eq!(res.status(), 200);
+        app.wait_mail_to(to, 1).await;
+    }
+    // As the group commit leaves its rows: leased to this worker, unsent.
+    let lease = "2099-01-01 00:00:00.123456";
+    app.db.execute(&format!(
+        "UPDATE outbox SET status = 'sending', locked_until = '{lease}' \
+         WHERE recipient = 'lost@example.com'; \
+         UPDATE outbox SET status = 'sending', locked_until = '2099-01-01 00:00:00.654321' \
+         WHERE recipient = 'other@example.com'"
+    ));
+    let at = chrono::NaiveDateTime::parse_from_str(lease, "%Y-%m-%d %H:%M:%S%.f").unwrap();
+    app.state.outbox.orphaned(at);
+    app.wait_mail_to("lost@example.com", 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        app.sink.messages_to("other@example.com").len(),
+        1,
+        "a lease nobody lost is left alone"
+    );
+}

@@ -362,6 +362,9 @@ async fn rows_of_a_commit_whose_answer_was_lost_are_sent_without_waiting_out_the
         app.wait_mail_to(to, 1).await;
     }
     app.outbox_drained().await;
+    // The worker ends each batch after its settle: let it, before the rows
+    // are made to look leased again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     // As the group commit leaves its rows: leased to this worker, unsent.
     let lease = "2099-01-01 00:00:00.123456";
     app.db.execute(&format!(

@@ -63,6 +63,10 @@ INSERT INTO deliveries (digest_id, subscriber_id, status, attempts, next_attempt
  (2, '01900000-0000-7000-8000-00000000000c', 'queued', 1, '2026-11-30 08:05:00', NULL);
 ";
 
+async fn get_json(app: &crate::helpers::TestApp, token: &str, path: &str) -> Value {
+    app.api_get(token, path).await.json().await.unwrap()
+}
+
 #[tokio::test]
 async fn the_reader_ranges_migration_keeps_every_send_and_drops_the_rest() {
     let db = TestDb::new();
@@ -83,16 +87,7 @@ async fn the_reader_ranges_migration_keeps_every_send_and_drops_the_rest() {
     // The half-sent digest goes on: bob (never tried) and cat (a retry)
     // get it, ann (sent before the migration) does not get it again.
     wait_until(Duration::from_secs(20), || async {
-        let d: Value = app
-            .client
-            .get(app.url("/api/digests/2"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let d: Value = get_json(&app, &token, "/api/digests/2").await;
         d["status"] == "sent"
     })
     .await;
@@ -103,16 +98,7 @@ async fn the_reader_ranges_migration_keeps_every_send_and_drops_the_rest() {
     ] {
         assert_eq!(app.sink.messages_to(reader).len(), n, "{reader}");
     }
-    let d: Value = app
-        .client
-        .get(app.url("/api/digests/2"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let d: Value = get_json(&app, &token, "/api/digests/2").await;
     assert_eq!(
         (d["total"].as_i64(), d["sent"].as_i64()),
         (Some(3), Some(3)),
@@ -125,31 +111,18 @@ async fn the_reader_ranges_migration_keeps_every_send_and_drops_the_rest() {
             .count("SELECT COUNT(*) FROM deliveries WHERE digest_id = 1"),
         0
     );
-    let old: Value = app
-        .client
-        .get(app.url("/api/digests/1"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let old: Value = get_json(&app, &token, "/api/digests/1").await;
     assert_eq!(
         (old["total"].as_i64(), old["sent"].as_i64()),
         (Some(3), Some(3)),
         "{old}"
     );
-    let export: Value = app
-        .client
-        .get(app.url("/api/subscribers/01900000-0000-7000-8000-00000000000a/export"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let export: Value = get_json(
+        &app,
+        &token,
+        "/api/subscribers/01900000-0000-7000-8000-00000000000a/export",
+    )
+    .await;
     let digests: Vec<(i64, String)> = export["deliveries"]
         .as_array()
         .unwrap()

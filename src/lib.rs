@@ -20,7 +20,8 @@
 //!   [`subscriptions`] (signup, confirm, unsubscribe, the signup group
 //!   commit), [`digest`] (intake, compose and fan-out, pause/resume/cancel),
 //!   [`privacy`] (export, erasure), [`console`] (console sessions),
-//!   [`stats`], [`subscriber_csv`].
+//!   [`stats`], [`subscriber_csv`], [`bounces`] (inbound bounces,
+//!   complaints and mailto unsubscribes).
 //! - Bottom, importing nothing above them: [`mail`] (messages, templates,
 //!   transports), [`db`] (pool, backends, schema, one file per table group,
 //!   views), [`config`] (settings parsed and validated once), [`domain`]
@@ -28,6 +29,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod bounces;
 pub mod cli;
 pub mod config;
 pub mod console;

@@ -58,6 +58,14 @@ impl Settings {
                 "body_timeout_seconds",
                 self.body_timeout_seconds.to_string(),
             ),
+            (
+                "bounce_address",
+                self.bounce_address
+                    .as_ref()
+                    .map(|b| b.to_string())
+                    .unwrap_or_default(),
+            ),
+            ("soft_bounce_limit", self.soft_bounce_limit.to_string()),
         ]
     }
 }

@@ -28,6 +28,11 @@
 //! - `dkim_domain`, `dkim_selector`, `dkim_private_key_file` (default empty: no
 //!   signing): DKIM signing of every email ([`Dkim`]).
 //! - `body_timeout_seconds` (default 10): longest wait for a whole request body.
+//! - `bounce_address` (default empty: no inbound): the envelope sender of
+//!   every email, VERP-tagged per email ([`BounceAddress`]); its domain is
+//!   also the per-reader mailto unsubscribe address's.
+//! - `soft_bounce_limit` (default 3): soft bounces within 30 days, none
+//!   delivered between, after which a reader is `bounced`.
 //!
 //! Layout: this file holds [`Settings`] and loading; `urls` the database and
 //! SMTP URL types, `dkim` the signing key, `values` how one raw value becomes
@@ -72,6 +77,8 @@ pub const KEYS: &[&str] = &[
     "dkim_selector",
     "dkim_private_key_file",
     "body_timeout_seconds",
+    "bounce_address",
+    "soft_bounce_limit",
 ];
 
 /// A setting that could not be used. Displayed as `setting KEY: PROBLEM`.
@@ -117,6 +124,23 @@ pub struct Settings {
     pub dkim: Option<Dkim>,
     /// Longest wait for a whole request body, from its head (408 past it).
     pub body_timeout_seconds: u32,
+    /// Where bounces go; `None`: plain `mail_from` envelopes, no mailto.
+    pub bounce_address: Option<BounceAddress>,
+    pub soft_bounce_limit: u32,
+}
+
+/// `bounce_address`, split: `local@domain`, the local part without the
+/// VERP delimiter `+`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BounceAddress {
+    pub local: String,
+    pub domain: String,
+}
+
+impl std::fmt::Display for BounceAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.local, self.domain)
+    }
 }
 
 fn default_of(key: &str) -> &'static str {
@@ -135,6 +159,7 @@ fn default_of(key: &str) -> &'static str {
         "resend_after_minutes" => "5",
         "signup_rate_per_minute" => "30",
         "body_timeout_seconds" => "10",
+        "soft_bounce_limit" => "3",
         _ => "",
     }
 }
@@ -204,6 +229,8 @@ impl Settings {
             cors_origins,
             dkim,
             body_timeout_seconds: raw.number("body_timeout_seconds", 1, 3600)? as u32,
+            bounce_address: values::bounce_address(&raw)?,
+            soft_bounce_limit: raw.number("soft_bounce_limit", 1, 100)? as u32,
         })
     }
 }
@@ -299,6 +326,23 @@ mod tests {
     }
 
     #[test]
+    fn bounce_address_and_soft_limit() {
+        let s = with(&[("bounce_address", "Bounces@News.Example")]).unwrap();
+        let b = s.bounce_address.unwrap();
+        assert_eq!(
+            (b.local.as_str(), b.domain.as_str()),
+            ("Bounces", "news.example")
+        );
+        assert_eq!(s.soft_bounce_limit, 3);
+        assert!(with(&[]).unwrap().bounce_address.is_none());
+        for bad in ["nope", "a+b@x.example", "@x.example", "a@", "a b@x.example"] {
+            let e = with(&[("bounce_address", bad)]).unwrap_err();
+            assert_eq!(e.key, "bounce_address", "{bad}");
+        }
+        assert!(with(&[("soft_bounce_limit", "101")]).is_err());
+    }
+
+    #[test]
     fn the_first_bad_setting_is_the_one_reported() {
         let bad_values = [
             ("listen", "nowhere"),
@@ -321,6 +365,8 @@ mod tests {
             ("resend_after_minutes", "-1"),
             ("signup_rate_per_minute", "-1"),
             ("body_timeout_seconds", "0"),
+            ("bounce_address", "bounces+x@news.example"),
+            ("soft_bounce_limit", "0"),
         ];
         for (i, (key, _)) in bad_values.iter().enumerate() {
             let e = with(&bad_values[i..]).unwrap_err();

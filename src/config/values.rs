@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use lettre::message::Mailbox;
 
-use super::{bad, default_of, SettingError, SmtpUrl};
+use super::{bad, default_of, BounceAddress, SettingError, SmtpUrl};
 
 /// The raw settings: given values trimmed, absent keys their defaults.
 pub(super) struct Raw<'a>(&'a BTreeMap<String, String>);
@@ -160,4 +160,32 @@ pub(super) fn cors_origins(raw: &Raw) -> Result<Vec<String>, SettingError> {
         }
     }
     Ok(origins)
+}
+
+/// Empty: no VERP envelope, no mailto unsubscribe, no inbound.
+pub(super) fn bounce_address(raw: &Raw) -> Result<Option<BounceAddress>, SettingError> {
+    let text = raw.get("bounce_address");
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let problem = |why: &str| bad("bounce_address", format!("\"{text}\" {why}"));
+    let (local, domain) = text
+        .rsplit_once('@')
+        .filter(|(l, d)| !l.is_empty() && !d.is_empty())
+        .ok_or_else(|| problem("is not an address like bounces@news.example"))?;
+    if local.contains('+') {
+        return Err(problem("must not contain '+': it starts the VERP tag"));
+    }
+    if local.len() > 20 {
+        return Err(problem(
+            "has a local part over 20 characters (the tag needs room)",
+        ));
+    }
+    if lettre::Address::new(local, domain).is_err() {
+        return Err(problem("is not an address like bounces@news.example"));
+    }
+    Ok(Some(BounceAddress {
+        local: local.to_string(),
+        domain: domain.to_ascii_lowercase(),
+    }))
 }

@@ -296,8 +296,21 @@ fn read_dsn(msg: &Message, fields: &str, report: &mut Report) {
         .or_else(|| field(block, "Original-Recipient"))
         .and_then(address_field);
     let action = action(block);
-    let diagnostic = field(block, "Diagnostic-Code")
-        .map(|d| d.split_once(';').map_or(d, |(_, v)| v).trim().to_string());
+    let diagnostic = field(block, "Diagnostic-Code").map(|d| {
+        let d = d.split_once(';').map_or(d, |(_, v)| v).trim();
+        // Some MTAs repeat the field's name inside its value.
+        let lower = d.to_ascii_lowercase();
+        match lower.strip_prefix("diagnostic-code:") {
+            Some(_) => d
+                .get(16..)
+                .unwrap_or(d)
+                .split_once(';')
+                .map_or(d, |(_, v)| v)
+                .trim(),
+            None => d,
+        }
+        .to_string()
+    });
     report.status = field(block, "Status")
         .and_then(status_in)
         .or_else(|| diagnostic.as_deref().and_then(status_in));

@@ -26,7 +26,7 @@ use web::{AdminError, ApiError};
 pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
     use admin::{articles as a_articles, auth, dashboard, digests as a_digests};
     use admin::{settings, subscribers as a_subscribers};
-    use api::{articles, digests, stats, subscribers};
+    use api::{articles, bounces, digests, stats, subscribers};
     use public::{confirm, signup, unsubscribe};
 
     cfg.route("/health", get().to(health::health))
@@ -62,6 +62,7 @@ pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
             .route("/digests/{id}", get().to(digests::show))
             .route("/digests/{id}/{action}", post().to(digests::control))
             .route("/stats", get().to(stats::show))
+            .route("/bounces", get().to(bounces::list))
             .default_service(to(api_not_found)),
     );
 

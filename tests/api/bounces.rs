@@ -1,0 +1,466 @@
+//! Inbound mail: VERP envelopes, `tidings inbound` on a pipe (bounces,
+//! complaints, mailto unsubscribes), GET /api/bounces. The messages are
+//! real ones from the Sisimai corpus (tests/fixtures/bounces/sisimai/,
+//! see its README), with our tagged address where the MTA would put it.
+
+use std::io::Write;
+use std::process::{Output, Stdio};
+
+use serde_json::json;
+
+use crate::digests::{add_article, wait_digest_sent};
+use crate::helpers::{spawn_app_with, tidings, TestApp};
+use crate::support::smtp::ReceivedMail;
+
+const BOUNCES: &str = "bounces@news.tidings.test";
+
+fn fixture(name: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/bounces/sisimai/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    String::from_utf8_lossy(&std::fs::read(path).expect("fixture")).into_owned()
+}
+
+async fn app() -> TestApp {
+    spawn_app_with(|s| {
+        s.insert("bounce_address".into(), BOUNCES.into());
+    })
+    .await
+}
+
+/// `tidings inbound` with the app's settings, the message on stdin.
+fn inbound(app: &TestApp, message: &str, args: &[&str]) -> Output {
+    let mut cmd = tidings();
+    for key in ["database_url", "bounce_address", "soft_bounce_limit"] {
+        if let Some(value) = app.settings.get(key) {
+            cmd.env(format!("TIDINGS_{}", key.to_uppercase()), value);
+        }
+    }
+    let mut child = cmd
+        .arg("inbound")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tidings");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(message.as_bytes()).expect("write");
+    drop(stdin);
+    child.wait_with_output().expect("wait")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A confirmed reader who got one digest; returns (reader id, digest id,
+/// the digest as received).
+async fn reader_with_digest(
+    app: &TestApp,
+    token: &str,
+    email: &str,
+) -> (String, i64, ReceivedMail) {
+    app.confirmed_reader(email).await;
+    let n = app.db.count("SELECT COUNT(*) FROM articles");
+    add_article(app, token, &format!("https://news.example/a{n}"), "A story").await;
+    let res = app.api_post(token, "/api/digests", &json!({})).await;
+    let id = res.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    wait_digest_sent(app, token, id).await;
+    let mails = app.sink.messages_to(email);
+    let digest = mails.last().expect("digest").clone();
+    let reader = app.db.query_strings(&format!(
+        "SELECT id AS v FROM subscribers WHERE email = '{email}'"
+    ))[0]
+        .clone();
+    (reader, id, digest)
+}
+
+fn status_of(app: &TestApp, reader: &str) -> String {
+    app.db.query_strings(&format!(
+        "SELECT status AS v FROM subscribers WHERE id = '{reader}'"
+    ))[0]
+        .clone()
+}
+
+fn events(app: &TestApp, reader: &str) -> Vec<String> {
+    app.db.query_strings(&format!(
+        "SELECT event AS v FROM consent_events WHERE subscriber_id = '{reader}' ORDER BY id"
+    ))
+}
+
+/// The reader's mailto unsubscribe address from a digest's List-Unsubscribe.
+fn mailto_address(mail: &ReceivedMail) -> String {
+    let header = mail.header("List-Unsubscribe").expect("List-Unsubscribe");
+    let mailto = header
+        .split(',')
+        .map(|p| p.trim().trim_matches(|c| c == '<' || c == '>'))
+        .find_map(|p| p.strip_prefix("mailto:"))
+        .expect("a mailto in List-Unsubscribe");
+    mailto.split('?').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn every_email_leaves_with_a_verp_envelope_and_a_per_reader_mailto() {
+    let app = app().await;
+    let token = app.api_token().await;
+    let (reader, _, digest) = reader_with_digest(&app, &token, "verp@example.com").await;
+    let confirmation = &app.sink.messages_to("verp@example.com")[0];
+    for mail in [confirmation, &digest] {
+        assert!(
+            mail.from.starts_with("bounces+") && mail.from.ends_with("@news.tidings.test"),
+            "envelope sender {}",
+            mail.from
+        );
+        assert!(mail.from.len() <= 64 + 1 + "news.tidings.test".len());
+    }
+    assert!(digest.from.starts_with("bounces+d"), "{}", digest.from);
+    assert!(
+        confirmation.from.starts_with("bounces+c"),
+        "{}",
+        confirmation.from
+    );
+    // The header From is still mail_from.
+    assert!(digest.header("From").unwrap().contains("news@tidings.test"));
+    let mailto = mailto_address(&digest);
+    assert!(mailto.starts_with("unsubscribe+") && mailto.ends_with("@news.tidings.test"));
+    assert!(!mailto.contains(&reader), "the token is not the plain id");
+}
+
+#[tokio::test]
+async fn a_hard_dsn_on_the_pipe_bounces_the_reader_and_is_listed() {
+    let app = app().await;
+    let token = app.api_token().await;
+    let (reader, digest_id, digest) = reader_with_digest(&app, &token, "gone@example.com").await;
+    // A Postfix DSN (550 5.1.1) for another address: the VERP tag the MTA
+    // passes as the recipient is what names the reader.
+    let dsn = fixture("lhost-postfix-04.eml");
+    let out = inbound(&app, &dsn, &["--recipient", &digest.from]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout(&out).starts_with("recorded: hard"), "{out:?}");
+    assert_eq!(status_of(&app, &reader), "bounced");
+    assert_eq!(events(&app, &reader).last().unwrap(), "bounced");
+    let source = app.db.query_strings(&format!(
+        "SELECT source AS v FROM consent_events WHERE subscriber_id = '{reader}' AND event = 'bounced'"
+    ));
+    assert!(source[0].contains("5.1.1"), "{source:?}");
+    let listed: serde_json::Value = app
+        .api_get(&token, &format!("/api/bounces?digest={digest_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["total"], 1, "{listed}");
+    let item = &listed["items"][0];
+    assert_eq!(item["kind"], "hard");
+    assert_eq!(item["status_code"], "5.1.1");
+    assert_eq!(item["source"], "pipe");
+    assert_eq!(item["subscriber_id"], reader.as_str());
+    assert_eq!(item["digest_id"], digest_id);
+    // The reader's export has it too.
+    let export: serde_json::Value = app
+        .api_get(&token, &format!("/api/subscribers/{reader}/export"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(export["bounces"][0]["kind"], "hard", "{export}");
+}
+
+#[tokio::test]
+async fn the_tag_in_the_to_header_works_without_a_recipient_argument() {
+    let app = app().await;
+    let token = app.api_token().await;
+    let (reader, _, digest) = reader_with_digest(&app, &token, "header@example.com").await;
+    let dsn = fixture("lhost-postfix-04.eml").replacen(
+        "To: shironeko@example.ne.jp",
+        &format!("To: {}", digest.from),
+        1,
+    );
+    let out = inbound(&app, &dsn, &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(status_of(&app, &reader), "bounced");
+}
+
+#[tokio::test]
+async fn a_mailto_unsubscribe_unsubscribes_at_once_and_a_forged_one_changes_nothing() {
+    let app = app().await;
+    let token = app.api_token().await;
+    let (reader, _, digest) = reader_with_digest(&app, &token, "leaver@example.com").await;
+    let to = mailto_address(&digest);
+    let forged = to.replacen("unsubscribe+", "unsubscribe+a", 1);
+    let message = |to: &str| {
+        format!(
+            "From: leaver@example.com\r\nTo: {to}\r\nSubject: unsubscribe\r\n\r\nunsubscribe\r\n"
+        )
+    };
+    let out = inbound(&app, &message(&forged), &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(status_of(&app, &reader), "confirmed");
+    let out = inbound(&app, &message(&to), &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(stdout(&out), "unsubscribed");
+    assert_eq!(status_of(&app, &reader), "unsubscribed");
+    let methods = app.db.query_strings(&format!(
+        "SELECT method AS v FROM consent_events WHERE subscriber_id = '{reader}' AND event = 'unsubscribed'"
+    ));
+    assert_eq!(methods, ["mailto"]);
+}
+
+#[tokio::test]
+async fn a_complaint_unsubscribes_and_suppresses_the_reader_even_against_import() {
+    let app = app().await;
+    let token = app.api_token().await;
+    let (reader, digest_id, digest) = reader_with_digest(&app, &token, "angry@example.com").await;
+    // An ARF report quoting our email, whose Return-Path is the VERP address.
+    let arf = fixture("arf-01.eml").replacen(
+        "Return-Path: <support@example.ed.jp>",
+        &format!("Return-Path: <{}>", digest.from),
+        1,
+    );
+    let out = inbound(&app, &arf, &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout(&out).starts_with("recorded: complaint"), "{out:?}");
+    assert_eq!(status_of(&app, &reader), "unsubscribed");
+    assert_eq!(events(&app, &reader).last().unwrap(), "complained");
+    let counts: serde_json::Value = app
+        .api_get(&token, "/api/bounces?kind=complaint")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(counts["items"][0]["digest_id"], digest_id);
+    // An import of the address skips it: suppressed.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("list.csv");
+    std::fs::write(&csv, "email\nangry@example.com\nnew@example.com\n").unwrap();
+    let out = tidings()
+        .env("TIDINGS_DATABASE_URL", &app.db.url)
+        .args(["subscribers", "import"])
+        .arg(&csv)
+        .args(["--source", "crm"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("imported 1,"),
+        "{out:?}"
+    );
+    assert_eq!(status_of(&app, &reader), "unsubscribed");
+    assert_eq!(
+        app.db
+            .count("SELECT COUNT(*) FROM suppressions WHERE reason = 'complained'"),
+        1
+    );
+    // An API (JSON) signup of the address sends nothing.
+    let before = app.sink.messages_to("angry@example.com").len();
+    let res = app
+        .post_json("/subscriptions", &json!({"email": "angry@example.com"}))
+        .await;
+    assert_eq!(res.status().as_u16(), 202);
+    app.outbox_drained().await;
+    assert_eq!(app.sink.messages_to("angry@example.com").len(), before);
+}
+
+#[tokio::test]
+async fn soft_bounces_bounce_the_reader_at_the_limit_and_not_before() {
+    let app = spawn_app_with(|s| {
+        s.insert("bounce_address".into(), BOUNCES.into());
+        s.insert("soft_bounce_limit".into(), "2".into());
+    })
+    .await;
+    let token = app.api_token().await;
+    let (reader, _, first) = reader_with_digest(&app, &token, "full@example.com").await;
+    let full = fixture("lhost-amazonworkmail-04.eml");
+    for _ in 0..2 {
+        // The same digest twice is one email: not yet the limit.
+        let out = inbound(&app, &full, &["--recipient", &first.from]);
+        assert!(stdout(&out).starts_with("recorded: soft"), "{out:?}");
+    }
+    assert_eq!(status_of(&app, &reader), "confirmed");
+    let n = app.sink.messages_to("full@example.com").len();
+    add_article(&app, &token, "https://news.example/second", "Second").await;
+    let res = app.api_post(&token, "/api/digests", &json!({})).await;
+    let id = res.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    wait_digest_sent(&app, &token, id).await;
+    let second = app.wait_mail_to("full@example.com", n + 1).await;
+    let out = inbound(&app, &full, &["--recipient", &second.from]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(status_of(&app, &reader), "bounced", "{out:?}");
+    assert_eq!(
+        app.db.count(&format!(
+            "SELECT COUNT(*) FROM bounces WHERE subscriber_id = '{reader}' AND kind = 'soft'"
+        )),
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_delivered_digest_between_soft_bounces_starts_the_count_again() {
+    let app = spawn_app_with(|s| {
+        s.insert("bounce_address".into(), BOUNCES.into());
+        s.insert("soft_bounce_limit".into(), "2".into());
+    })
+    .await;
+    let token = app.api_token().await;
+    let (reader, _, first) = reader_with_digest(&app, &token, "flaky@example.com").await;
+    let full = fixture("lhost-amazonworkmail-04.eml");
+    inbound(&app, &full, &["--recipient", &first.from]);
+    // A second digest goes through (no bounce), then a third bounces.
+    for n in 0..2 {
+        let before = app.sink.messages_to("flaky@example.com").len();
+        add_article(&app, &token, &format!("https://news.example/x{n}"), "X").await;
+        let res = app.api_post(&token, "/api/digests", &json!({})).await;
+        let id = res.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        wait_digest_sent(&app, &token, id).await;
+        let mail = app.wait_mail_to("flaky@example.com", before + 1).await;
+        if n == 1 {
+            inbound(&app, &full, &["--recipient", &mail.from]);
+        }
+    }
+    assert_eq!(status_of(&app, &reader), "confirmed");
+}
+
+#[tokio::test]
+async fn auto_replies_garbage_and_untagged_reports_change_nothing() {
+    let app = app().await;
+    let token = app.api_token().await;
+    let (reader, _, digest) = reader_with_digest(&app, &token, "kijitora@example.co.jp").await;
+    for message in [
+        fixture("rfc3834-01.eml"),
+        fixture("not-is-not-bounce-01.eml"),
+        "\u{0}\u{1}garbage with no headers".to_string(),
+        String::new(),
+    ] {
+        let out = inbound(&app, &message, &["--recipient", &digest.from]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert!(stdout(&out).starts_with("ignored"), "{out:?}");
+    }
+    // A DSN with no valid tag naming a reader who was mailed: believed.
+    // The same naming someone never mailed (pending, no mail sent): not.
+    let forged_tag = digest.from.replacen("bounces+d", "bounces+d9", 1);
+    let out = inbound(
+        &app,
+        &fixture("lhost-postfix-04.eml"),
+        &["--recipient", &forged_tag],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(status_of(&app, &reader), "bounced", "{out:?}");
+    app.db.execute(
+        "INSERT INTO subscribers (id, email, email_key, status, created_at, updated_at) VALUES \
+         ('0190b3a2-7c4e-7d1a-9f00-123456789abc', 'shironeko@example.ne.jp', 'shironeko@example.ne.jp', \
+          'confirmed', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+    );
+    let dsn = fixture("lhost-postfix-04.eml")
+        .replace("kijitora@example.co.jp", "shironeko@example.ne.jp");
+    let out = inbound(&app, &dsn, &[]);
+    assert!(stdout(&out).starts_with("ignored"), "{out:?}");
+    assert_eq!(
+        status_of(&app, "0190b3a2-7c4e-7d1a-9f00-123456789abc"),
+        "confirmed"
+    );
+    assert_eq!(
+        app.db.count("SELECT COUNT(*) FROM bounces"),
+        1,
+        "only the believed one is stored"
+    );
+}
+
+#[tokio::test]
+async fn inbound_asks_for_a_retry_when_the_database_is_away_and_never_exits_1() {
+    let message = fixture("lhost-postfix-04.eml");
+    let run = |url: &str| {
+        let mut child = tidings()
+            .env("TIDINGS_DATABASE_URL", url)
+            .env("TIDINGS_BOUNCE_ADDRESS", BOUNCES)
+            .arg("inbound")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(message.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run("postgres://tidings@127.0.0.1:1/none?connect_timeout=2");
+    assert_eq!(out.status.code(), Some(75), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).lines().count(),
+        1,
+        "{out:?}"
+    );
+    let out = run("nonsense://x");
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "a bad setting is retried, not bounced: {out:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_bounces_api_filters_and_rejects_bad_filters() {
+    let app = app().await;
+    let token = app.api_token().await;
+    let (reader, digest_id, digest) = reader_with_digest(&app, &token, "listed@example.com").await;
+    inbound(
+        &app,
+        &fixture("lhost-amazonworkmail-04.eml"),
+        &["--recipient", &digest.from],
+    );
+    let get = |q: String| {
+        let app = &app;
+        let token = &token;
+        async move { app.api_get(token, &format!("/api/bounces{q}")).await }
+    };
+    for (q, total) in [
+        (format!("?subscriber={reader}"), 1),
+        (format!("?digest={digest_id}&kind=soft"), 1),
+        ("?kind=hard".to_string(), 0),
+        (format!("?digest={}", digest_id + 1), 0),
+    ] {
+        let res = get(q.clone()).await;
+        assert_eq!(res.status().as_u16(), 200, "{q}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["total"], total, "{q}: {body}");
+    }
+    for (q, field) in [
+        ("?kind=bouncy", "kind"),
+        ("?digest=abc", "digest"),
+        ("?subscriber=nope", "subscriber"),
+        ("?page=0", "page"),
+    ] {
+        let res = get(q.to_string()).await;
+        assert_eq!(res.status().as_u16(), 422, "{q}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["field"], field, "{q}");
+    }
+    let res = app.get("/api/bounces").await;
+    assert_eq!(res.status().as_u16(), 401);
+}
+
+#[tokio::test]
+async fn without_bounce_address_the_envelope_is_mail_from_and_nothing_is_read() {
+    let app = spawn_app_with(|_| {}).await;
+    app.confirmed_reader("plain@example.com").await;
+    let mail = &app.sink.messages_to("plain@example.com")[0];
+    assert_eq!(mail.from, "news@tidings.test");
+    let out = tidings()
+        .env("TIDINGS_DATABASE_URL", &app.db.url)
+        .arg("inbound")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout(&out).starts_with("ignored"), "{out:?}");
+}

@@ -12,7 +12,8 @@
 //! - Surfaces: [`routes`] (the one route table; HTTP handlers for the public pages,
 //!   ops API and console; one error type per surface)
 //!   and [`workers`] (the claim/send/settle skeleton, with the outbox and
-//!   digest delivery on it).
+//!   digest delivery on it), and [`receiver`] (the SMTP/LMTP receiver of
+//!   inbound mail).
 //! - Shared context: [`state`] (settings, pool, templates, mailer, the
 //!   workers' wake-ups), [`limits`] (login throttles, bounded hashing),
 //!   [`metrics`], [`telemetry`].
@@ -40,6 +41,7 @@ pub mod limits;
 pub mod mail;
 pub mod metrics;
 pub mod privacy;
+pub mod receiver;
 pub mod routes;
 pub mod scheduler;
 pub mod startup;

@@ -65,6 +65,10 @@ impl Settings {
                     .map(|b| b.to_string())
                     .unwrap_or_default(),
             ),
+            (
+                "inbound_listen",
+                self.inbound_listen.clone().unwrap_or_default(),
+            ),
             ("soft_bounce_limit", self.soft_bounce_limit.to_string()),
         ]
     }

@@ -31,6 +31,9 @@
 //! - `bounce_address` (default empty: no inbound): the envelope sender of
 //!   every email, VERP-tagged per email ([`BounceAddress`]); its domain is
 //!   also the per-reader mailto unsubscribe address's.
+//! - `inbound_listen` (default empty: off): `HOST:PORT` of the built-in
+//!   SMTP/LMTP receiver for bounces and mailto unsubscribes (needs
+//!   `bounce_address`).
 //! - `soft_bounce_limit` (default 3): soft bounces within 30 days, none
 //!   delivered between, after which a reader is `bounced`.
 //!
@@ -78,6 +81,7 @@ pub const KEYS: &[&str] = &[
     "dkim_private_key_file",
     "body_timeout_seconds",
     "bounce_address",
+    "inbound_listen",
     "soft_bounce_limit",
 ];
 
@@ -126,6 +130,8 @@ pub struct Settings {
     pub body_timeout_seconds: u32,
     /// Where bounces go; `None`: plain `mail_from` envelopes, no mailto.
     pub bounce_address: Option<BounceAddress>,
+    /// Where the SMTP/LMTP receiver listens; `None`: no receiver.
+    pub inbound_listen: Option<String>,
     pub soft_bounce_limit: u32,
 }
 
@@ -230,6 +236,7 @@ impl Settings {
             dkim,
             body_timeout_seconds: raw.number("body_timeout_seconds", 1, 3600)? as u32,
             bounce_address: values::bounce_address(&raw)?,
+            inbound_listen: values::inbound_listen(&raw)?,
             soft_bounce_limit: raw.number("soft_bounce_limit", 1, 100)? as u32,
         })
     }
@@ -340,6 +347,15 @@ mod tests {
             assert_eq!(e.key, "bounce_address", "{bad}");
         }
         assert!(with(&[("soft_bounce_limit", "101")]).is_err());
+        let e = with(&[("inbound_listen", "127.0.0.1:2525")]).unwrap_err();
+        assert_eq!(e.key, "inbound_listen");
+        assert!(e.problem.contains("bounce_address"), "{e}");
+        let s = with(&[
+            ("bounce_address", "b@n.example"),
+            ("inbound_listen", "127.0.0.1:2525"),
+        ])
+        .unwrap();
+        assert_eq!(s.inbound_listen.as_deref(), Some("127.0.0.1:2525"));
     }
 
     #[test]
@@ -366,6 +382,7 @@ mod tests {
             ("signup_rate_per_minute", "-1"),
             ("body_timeout_seconds", "0"),
             ("bounce_address", "bounces+x@news.example"),
+            ("inbound_listen", "nowhere"),
             ("soft_bounce_limit", "0"),
         ];
         for (i, (key, _)) in bad_values.iter().enumerate() {

@@ -189,3 +189,24 @@ pub(super) fn bounce_address(raw: &Raw) -> Result<Option<BounceAddress>, Setting
         domain: domain.to_ascii_lowercase(),
     }))
 }
+
+/// Empty: no receiver. Needs `bounce_address` (what it accepts mail for).
+pub(super) fn inbound_listen(raw: &Raw) -> Result<Option<String>, SettingError> {
+    let listen = raw.get("inbound_listen");
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    if !is_host_port(&listen) {
+        return Err(bad(
+            "inbound_listen",
+            format!("expected HOST:PORT, got \"{listen}\""),
+        ));
+    }
+    if raw.get("bounce_address").is_empty() {
+        return Err(bad(
+            "inbound_listen",
+            "needs bounce_address (the address it takes mail for)",
+        ));
+    }
+    Ok(Some(listen))
+}

@@ -233,6 +233,17 @@ async fn a_complaint_unsubscribes_and_suppresses_the_reader_even_against_import(
         .await
         .unwrap();
     assert_eq!(counts["items"][0]["digest_id"], digest_id);
+    // The digest's counts: one complaint of one email sent is past 0.3%.
+    let shown: serde_json::Value = app
+        .api_get(&token, &format!("/api/digests/{digest_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["bounces"]["complaints"], 1, "{shown}");
+    assert_eq!(shown["bounces"]["hard"], 0);
+    assert_eq!(shown["bounces"]["complaint_rate"], 1.0);
+    assert_eq!(shown["bounces"]["complaint_level"], "alert");
     // An import of the address skips it: suppressed.
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("list.csv");
@@ -463,4 +474,107 @@ async fn without_bounce_address_the_envelope_is_mail_from_and_nothing_is_read() 
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(stdout(&out).starts_with("ignored"), "{out:?}");
+}
+
+/// A minimal SMTP client: sends each line, returns every reply.
+async fn smtp_session(port: u16, script: &[&str]) -> Vec<String> {
+    use tokio::io::{AsyncWriteExt, BufReader};
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect to the receiver");
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    let mut replies = vec![smtp_reply(&mut read).await];
+    for line in script {
+        write.write_all(line.as_bytes()).await.unwrap();
+        replies.push(smtp_reply(&mut read).await);
+    }
+    replies
+}
+
+/// One (possibly multi-line) reply; "" when the server closed.
+async fn smtp_reply(read: &mut (impl tokio::io::AsyncBufRead + Unpin)) -> String {
+    use tokio::io::AsyncBufReadExt;
+    let mut all = String::new();
+    loop {
+        let mut line = String::new();
+        if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+            break;
+        }
+        all.push_str(&line);
+        if line.as_bytes().get(3) != Some(&b'-') {
+            break;
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn the_smtp_receiver_takes_bounces_for_our_addresses_only() {
+    let app = spawn_app_with(|s| {
+        s.insert("bounce_address".into(), BOUNCES.into());
+        s.insert("inbound_listen".into(), "127.0.0.1:0".into());
+    })
+    .await;
+    let port = app.inbound_port.expect("receiver bound");
+    let token = app.api_token().await;
+    let (reader, digest_id, digest) =
+        reader_with_digest(&app, &token, "smtp-gone@example.com").await;
+    let dsn = fixture("lhost-postfix-04.eml")
+        .replace("\n.", "\n..")
+        .replace('\n', "\r\n");
+    let rcpt = format!("RCPT TO:<{}>\r\n", digest.from);
+    let data = format!("{dsn}\r\n.\r\n");
+    let replies = smtp_session(
+        port,
+        &[
+            "EHLO mx.example\r\n",
+            "RCPT TO:<bounces@news.tidings.test>\r\n",
+            "MAIL FROM:<>\r\n",
+            "RCPT TO:<postmaster@news.tidings.test>\r\n",
+            "RCPT TO:<bounces@elsewhere.example>\r\n",
+            &rcpt,
+            "DATA\r\n",
+            &data,
+            "QUIT\r\n",
+        ],
+    )
+    .await;
+    let codes: Vec<&str> = replies.iter().map(|r| &r[..3]).collect();
+    assert_eq!(
+        codes,
+        ["220", "250", "503", "250", "550", "550", "250", "354", "250", "221"],
+        "{replies:?}"
+    );
+    assert_eq!(status_of(&app, &reader), "bounced");
+    let listed: serde_json::Value = app
+        .api_get(&token, &format!("/api/bounces?digest={digest_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"][0]["source"], "smtp", "{listed}");
+    // LMTP answers once per recipient; an oversized line ends the session.
+    let lmtp = smtp_session(
+        port,
+        &[
+            "LHLO mx.example\r\n",
+            "MAIL FROM:<>\r\n",
+            &rcpt,
+            &rcpt,
+            "DATA\r\n",
+            "Subject: hello\r\n\r\nnot a bounce\r\n.\r\n",
+            // Reads the second recipient's reply to DATA.
+            "NOOP\r\n",
+        ],
+    )
+    .await;
+    assert_eq!(
+        lmtp[6..],
+        ["250 2.0.0 accepted\r\n", "250 2.0.0 accepted\r\n"]
+    );
+    let long = format!("NOOP {}\r\n", "x".repeat(2000));
+    let cut = smtp_session(port, &[&long]).await;
+    assert_eq!(cut.len(), 2);
+    assert_eq!(cut[1], "", "the session was closed");
 }

@@ -319,3 +319,51 @@ pub fn digest_bounces(c: &mut DbConnection, id: i64, sent: i64) -> QueryResult<D
     };
     Ok(out)
 }
+
+/// A provider's event about one recipient, after its signature was
+/// checked.
+#[derive(Clone, Debug)]
+pub struct ProviderEvent {
+    pub recipient: String,
+    pub kind: BounceKind,
+    pub status: Option<String>,
+    pub diagnostic: Option<String>,
+}
+
+/// Records authenticated provider events: each names its recipient by
+/// address (the provider is trusted to have sent to it), all in one
+/// transaction. Returns how many were pinned on a reader.
+pub async fn record_events(state: &AppState, events: Vec<ProviderEvent>) -> Result<usize, DbError> {
+    let limit = state.settings.soft_bounce_limit;
+    let secret = state.secret.clone();
+    db::transaction(&state.pool, move |c| {
+        let mut recorded = 0;
+        for e in &events {
+            let Ok(email) = SubscriberEmail::parse(&e.recipient) else {
+                continue;
+            };
+            let Some(reader) = db::subscribers::find_by_key(c, &email.key())? else {
+                continue;
+            };
+            let reported = Reported {
+                subscriber_id: reader.id,
+                digest_id: None,
+                kind: e.kind,
+                status: e.status.clone(),
+                diagnostic: e
+                    .diagnostic
+                    .as_deref()
+                    .map(|d| d.chars().take(500).collect()),
+                source: BounceSource::Webhook,
+            };
+            if matches!(
+                apply(c, &secret, limit, &reported)?,
+                Outcome::Recorded { .. }
+            ) {
+                recorded += 1;
+            }
+        }
+        Ok(recorded)
+    })
+    .await
+}

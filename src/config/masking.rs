@@ -70,7 +70,23 @@ impl Settings {
                 self.inbound_listen.clone().unwrap_or_default(),
             ),
             ("soft_bounce_limit", self.soft_bounce_limit.to_string()),
+            ("webhook_secrets", self.masked_webhook_secrets()),
         ]
+    }
+}
+
+impl Settings {
+    /// Which providers have a secret, the secrets masked.
+    fn masked_webhook_secrets(&self) -> String {
+        let w = &self.webhook_secrets;
+        let mut out = Vec::new();
+        if w.postmark.is_some() {
+            out.push(format!("postmark={MASK}"));
+        }
+        if w.mailgun.is_some() {
+            out.push(format!("mailgun={MASK}"));
+        }
+        out.join(",")
     }
 }
 

@@ -34,6 +34,9 @@
 //! - `inbound_listen` (default empty: off): `HOST:PORT` of the built-in
 //!   SMTP/LMTP receiver for bounces and mailto unsubscribes (needs
 //!   `bounce_address`).
+//! - `webhook_secrets` (default empty): `postmark=USER:PASSWORD` (the basic
+//!   auth Postmark's webhook sends), `mailgun=SIGNING_KEY`, comma-separated
+//!   ([`WebhookSecrets`]).
 //! - `soft_bounce_limit` (default 3): soft bounces within 30 days, none
 //!   delivered between, after which a reader is `bounced`.
 //!
@@ -83,6 +86,7 @@ pub const KEYS: &[&str] = &[
     "bounce_address",
     "inbound_listen",
     "soft_bounce_limit",
+    "webhook_secrets",
 ];
 
 /// A setting that could not be used. Displayed as `setting KEY: PROBLEM`.
@@ -133,6 +137,17 @@ pub struct Settings {
     /// Where the SMTP/LMTP receiver listens; `None`: no receiver.
     pub inbound_listen: Option<String>,
     pub soft_bounce_limit: u32,
+    pub webhook_secrets: WebhookSecrets,
+}
+
+/// Credentials of the providers' webhooks; a provider without one has no
+/// webhook (404).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WebhookSecrets {
+    /// Postmark: the user and password of its webhook's basic auth.
+    pub postmark: Option<(String, String)>,
+    /// Mailgun: the HTTP webhook signing key.
+    pub mailgun: Option<String>,
 }
 
 /// `bounce_address`, split: `local@domain`, the local part without the
@@ -238,6 +253,7 @@ impl Settings {
             bounce_address: values::bounce_address(&raw)?,
             inbound_listen: values::inbound_listen(&raw)?,
             soft_bounce_limit: raw.number("soft_bounce_limit", 1, 100)? as u32,
+            webhook_secrets: values::webhook_secrets(&raw)?,
         })
     }
 }
@@ -356,6 +372,26 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(s.inbound_listen.as_deref(), Some("127.0.0.1:2525"));
+        let s = with(&[("webhook_secrets", "postmark=hook:pa:ss, mailgun=key-1")]).unwrap();
+        assert_eq!(
+            s.webhook_secrets.postmark,
+            Some(("hook".to_string(), "pa:ss".to_string()))
+        );
+        assert_eq!(s.webhook_secrets.mailgun.as_deref(), Some("key-1"));
+        for bad in [
+            "postmark=nocolon",
+            "mailgun=",
+            "nope=1",
+            "sendgrid=k",
+            "mailgun",
+        ] {
+            let e = with(&[("webhook_secrets", bad)]).unwrap_err();
+            assert_eq!(e.key, "webhook_secrets", "{bad}");
+        }
+        let masked = s.masked();
+        assert!(masked
+            .iter()
+            .all(|(_, v)| !v.contains("pa:ss") && !v.contains("key-1")));
     }
 
     #[test]
@@ -384,6 +420,7 @@ mod tests {
             ("bounce_address", "bounces+x@news.example"),
             ("inbound_listen", "nowhere"),
             ("soft_bounce_limit", "0"),
+            ("webhook_secrets", "ses=x"),
         ];
         for (i, (key, _)) in bad_values.iter().enumerate() {
             let e = with(&bad_values[i..]).unwrap_err();

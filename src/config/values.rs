@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use lettre::message::Mailbox;
 
-use super::{bad, default_of, BounceAddress, SettingError, SmtpUrl};
+use super::{bad, default_of, BounceAddress, SettingError, SmtpUrl, WebhookSecrets};
 
 /// The raw settings: given values trimmed, absent keys their defaults.
 pub(super) struct Raw<'a>(&'a BTreeMap<String, String>);
@@ -209,4 +209,35 @@ pub(super) fn inbound_listen(raw: &Raw) -> Result<Option<String>, SettingError> 
         ));
     }
     Ok(Some(listen))
+}
+
+/// `provider=credential` pairs. SES and SendGrid are named in the design
+/// but their verification (SNS certificates, ECDSA) is not built yet: a
+/// secret for them is refused rather than silently unused.
+pub(super) fn webhook_secrets(raw: &Raw) -> Result<WebhookSecrets, SettingError> {
+    let mut secrets = WebhookSecrets::default();
+    for item in raw.list("webhook_secrets") {
+        let problem = |why: &str| bad("webhook_secrets", why.to_string());
+        let (provider, value) = item
+            .split_once('=')
+            .map(|(p, v)| (p.trim(), v.trim()))
+            .filter(|(_, v)| !v.is_empty())
+            .ok_or_else(|| problem("expected provider=credential, e.g. mailgun=KEY"))?;
+        match provider {
+            "postmark" => {
+                let (user, password) = value
+                    .split_once(':')
+                    .ok_or_else(|| problem("postmark needs USER:PASSWORD"))?;
+                secrets.postmark = Some((user.to_string(), password.to_string()));
+            }
+            "mailgun" => secrets.mailgun = Some(value.to_string()),
+            "ses" | "sendgrid" => {
+                return Err(problem(&format!(
+                    "{provider} webhooks are not supported yet"
+                )))
+            }
+            other => return Err(problem(&format!("unknown provider \"{other}\""))),
+        }
+    }
+    Ok(secrets)
 }

@@ -16,6 +16,7 @@ pub mod body_deadline;
 pub mod health;
 pub mod public;
 pub mod web;
+pub mod webhooks;
 
 use actix_web::web::{delete, get, post, resource, scope, to, ServiceConfig};
 use actix_web::HttpResponse;
@@ -43,6 +44,7 @@ pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
                 .route(get().to(confirm::show))
                 .route(post().to(confirm::confirm)),
         )
+        .route("/webhooks/{provider}", post().to(webhooks::receive))
         .service(
             resource("/unsubscribe")
                 .route(get().to(unsubscribe::show))

@@ -578,3 +578,164 @@ async fn the_smtp_receiver_takes_bounces_for_our_addresses_only() {
     assert_eq!(cut.len(), 2);
     assert_eq!(cut[1], "", "the session was closed");
 }
+
+fn webhook_fixture(name: &str, recipient: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/webhooks/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(path)
+        .expect("fixture")
+        .replace("RECIPIENT", recipient)
+}
+
+/// Signs a Mailgun payload as Mailgun does: hex HMAC-SHA256 of
+/// timestamp + token under the signing key.
+fn mailgun_signed(body: &str, key: &str, timestamp: i64) -> String {
+    use hmac::Mac;
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}{token}").as_bytes());
+    let signature = hex::encode(mac.finalize().into_bytes());
+    body.replace("TIMESTAMP", &timestamp.to_string())
+        .replace("\"TOKEN\"", &format!("\"{token}\""))
+        .replace("SIGNATURE", &signature)
+}
+
+async fn webhook_app() -> TestApp {
+    spawn_app_with(|s| {
+        s.insert(
+            "webhook_secrets".into(),
+            "postmark=hooks:s3cret-pass, mailgun=key-mailgun-test".into(),
+        );
+    })
+    .await
+}
+
+async fn post_webhook(
+    app: &TestApp,
+    provider: &str,
+    body: String,
+    auth: Option<(&str, &str)>,
+) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(app.url(&format!("/webhooks/{provider}")))
+        .header("Content-Type", "application/json")
+        .body(body);
+    if let Some((user, password)) = auth {
+        req = req.basic_auth(user, Some(password));
+    }
+    req.send().await.expect("request")
+}
+
+fn reader_id(app: &TestApp, email: &str) -> String {
+    app.db.query_strings(&format!(
+        "SELECT id AS v FROM subscribers WHERE email = '{email}'"
+    ))[0]
+        .clone()
+}
+
+#[tokio::test]
+async fn postmark_webhooks_need_the_basic_auth_and_bounce_or_unsubscribe_readers() {
+    let app = webhook_app().await;
+    app.confirmed_reader("pm-gone@example.com").await;
+    app.confirmed_reader("pm-angry@example.com").await;
+    app.confirmed_reader("pm-away@example.com").await;
+    let gone = reader_id(&app, "pm-gone@example.com");
+    let bounce = webhook_fixture("postmark-bounce.json", "pm-gone@example.com");
+    for auth in [
+        None,
+        Some(("hooks", "wrong")),
+        Some(("other", "s3cret-pass")),
+    ] {
+        let res = post_webhook(&app, "postmark", bounce.clone(), auth).await;
+        assert_eq!(res.status().as_u16(), 401, "{auth:?}");
+    }
+    assert_eq!(status_of(&app, &gone), "confirmed");
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM bounces"), 0);
+    let auth = Some(("hooks", "s3cret-pass"));
+    let res = post_webhook(&app, "postmark", bounce, auth).await;
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(status_of(&app, &gone), "bounced");
+    let source = app.db.query_strings(&format!(
+        "SELECT source || ' ' || kind || ' ' || status_code AS v FROM bounces WHERE subscriber_id = '{gone}'"
+    ));
+    assert_eq!(source, ["webhook hard 5.1.1"]);
+    let complaint = webhook_fixture("postmark-spam-complaint.json", "pm-angry@example.com");
+    assert_eq!(
+        post_webhook(&app, "postmark", complaint, auth)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        status_of(&app, &reader_id(&app, "pm-angry@example.com")),
+        "unsubscribed"
+    );
+    let away = webhook_fixture("postmark-autoresponder.json", "pm-away@example.com");
+    assert_eq!(
+        post_webhook(&app, "postmark", away, auth)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        status_of(&app, &reader_id(&app, "pm-away@example.com")),
+        "confirmed"
+    );
+    let res = post_webhook(&app, "postmark", "{not json".into(), auth).await;
+    assert_eq!(res.status().as_u16(), 400);
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM bounces"), 2);
+}
+
+#[tokio::test]
+async fn mailgun_webhooks_are_verified_by_their_signature() {
+    let app = webhook_app().await;
+    app.confirmed_reader("mg-gone@example.com").await;
+    app.confirmed_reader("mg-angry@example.com").await;
+    let gone = reader_id(&app, "mg-gone@example.com");
+    let now = chrono::Utc::now().timestamp();
+    let failed = webhook_fixture("mailgun-failed-permanent.json", "mg-gone@example.com");
+    for body in [
+        mailgun_signed(&failed, "another-key", now),
+        mailgun_signed(&failed, "key-mailgun-test", now - 3600),
+        failed.replace("TIMESTAMP", &now.to_string()),
+    ] {
+        let res = post_webhook(&app, "mailgun", body, None).await;
+        assert_eq!(res.status().as_u16(), 401);
+    }
+    assert_eq!(status_of(&app, &gone), "confirmed");
+    let res = post_webhook(
+        &app,
+        "mailgun",
+        mailgun_signed(&failed, "key-mailgun-test", now),
+        None,
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(status_of(&app, &gone), "bounced");
+    let complained = webhook_fixture("mailgun-complained.json", "mg-angry@example.com");
+    let res = post_webhook(
+        &app,
+        "mailgun",
+        mailgun_signed(&complained, "key-mailgun-test", now),
+        None,
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 200);
+    let angry = reader_id(&app, "mg-angry@example.com");
+    assert_eq!(status_of(&app, &angry), "unsubscribed");
+    assert_eq!(events(&app, &angry).last().unwrap(), "complained");
+}
+
+#[tokio::test]
+async fn unconfigured_and_unknown_webhooks_are_404() {
+    let app = spawn_app_with(|_| {}).await;
+    for provider in ["postmark", "mailgun", "ses", "sendgrid", "nope"] {
+        let res = post_webhook(&app, provider, "{}".into(), None).await;
+        assert_eq!(res.status().as_u16(), 404, "{provider}");
+    }
+}

@@ -244,6 +244,21 @@ async fn a_complaint_unsubscribes_and_suppresses_the_reader_even_against_import(
     assert_eq!(shown["bounces"]["hard"], 0);
     assert_eq!(shown["bounces"]["complaint_rate"], 1.0);
     assert_eq!(shown["bounces"]["complaint_level"], "alert");
+    // The console says so on the digests page, and on the reader's page.
+    crate::admin::create_admin(&app, "editor", "correct horse battery").await;
+    let mut browser = crate::admin::Browser::new(&app);
+    browser.login("editor", "correct horse battery").await;
+    let page = browser.get("/admin/digests").await;
+    assert!(
+        page.body
+            .contains(&format!("id=\"complaints-{digest_id}\""))
+            && page.body.contains("past the 0.3%"),
+        "{}",
+        page.body
+    );
+    let page = browser.get(&format!("/admin/subscribers/{reader}")).await;
+    assert!(page.body.contains("id=\"bounces\""), "{}", page.body);
+    assert!(page.body.contains("<td>complaint</td>"), "{}", page.body);
     // An import of the address skips it: suppressed.
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("list.csv");

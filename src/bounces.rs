@@ -100,7 +100,7 @@ pub async fn receive(
     });
     let limit = state.settings.soft_bounce_limit;
     let secret = state.secret.clone();
-    db::transaction(&state.pool, move |c| {
+    let outcome = db::transaction(&state.pool, move |c| {
         let pinned = match tag {
             Some(t) => Some(t),
             None => named_reader(c, &report)?,
@@ -118,7 +118,15 @@ pub async fn receive(
         };
         apply(c, &secret, limit, &reported)
     })
-    .await
+    .await?;
+    if let Outcome::Recorded { kind, .. } = &outcome {
+        state
+            .metrics
+            .bounces
+            .with_label_values(&[kind.as_str()])
+            .inc();
+    }
+    Ok(outcome)
 }
 
 fn digest_of(tag: &Tag) -> Option<i64> {
@@ -336,8 +344,8 @@ pub struct ProviderEvent {
 pub async fn record_events(state: &AppState, events: Vec<ProviderEvent>) -> Result<usize, DbError> {
     let limit = state.settings.soft_bounce_limit;
     let secret = state.secret.clone();
-    db::transaction(&state.pool, move |c| {
-        let mut recorded = 0;
+    let recorded = db::transaction(&state.pool, move |c| {
+        let mut recorded = Vec::new();
         for e in &events {
             let Ok(email) = SubscriberEmail::parse(&e.recipient) else {
                 continue;
@@ -356,14 +364,19 @@ pub async fn record_events(state: &AppState, events: Vec<ProviderEvent>) -> Resu
                     .map(|d| d.chars().take(500).collect()),
                 source: BounceSource::Webhook,
             };
-            if matches!(
-                apply(c, &secret, limit, &reported)?,
-                Outcome::Recorded { .. }
-            ) {
-                recorded += 1;
+            if let Outcome::Recorded { kind, .. } = apply(c, &secret, limit, &reported)? {
+                recorded.push(kind);
             }
         }
         Ok(recorded)
     })
-    .await
+    .await?;
+    for kind in &recorded {
+        state
+            .metrics
+            .bounces
+            .with_label_values(&[kind.as_str()])
+            .inc();
+    }
+    Ok(recorded.len())
 }

@@ -744,6 +744,12 @@ async fn mailgun_webhooks_are_verified_by_their_signature() {
     let angry = reader_id(&app, "mg-angry@example.com");
     assert_eq!(status_of(&app, &angry), "unsubscribed");
     assert_eq!(events(&app, &angry).last().unwrap(), "complained");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("tidings_bounces_total{kind=\"hard\"} 1")
+            && metrics.contains("tidings_bounces_total{kind=\"complaint\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

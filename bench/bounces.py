@@ -13,12 +13,15 @@ Usage: python3 bench/bounces.py [--binary target/release/tidings] [--throughput 
    the reader; ignored = "vacation", "delivered" and the not-a-bounce set).
    Prints the confusion matrix, the agreement and every disagreement.
    Fails (exit 1) when an expected-ignored message is counted as a bounce.
-2. Throughput (--throughput N, default 200): N messages piped one process
-   each through `tidings inbound` against a fresh SQLite database with
-   bounce_address set (the full path: parse, settings, open, migrate check,
-   pin, store), as messages/s.
+2. Throughput (--throughput N, default 200): N corpus messages piped, one
+   process each, through `tidings inbound` against a fresh SQLite database
+   with bounce_address set (the whole path: settings, open, migration
+   check, parse, pin), as messages/s; then the same N over one SMTP
+   session to the receiver of `tidings serve` (inbound_listen). The
+   database has no readers, so every bounce ends at the pinning step (no
+   reader to pin it on): it measures reading, not writing.
 """
-import argparse, collections, os, subprocess, sys, tempfile, time, json
+import argparse, collections, os, smtplib, socket, subprocess, sys, tempfile, time, json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(ROOT, "tests", "fixtures", "bounces", "sisimai")
@@ -84,8 +87,53 @@ def throughput(binary, env, n):
                 codes[subprocess.run([binary, "inbound"], stdin=f, env=env,
                                      capture_output=True).returncode] += 1
         took = time.monotonic() - start
-    print("tidings inbound: %d messages in %.2f s = %.0f messages/s (exit codes %s)"
-          % (len(files), took, len(files) / took, dict(codes)))
+        print("tidings inbound: %d messages in %.2f s = %.0f messages/s (exit codes %s)"
+              % (len(files), took, len(files) / took, dict(codes)))
+        smtp_throughput(binary, env, d, files)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def smtp_throughput(binary, env, d, files):
+    port = free_port()
+    env = dict(env, TIDINGS_LISTEN="127.0.0.1:%d" % free_port(),
+               TIDINGS_INBOUND_LISTEN="127.0.0.1:%d" % port)
+    server = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                smtp = smtplib.SMTP("127.0.0.1", port, timeout=30)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        messages = []
+        for name in files:
+            with open(os.path.join(CORPUS, name), "rb") as f:
+                messages.append(f.read())
+        smtp.ehlo("bench.example")
+        start = time.monotonic()
+        replies = collections.Counter()
+        for raw in messages:
+            try:
+                smtp.sendmail("", ["bounces@news.example"], raw)
+                replies[250] += 1
+            except smtplib.SMTPResponseException as e:
+                replies[e.smtp_code] += 1
+        took = time.monotonic() - start
+        smtp.quit()
+        print("SMTP receiver: %d messages in %.2f s = %.0f messages/s (replies %s)"
+              % (len(messages), took, len(messages) / took, dict(replies)))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def main():

@@ -88,7 +88,7 @@ pub fn read(raw: &[u8]) -> Report {
     report
 }
 
-fn header_text<'a>(msg: &'a Message, name: &str) -> Vec<String> {
+fn header_text(msg: &Message, name: &str) -> Vec<String> {
     msg.header_values(name)
         .filter_map(|v| match v {
             HeaderValue::Text(t) => Some(t.to_string()),
@@ -465,7 +465,11 @@ fn cut_at_original(text: &str) -> &str {
 
 fn read_text_bounce(msg: &Message, report: &mut Report) {
     let text = human_text(msg);
-    if !says_failure(&text) {
+    let subject = msg.subject().unwrap_or_default().to_lowercase();
+    let subject_says = ["failure", "failed", "undeliverable", "undelivered"]
+        .iter()
+        .any(|w| subject.contains(w));
+    if !says_failure(&text) && !subject_says {
         report.verdict = Some(Verdict::Ignored("no delivery failure in it"));
         return;
     }

@@ -153,6 +153,17 @@ fn quoted_printable_75(s: &str) -> String {
     )
 }
 
+/// The message with its envelope sender replaced (the VERP address), the
+/// recipients kept.
+pub fn with_envelope_from(
+    msg: &lettre::Message,
+    from: lettre::Address,
+) -> lettre::address::Envelope {
+    let to = msg.envelope().to().to_vec();
+    // Only fails without recipients, which a built message always has.
+    lettre::address::Envelope::new(Some(from), to).unwrap_or_else(|_| msg.envelope().clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,15 +257,4 @@ mod tests {
             "{raw}"
         );
     }
-}
-
-/// The message with its envelope sender replaced (the VERP address), the
-/// recipients kept.
-pub fn with_envelope_from(
-    msg: &lettre::Message,
-    from: lettre::Address,
-) -> lettre::address::Envelope {
-    let to = msg.envelope().to().to_vec();
-    // Only fails without recipients, which a built message always has.
-    lettre::address::Envelope::new(Some(from), to).unwrap_or_else(|_| msg.envelope().clone())
 }

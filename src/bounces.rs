@@ -23,6 +23,11 @@ use crate::domain::{BounceKind, BounceSource, SubscriberEmail, SubscriberStatus}
 use crate::mail::inbound::{self, Report, Verdict};
 use crate::state::AppState;
 
+/// The largest inbound message read (by `tidings inbound` and the
+/// receiver); a larger one is drained and ignored (bounces are small; a
+/// digest quoted whole is ~100 KB).
+pub const INBOUND_MAX: usize = 10 * 1024 * 1024;
+
 /// How far back a bounce without a VERP tag may find the reader it names
 /// mailed, and how far back soft bounces count.
 const WINDOW_DAYS: i64 = 30;

@@ -74,9 +74,7 @@ pub enum Command {
 
 /// EX_TEMPFAIL: the MTA keeps the message and tries again later.
 pub const EXIT_TEMPFAIL: i32 = 75;
-/// The largest inbound message read; the rest is drained and the message
-/// ignored (bounces are small; a digest quoted whole is ~100 KB).
-pub const INBOUND_MAX: usize = 10 * 1024 * 1024;
+use crate::bounces::INBOUND_MAX;
 
 #[derive(Subcommand, Debug)]
 pub enum AdminCommand {

@@ -5,7 +5,7 @@
 //!
 //! Bounded: at most [`CONNECTIONS`] sessions at once (more are told 421
 //! and closed), lines of at most [`LINE_MAX`] octets, messages of at most
-//! [`crate::cli::INBOUND_MAX`] (552 past it), [`IDLE`] to send each
+//! [`crate::bounces::INBOUND_MAX`] (552 past it), [`IDLE`] to send each
 //! command. A database fault answers 451, so the sending MTA retries; a
 //! message that is not a bounce is accepted and dropped (refusing it would
 //! only make a bounce of a bounce).
@@ -107,7 +107,7 @@ async fn session(state: &SharedState, stream: TcpStream) -> anyhow::Result<()> {
                 lmtp = verb == "LHLO";
                 format!(
                     "250-{host}\r\n250-8BITMIME\r\n250-SIZE {}\r\n250 ENHANCEDSTATUSCODES\r\n",
-                    crate::cli::INBOUND_MAX
+                    crate::bounces::INBOUND_MAX
                 )
             }
             "HELO" => format!("250 {host}\r\n"),
@@ -232,7 +232,7 @@ async fn read_data<R: AsyncBufReadExt + Unpin>(read: &mut R) -> anyhow::Result<O
             return Ok((!too_big).then_some(raw));
         }
         let line = line.strip_prefix(b".").unwrap_or(&line);
-        if raw.len() + line.len() > crate::cli::INBOUND_MAX {
+        if raw.len() + line.len() > crate::bounces::INBOUND_MAX {
             too_big = true;
             raw = Vec::new();
         }

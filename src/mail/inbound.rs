@@ -795,6 +795,22 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_and_bad_encodings_are_read_without_a_panic() {
+        let mut raw =
+            String::from("From: MAILER-DAEMON@x.example\r\nSubject: Undelivered Mail\r\n");
+        for i in 0..300 {
+            raw.push_str(&format!(
+                "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"
+            ));
+        }
+        raw.push_str("Content-Type: message/delivery-status\r\nContent-Transfer-Encoding: base64\r\n\r\n%%%not base64\r\n");
+        let r = read(raw.as_bytes());
+        assert!(r.verdict.is_some());
+        let bad = b"From: postmaster@x.example\r\nSubject: failure notice\r\nContent-Type: text/plain; charset=x-unknown\r\n\r\n\xff\xfe 550 5.1.1 user unknown\r\n";
+        assert_eq!(read(bad).verdict(), Verdict::Hard);
+    }
+
+    #[test]
     fn addresses_are_picked_out() {
         assert_eq!(
             addresses_in("To: \"X\" <bounces+d1.abc.def@News.Example>, y@z.org."),

@@ -368,6 +368,11 @@ async fn auto_replies_garbage_and_untagged_reports_change_nothing() {
         assert_eq!(out.status.code(), Some(0), "{out:?}");
         assert!(stdout(&out).starts_with("ignored"), "{out:?}");
     }
+    // Over 10 MiB: read whole, ignored, exit 0.
+    let huge = format!("Subject: x\r\n\r\n{}", "a".repeat(10 * 1024 * 1024 + 10));
+    let out = inbound(&app, &huge, &[]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", out.status);
+    assert!(stdout(&out).starts_with("ignored: message over"));
     // A DSN with no valid tag naming a reader who was mailed: believed.
     // The same naming someone never mailed (pending, no mail sent): not.
     let forged_tag = digest.from.replacen("bounces+d", "bounces+d9", 1);

@@ -57,7 +57,24 @@ pub enum Command {
         #[command(subcommand)]
         command: SubscribersCommand,
     },
+    /// Read one inbound message on stdin (a bounce, a complaint or a mailto
+    /// unsubscribe), as an MTA's pipe transport delivers it. Exit 0 when it
+    /// was processed or ignored, 75 (EX_TEMPFAIL) when it should be retried
+    Inbound {
+        /// The envelope recipient (repeatable); RECIPIENT and
+        /// ORIGINAL_RECIPIENT from the environment are read too
+        #[arg(long, value_name = "ADDRESS")]
+        recipient: Vec<String>,
+        /// Print the verdict on the message as JSON and change nothing
+        /// (needs no database)
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
+
+/// EX_TEMPFAIL: the MTA keeps the message and tries again later.
+pub const EXIT_TEMPFAIL: i32 = 75;
+use crate::bounces::INBOUND_MAX;
 
 #[derive(Subcommand, Debug)]
 pub enum AdminCommand {
@@ -113,6 +130,9 @@ pub fn main() -> i32 {
         }
     };
     crate::telemetry::init();
+    if let Some(Command::Inbound { recipient, dry_run }) = &cli.command {
+        return inbound(cli.config.as_deref(), recipient.clone(), *dry_run);
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -151,7 +171,7 @@ fn one_line(e: &anyhow::Error) -> String {
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
-        Command::Serve => unreachable!("handled by main"),
+        Command::Serve | Command::Inbound { .. } => unreachable!("handled by main"),
         Command::Migrate => {
             let url = settings.database_url.clone();
             let applied = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
@@ -372,4 +392,85 @@ async fn digest_send(settings: Settings) -> anyhow::Result<()> {
         progress.sent, progress.failed, progress.skipped
     );
     Ok(())
+}
+
+/// `tidings inbound`: only exit 0 or 75, whatever happens, so a pipe
+/// transport never bounces a bounce (any other status makes Postfix and
+/// Exim return the message to its sender).
+fn inbound(config: Option<&std::path::Path>, mut recipients: Vec<String>, dry_run: bool) -> i32 {
+    let raw = match read_inbound(std::io::stdin().lock()) {
+        Ok(Some(raw)) => raw,
+        Ok(None) => {
+            println!("ignored: message over {} bytes", INBOUND_MAX);
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("error: reading the message: {e}");
+            return EXIT_TEMPFAIL;
+        }
+    };
+    if dry_run {
+        println!("{}", crate::bounces::classify(&raw));
+        return 0;
+    }
+    for var in ["RECIPIENT", "ORIGINAL_RECIPIENT"] {
+        if let Ok(r) = std::env::var(var) {
+            recipients.push(r);
+        }
+    }
+    let outcome = Settings::load(config)
+        .map_err(anyhow::Error::from)
+        .and_then(|settings| {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let state = AppState::open(settings).await?;
+                let source = crate::domain::BounceSource::Pipe;
+                Ok(crate::bounces::receive(&state, raw, recipients, source).await?)
+            })
+        });
+    match outcome {
+        Ok(outcome) => {
+            println!("{}", describe(&outcome));
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {} (the MTA will retry)", one_line(&e));
+            EXIT_TEMPFAIL
+        }
+    }
+}
+
+/// The message, or `None` when it is over [`INBOUND_MAX`] (the rest is
+/// read and dropped, so the MTA's write does not fail).
+fn read_inbound(mut input: impl std::io::Read) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read as _;
+    let mut raw = Vec::new();
+    (&mut input)
+        .take(INBOUND_MAX as u64 + 1)
+        .read_to_end(&mut raw)?;
+    if raw.len() > INBOUND_MAX {
+        std::io::copy(&mut input, &mut std::io::sink())?;
+        return Ok(None);
+    }
+    Ok(Some(raw))
+}
+
+/// One line for the MTA's log: never an address.
+fn describe(outcome: &crate::bounces::Outcome) -> String {
+    use crate::bounces::Outcome;
+    match outcome {
+        Outcome::Unsubscribed => "unsubscribed".to_string(),
+        Outcome::Recorded {
+            kind,
+            subscriber_id,
+            changed,
+        } => format!(
+            "recorded: {kind} for subscriber {subscriber_id}{}",
+            if *changed { " (status changed)" } else { "" }
+        ),
+        Outcome::Ignored(why) => format!("ignored: {why}"),
+    }
 }

@@ -12,7 +12,8 @@
 //! - Surfaces: [`routes`] (the one route table; HTTP handlers for the public pages,
 //!   ops API and console; one error type per surface)
 //!   and [`workers`] (the claim/send/settle skeleton, with the outbox and
-//!   digest delivery on it).
+//!   digest delivery on it), and [`receiver`] (the SMTP/LMTP receiver of
+//!   inbound mail).
 //! - Shared context: [`state`] (settings, pool, templates, mailer, the
 //!   workers' wake-ups), [`limits`] (login throttles, bounded hashing),
 //!   [`metrics`], [`telemetry`].
@@ -20,7 +21,8 @@
 //!   [`subscriptions`] (signup, confirm, unsubscribe, the signup group
 //!   commit), [`digest`] (intake, compose and fan-out, pause/resume/cancel),
 //!   [`privacy`] (export, erasure), [`console`] (console sessions),
-//!   [`stats`], [`subscriber_csv`].
+//!   [`stats`], [`subscriber_csv`], [`bounces`] (inbound bounces,
+//!   complaints and mailto unsubscribes).
 //! - Bottom, importing nothing above them: [`mail`] (messages, templates,
 //!   transports), [`db`] (pool, backends, schema, one file per table group,
 //!   views), [`config`] (settings parsed and validated once), [`domain`]
@@ -28,6 +30,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod bounces;
 pub mod cli;
 pub mod config;
 pub mod console;
@@ -38,6 +41,7 @@ pub mod limits;
 pub mod mail;
 pub mod metrics;
 pub mod privacy;
+pub mod receiver;
 pub mod routes;
 pub mod scheduler;
 pub mod startup;

@@ -21,6 +21,9 @@ pub struct Metrics {
     pub emails_refused: IntCounterVec,
     /// Digests paused, by who paused them (`breaker`, `operator`).
     pub digests_paused: IntCounterVec,
+    /// Bounces and complaints this process recorded (SMTP receiver and
+    /// webhooks; `tidings inbound` runs in a process of its own).
+    pub bounces: IntCounterVec,
     /// Signups each group transaction committed itself (the ones that went
     /// one by one are not counted): how much sharing a commit saves.
     pub signup_group_size: Histogram,
@@ -43,6 +46,10 @@ impl Metrics {
             "Refusals of the sender, content or session (retried, no reader touched)",
         )?;
         let digests_paused = labelled("digests_paused_total", "Digests paused", "by")?;
+        let bounces = counter(
+            "bounces_total",
+            "Bounces and complaints recorded by the receiver and the webhooks",
+        )?;
         let signup_group_size = Histogram::with_opts(
             HistogramOpts::new(
                 "signup_group_size",
@@ -60,6 +67,7 @@ impl Metrics {
             emails_retried,
             emails_refused,
             digests_paused,
+            bounces,
             signup_group_size,
         })
     }

@@ -73,6 +73,8 @@ fn erase_in(
     let tainted = tainted.as_ref().map(|f| f as &dyn Fn(&str) -> bool);
     erasure::scrub_consent_events(conn, subscriber_id, tainted, REMOVED_SOURCE)?;
     erasure::forget_mail(conn, subscriber_id, &subscriber, key.as_deref())?;
+    // A remote server's reply often quotes the address.
+    db::bounces::blank_for(conn, subscriber_id)?;
     erasure::blank_subscriber(conn, subscriber_id, now)?;
     let skeleton = consent::Context {
         ip: None,
@@ -173,6 +175,8 @@ pub struct Export {
     pub subscriber: ExportedSubscriber,
     pub consent: Vec<consent::ConsentRecord>,
     pub deliveries: Vec<ExportedDelivery>,
+    /// Bounces and complaints received about their emails.
+    pub bounces: Vec<db::bounces::BounceRecord>,
     pub confirmation_pending: bool,
     pub exported_at: NaiveDateTime,
 }
@@ -275,6 +279,7 @@ fn export_in(conn: &mut DbConnection, subscriber_id: &str) -> db::QueryResult<Op
     let consent = db::consent::for_subscriber(conn, subscriber_id)?;
     let deliveries = deliveries_of(conn, subscriber_id, &consent)?;
     let pending = erasure::pending_links(conn, subscriber_id, now)?;
+    let bounces = db::bounces::for_subscriber(conn, subscriber_id)?;
     Ok(Some(Export {
         subscriber: ExportedSubscriber {
             id: s.id,
@@ -288,6 +293,7 @@ fn export_in(conn: &mut DbConnection, subscriber_id: &str) -> db::QueryResult<Op
         },
         consent,
         deliveries,
+        bounces,
         confirmation_pending: pending > 0,
         exported_at: now,
     }))

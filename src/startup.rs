@@ -23,6 +23,7 @@ pub struct Application {
     state: SharedState,
     shutdown: watch::Sender<bool>,
     workers: Vec<JoinHandle<()>>,
+    inbound_port: Option<u16>,
 }
 
 /// Stops a running application from elsewhere (tests, signal handlers).
@@ -54,6 +55,12 @@ impl Application {
             tokio::spawn(crate::workers::delivery::run(state.clone(), rx.clone())),
         ];
         workers.push(tokio::spawn(housekeeping(state.clone(), rx.clone())));
+        let mut inbound_port = None;
+        if let Some(listener) = crate::receiver::bind(&state).await? {
+            inbound_port = Some(listener.local_addr()?.port());
+            let receiver = crate::receiver::run(state.clone(), listener, rx.clone());
+            workers.push(tokio::spawn(receiver));
+        }
         workers.push(crate::scheduler::start(state.clone(), rx).await?);
         Ok(Self {
             port,
@@ -61,11 +68,17 @@ impl Application {
             state,
             shutdown,
             workers,
+            inbound_port,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The SMTP/LMTP receiver's port, when `inbound_listen` is set.
+    pub fn inbound_port(&self) -> Option<u16> {
+        self.inbound_port
     }
 
     pub fn state(&self) -> SharedState {

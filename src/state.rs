@@ -99,6 +99,29 @@ impl AppState {
         msg.formatted()
     }
 
+    /// The envelope sender naming one email and its reader
+    /// (`bounces+TAG@domain`); `None` without `bounce_address`.
+    pub fn verp_address(&self, tag: &crate::domain::verp::Tag) -> Option<lettre::Address> {
+        let bounce = self.settings.bounce_address.as_ref()?;
+        let tag = tag.encode(&self.secret)?;
+        let local = format!("{}{}{tag}", bounce.local, crate::domain::verp::DELIMITER);
+        lettre::Address::new(local, &bounce.domain).ok()
+    }
+
+    /// The reader's List-Unsubscribe mailto
+    /// (`mailto:unsubscribe+TOKEN@domain?subject=unsubscribe`); `None`
+    /// without `bounce_address`, as nothing would read it.
+    pub fn mailto_unsubscribe(&self, subscriber_id: &str) -> Option<String> {
+        let bounce = self.settings.bounce_address.as_ref()?;
+        let token = crate::domain::verp::unsubscribe_token(&self.secret, subscriber_id)?;
+        Some(format!(
+            "mailto:{}{}{token}@{}?subject=unsubscribe",
+            crate::domain::verp::UNSUBSCRIBE_LOCAL,
+            crate::domain::verp::DELIMITER,
+            bounce.domain
+        ))
+    }
+
     /// Absolute link under `base_url`.
     pub fn link(&self, path_and_query: &str) -> String {
         let base = self.settings.base_url.as_str().trim_end_matches('/');

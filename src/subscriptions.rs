@@ -257,24 +257,77 @@ fn unsubscribe_in(
 
 /// A permanent recipient refusal: the reader bounced.
 pub fn bounce(conn: &mut DbConnection, subscriber_id: &str, reason: &str) -> db::QueryResult<()> {
+    let source = format!("smtp: {}", reason.chars().take(200).collect::<String>());
+    bounce_with(conn, subscriber_id, source).map(drop)
+}
+
+/// The reader bounced, for the reason `source` gives (an SMTP reply, or an
+/// inbound report's status and diagnostic); a pending or confirmed reader
+/// becomes `bounced` with a `bounced` consent event. Returns whether the
+/// status changed.
+pub fn bounce_with(
+    conn: &mut DbConnection,
+    subscriber_id: &str,
+    source: String,
+) -> db::QueryResult<bool> {
     let now = db::now();
     let Some(subscriber) = subscribers::find(conn, subscriber_id)? else {
-        return Ok(());
+        return Ok(false);
     };
-    if matches!(
+    if !matches!(
         subscriber.status,
         SubscriberStatus::Pending | SubscriberStatus::Confirmed
     ) {
-        subscribers::set_status(conn, subscriber_id, SubscriberStatus::Bounced, now)?;
-        let ctx = consent::Context {
-            source: Some(format!(
-                "smtp: {}",
-                reason.chars().take(200).collect::<String>()
-            )),
-            method: Some("bounce".into()),
-            ..Default::default()
-        };
-        consent::record(conn, subscriber_id, ConsentEvent::Bounced, now, &ctx)?;
+        return Ok(false);
     }
-    Ok(())
+    subscribers::set_status(conn, subscriber_id, SubscriberStatus::Bounced, now)?;
+    let ctx = consent::Context {
+        source: Some(source),
+        method: Some("bounce".into()),
+        ..Default::default()
+    };
+    consent::record(conn, subscriber_id, ConsentEvent::Bounced, now, &ctx)?;
+    Ok(true)
+}
+
+/// A spam complaint: the reader is unsubscribed at once with a
+/// `complained` consent event, and their address goes on the suppression
+/// list, so neither an import nor an API signup mails them again. Returns
+/// whether the status changed.
+pub fn complain(
+    conn: &mut DbConnection,
+    secret: &str,
+    subscriber_id: &str,
+    source: String,
+) -> db::QueryResult<bool> {
+    let now = db::now();
+    let Some(subscriber) = subscribers::find(conn, subscriber_id)? else {
+        return Ok(false);
+    };
+    if subscriber.status == SubscriberStatus::Erased {
+        return Ok(false);
+    }
+    if let Some(key) = &subscriber.email_key {
+        db::suppressions::add(
+            conn,
+            secret,
+            key,
+            crate::domain::SuppressionReason::Complained,
+        )?;
+    }
+    let active = matches!(
+        subscriber.status,
+        SubscriberStatus::Pending | SubscriberStatus::Confirmed
+    );
+    if active {
+        subscribers::set_status(conn, subscriber_id, SubscriberStatus::Unsubscribed, now)?;
+        confirmations::delete_for(conn, subscriber_id)?;
+    }
+    let ctx = consent::Context {
+        source: Some(source),
+        method: Some("complaint".into()),
+        ..Default::default()
+    };
+    consent::record(conn, subscriber_id, ConsentEvent::Complained, now, &ctx)?;
+    Ok(active)
 }

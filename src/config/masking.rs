@@ -58,7 +58,35 @@ impl Settings {
                 "body_timeout_seconds",
                 self.body_timeout_seconds.to_string(),
             ),
+            (
+                "bounce_address",
+                self.bounce_address
+                    .as_ref()
+                    .map(|b| b.to_string())
+                    .unwrap_or_default(),
+            ),
+            (
+                "inbound_listen",
+                self.inbound_listen.clone().unwrap_or_default(),
+            ),
+            ("soft_bounce_limit", self.soft_bounce_limit.to_string()),
+            ("webhook_secrets", self.masked_webhook_secrets()),
         ]
+    }
+}
+
+impl Settings {
+    /// Which providers have a secret, the secrets masked.
+    fn masked_webhook_secrets(&self) -> String {
+        let w = &self.webhook_secrets;
+        let mut out = Vec::new();
+        if w.postmark.is_some() {
+            out.push(format!("postmark={MASK}"));
+        }
+        if w.mailgun.is_some() {
+            out.push(format!("mailgun={MASK}"));
+        }
+        out.join(",")
     }
 }
 

@@ -28,6 +28,17 @@
 //! - `dkim_domain`, `dkim_selector`, `dkim_private_key_file` (default empty: no
 //!   signing): DKIM signing of every email ([`Dkim`]).
 //! - `body_timeout_seconds` (default 10): longest wait for a whole request body.
+//! - `bounce_address` (default empty: no inbound): the envelope sender of
+//!   every email, VERP-tagged per email ([`BounceAddress`]); its domain is
+//!   also the per-reader mailto unsubscribe address's.
+//! - `inbound_listen` (default empty: off): `HOST:PORT` of the built-in
+//!   SMTP/LMTP receiver for bounces and mailto unsubscribes (needs
+//!   `bounce_address`).
+//! - `webhook_secrets` (default empty): `postmark=USER:PASSWORD` (the basic
+//!   auth Postmark's webhook sends), `mailgun=SIGNING_KEY`, comma-separated
+//!   ([`WebhookSecrets`]).
+//! - `soft_bounce_limit` (default 3): soft bounces within 30 days, none
+//!   delivered between, after which a reader is `bounced`.
 //!
 //! Layout: this file holds [`Settings`] and loading; `urls` the database and
 //! SMTP URL types, `dkim` the signing key, `values` how one raw value becomes
@@ -72,6 +83,10 @@ pub const KEYS: &[&str] = &[
     "dkim_selector",
     "dkim_private_key_file",
     "body_timeout_seconds",
+    "bounce_address",
+    "inbound_listen",
+    "soft_bounce_limit",
+    "webhook_secrets",
 ];
 
 /// A setting that could not be used. Displayed as `setting KEY: PROBLEM`.
@@ -117,6 +132,36 @@ pub struct Settings {
     pub dkim: Option<Dkim>,
     /// Longest wait for a whole request body, from its head (408 past it).
     pub body_timeout_seconds: u32,
+    /// Where bounces go; `None`: plain `mail_from` envelopes, no mailto.
+    pub bounce_address: Option<BounceAddress>,
+    /// Where the SMTP/LMTP receiver listens; `None`: no receiver.
+    pub inbound_listen: Option<String>,
+    pub soft_bounce_limit: u32,
+    pub webhook_secrets: WebhookSecrets,
+}
+
+/// Credentials of the providers' webhooks; a provider without one has no
+/// webhook (404).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WebhookSecrets {
+    /// Postmark: the user and password of its webhook's basic auth.
+    pub postmark: Option<(String, String)>,
+    /// Mailgun: the HTTP webhook signing key.
+    pub mailgun: Option<String>,
+}
+
+/// `bounce_address`, split: `local@domain`, the local part without the
+/// VERP delimiter `+`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BounceAddress {
+    pub local: String,
+    pub domain: String,
+}
+
+impl std::fmt::Display for BounceAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.local, self.domain)
+    }
 }
 
 fn default_of(key: &str) -> &'static str {
@@ -135,6 +180,7 @@ fn default_of(key: &str) -> &'static str {
         "resend_after_minutes" => "5",
         "signup_rate_per_minute" => "30",
         "body_timeout_seconds" => "10",
+        "soft_bounce_limit" => "3",
         _ => "",
     }
 }
@@ -204,6 +250,10 @@ impl Settings {
             cors_origins,
             dkim,
             body_timeout_seconds: raw.number("body_timeout_seconds", 1, 3600)? as u32,
+            bounce_address: values::bounce_address(&raw)?,
+            inbound_listen: values::inbound_listen(&raw)?,
+            soft_bounce_limit: raw.number("soft_bounce_limit", 1, 100)? as u32,
+            webhook_secrets: values::webhook_secrets(&raw)?,
         })
     }
 }
@@ -299,6 +349,52 @@ mod tests {
     }
 
     #[test]
+    fn bounce_address_and_soft_limit() {
+        let s = with(&[("bounce_address", "Bounces@News.Example")]).unwrap();
+        let b = s.bounce_address.unwrap();
+        assert_eq!(
+            (b.local.as_str(), b.domain.as_str()),
+            ("Bounces", "news.example")
+        );
+        assert_eq!(s.soft_bounce_limit, 3);
+        assert!(with(&[]).unwrap().bounce_address.is_none());
+        for bad in ["nope", "a+b@x.example", "@x.example", "a@", "a b@x.example"] {
+            let e = with(&[("bounce_address", bad)]).unwrap_err();
+            assert_eq!(e.key, "bounce_address", "{bad}");
+        }
+        assert!(with(&[("soft_bounce_limit", "101")]).is_err());
+        let e = with(&[("inbound_listen", "127.0.0.1:2525")]).unwrap_err();
+        assert_eq!(e.key, "inbound_listen");
+        assert!(e.problem.contains("bounce_address"), "{e}");
+        let s = with(&[
+            ("bounce_address", "b@n.example"),
+            ("inbound_listen", "127.0.0.1:2525"),
+        ])
+        .unwrap();
+        assert_eq!(s.inbound_listen.as_deref(), Some("127.0.0.1:2525"));
+        let s = with(&[("webhook_secrets", "postmark=hook:pa:ss, mailgun=key-1")]).unwrap();
+        assert_eq!(
+            s.webhook_secrets.postmark,
+            Some(("hook".to_string(), "pa:ss".to_string()))
+        );
+        assert_eq!(s.webhook_secrets.mailgun.as_deref(), Some("key-1"));
+        for bad in [
+            "postmark=nocolon",
+            "mailgun=",
+            "nope=1",
+            "sendgrid=k",
+            "mailgun",
+        ] {
+            let e = with(&[("webhook_secrets", bad)]).unwrap_err();
+            assert_eq!(e.key, "webhook_secrets", "{bad}");
+        }
+        let masked = s.masked();
+        assert!(masked
+            .iter()
+            .all(|(_, v)| !v.contains("pa:ss") && !v.contains("key-1")));
+    }
+
+    #[test]
     fn the_first_bad_setting_is_the_one_reported() {
         let bad_values = [
             ("listen", "nowhere"),
@@ -321,6 +417,10 @@ mod tests {
             ("resend_after_minutes", "-1"),
             ("signup_rate_per_minute", "-1"),
             ("body_timeout_seconds", "0"),
+            ("bounce_address", "bounces+x@news.example"),
+            ("inbound_listen", "nowhere"),
+            ("soft_bounce_limit", "0"),
+            ("webhook_secrets", "ses=x"),
         ];
         for (i, (key, _)) in bad_values.iter().enumerate() {
             let e = with(&bad_values[i..]).unwrap_err();

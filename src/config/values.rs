@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use lettre::message::Mailbox;
 
-use super::{bad, default_of, SettingError, SmtpUrl};
+use super::{bad, default_of, BounceAddress, SettingError, SmtpUrl, WebhookSecrets};
 
 /// The raw settings: given values trimmed, absent keys their defaults.
 pub(super) struct Raw<'a>(&'a BTreeMap<String, String>);
@@ -160,4 +160,84 @@ pub(super) fn cors_origins(raw: &Raw) -> Result<Vec<String>, SettingError> {
         }
     }
     Ok(origins)
+}
+
+/// Empty: no VERP envelope, no mailto unsubscribe, no inbound.
+pub(super) fn bounce_address(raw: &Raw) -> Result<Option<BounceAddress>, SettingError> {
+    let text = raw.get("bounce_address");
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let problem = |why: &str| bad("bounce_address", format!("\"{text}\" {why}"));
+    let (local, domain) = text
+        .rsplit_once('@')
+        .filter(|(l, d)| !l.is_empty() && !d.is_empty())
+        .ok_or_else(|| problem("is not an address like bounces@news.example"))?;
+    if local.contains('+') {
+        return Err(problem("must not contain '+': it starts the VERP tag"));
+    }
+    if local.len() > 20 {
+        return Err(problem(
+            "has a local part over 20 characters (the tag needs room)",
+        ));
+    }
+    if lettre::Address::new(local, domain).is_err() {
+        return Err(problem("is not an address like bounces@news.example"));
+    }
+    Ok(Some(BounceAddress {
+        local: local.to_string(),
+        domain: domain.to_ascii_lowercase(),
+    }))
+}
+
+/// Empty: no receiver. Needs `bounce_address` (what it accepts mail for).
+pub(super) fn inbound_listen(raw: &Raw) -> Result<Option<String>, SettingError> {
+    let listen = raw.get("inbound_listen");
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    if !is_host_port(&listen) {
+        return Err(bad(
+            "inbound_listen",
+            format!("expected HOST:PORT, got \"{listen}\""),
+        ));
+    }
+    if raw.get("bounce_address").is_empty() {
+        return Err(bad(
+            "inbound_listen",
+            "needs bounce_address (the address it takes mail for)",
+        ));
+    }
+    Ok(Some(listen))
+}
+
+/// `provider=credential` pairs. SES and SendGrid are named in the design
+/// but their verification (SNS certificates, ECDSA) is not built yet: a
+/// secret for them is refused rather than silently unused.
+pub(super) fn webhook_secrets(raw: &Raw) -> Result<WebhookSecrets, SettingError> {
+    let mut secrets = WebhookSecrets::default();
+    for item in raw.list("webhook_secrets") {
+        let problem = |why: &str| bad("webhook_secrets", why.to_string());
+        let (provider, value) = item
+            .split_once('=')
+            .map(|(p, v)| (p.trim(), v.trim()))
+            .filter(|(_, v)| !v.is_empty())
+            .ok_or_else(|| problem("expected provider=credential, e.g. mailgun=KEY"))?;
+        match provider {
+            "postmark" => {
+                let (user, password) = value
+                    .split_once(':')
+                    .ok_or_else(|| problem("postmark needs USER:PASSWORD"))?;
+                secrets.postmark = Some((user.to_string(), password.to_string()));
+            }
+            "mailgun" => secrets.mailgun = Some(value.to_string()),
+            "ses" | "sendgrid" => {
+                return Err(problem(&format!(
+                    "{provider} webhooks are not supported yet"
+                )))
+            }
+            other => return Err(problem(&format!("unknown provider \"{other}\""))),
+        }
+    }
+    Ok(secrets)
 }

@@ -180,6 +180,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    bounces (id) {
+        id -> BigInt,
+        subscriber_id -> Text,
+        digest_id -> Nullable<BigInt>,
+        kind -> Text,
+        status_code -> Nullable<Text>,
+        diagnostic -> Nullable<Text>,
+        source -> Text,
+        received_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(confirmation_tokens -> subscribers (subscriber_id));
 diesel::joinable!(consent_events -> subscribers (subscriber_id));
 diesel::joinable!(deliveries -> subscribers (subscriber_id));
@@ -204,4 +217,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     admins,
     admin_sessions,
     suppressions,
+    bounces,
 );

@@ -6,13 +6,14 @@ pub mod email;
 pub mod name;
 pub mod password;
 pub mod token;
+pub mod verp;
 pub mod vocabulary;
 
 pub use email::SubscriberEmail;
 pub use name::SubscriberName;
 pub use vocabulary::{
-    ConsentEvent, DeliveryStatus, DigestStatus, MailKind, SubscriberStatus, SuppressionReason,
-    WorkStatus,
+    BounceKind, BounceSource, ConsentEvent, DeliveryStatus, DigestStatus, MailKind,
+    SubscriberStatus, SuppressionReason, WorkStatus,
 };
 
 /// The consent text shown on the signup form. Its version goes into every

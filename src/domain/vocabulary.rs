@@ -143,6 +143,9 @@ text_enum! {
         Confirmed = "confirmed",
         Unsubscribed = "unsubscribed",
         Bounced = "bounced",
+        /// A spam complaint (an ARF report or a provider's event): the
+        /// reader is unsubscribed and suppressed.
+        Complained = "complained",
         Imported = "imported",
         Erased = "erased",
     }
@@ -195,6 +198,30 @@ text_enum! {
     /// Why an address hash is on the suppression list.
     pub enum SuppressionReason {
         Erased = "erased",
+        /// The reader marked an email as spam: never mailed again by import
+        /// or API signup.
+        Complained = "complained",
+    }
+}
+
+text_enum! {
+    /// What an inbound report said about an email (DESIGN.md): the mailbox
+    /// or domain does not exist (`Hard`), a failure that may pass
+    /// (`Soft`), or the reader marked it as spam (`Complaint`).
+    pub enum BounceKind {
+        Hard = "hard",
+        Soft = "soft",
+        Complaint = "complaint",
+    }
+}
+
+text_enum! {
+    /// How a bounce came in: the built-in SMTP/LMTP receiver, `tidings
+    /// inbound` on a pipe, or a provider's webhook.
+    pub enum BounceSource {
+        Smtp = "smtp",
+        Pipe = "pipe",
+        Webhook = "webhook",
     }
 }
 

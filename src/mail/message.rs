@@ -16,11 +16,12 @@ pub struct Rendered {
     pub html: String,
 }
 
-/// List headers that go on every newsletter email.
+/// List headers that go on every newsletter email. The mailto is
+/// advertised only when something reads it (`bounce_address` set).
 #[derive(Clone, Debug)]
 pub struct ListHeaders {
     pub unsubscribe_https: String,
-    pub unsubscribe_mailto: String,
+    pub unsubscribe_mailto: Option<String>,
     pub list_id: String,
 }
 
@@ -75,10 +76,10 @@ pub fn build_with(
         builder = builder
             .raw_header(header(
                 "List-Unsubscribe",
-                format!(
-                    "<{}>, <{}>",
-                    list.unsubscribe_https, list.unsubscribe_mailto
-                ),
+                match &list.unsubscribe_mailto {
+                    Some(mailto) => format!("<{}>, <{}>", list.unsubscribe_https, mailto),
+                    None => format!("<{}>", list.unsubscribe_https),
+                },
             ))
             .raw_header(header(
                 "List-Unsubscribe-Post",
@@ -150,6 +151,17 @@ fn quoted_printable_75(s: &str) -> String {
         crlf,
         quoted_printable::Options::default().line_length_limit(75),
     )
+}
+
+/// The message with its envelope sender replaced (the VERP address), the
+/// recipients kept.
+pub fn with_envelope_from(
+    msg: &lettre::Message,
+    from: lettre::Address,
+) -> lettre::address::Envelope {
+    let to = msg.envelope().to().to_vec();
+    // Only fails without recipients, which a built message always has.
+    lettre::address::Envelope::new(Some(from), to).unwrap_or_else(|_| msg.envelope().clone())
 }
 
 #[cfg(test)]
@@ -224,7 +236,7 @@ mod tests {
         let from: Mailbox = "News <news@example.com>".parse().unwrap();
         let list = ListHeaders {
             unsubscribe_https: "https://n.example/unsubscribe?token=abc".into(),
-            unsubscribe_mailto: "mailto:news@example.com?subject=unsubscribe".into(),
+            unsubscribe_mailto: Some("mailto:news@example.com?subject=unsubscribe".into()),
             list_id: "<digest.n.example>".into(),
         };
         let msg = build(&from, "a@example.com", None, &rendered(), Some(&list)).unwrap();
@@ -234,5 +246,15 @@ mod tests {
         assert!(raw.contains("List-Unsubscribe: <https://n.example/unsubscribe?token=abc>, <mailto:news@example.com?subject=unsubscribe>"), "{raw}");
         assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
         assert!(raw.contains("List-Id: <digest.n.example>"));
+        let https_only = ListHeaders {
+            unsubscribe_mailto: None,
+            ..list
+        };
+        let msg = build(&from, "a@example.com", None, &rendered(), Some(&https_only)).unwrap();
+        let raw = String::from_utf8(msg.formatted()).unwrap();
+        assert!(
+            raw.contains("List-Unsubscribe: <https://n.example/unsubscribe?token=abc>\r\n"),
+            "{raw}"
+        );
     }
 }

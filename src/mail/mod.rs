@@ -2,6 +2,7 @@
 //! messages built with lettre, transports (SMTP with our own connections, or
 //! the `.eml` file outbox).
 
+pub mod inbound;
 pub mod message;
 pub mod templates;
 pub mod transport;

@@ -16,6 +16,7 @@ pub mod body_deadline;
 pub mod health;
 pub mod public;
 pub mod web;
+pub mod webhooks;
 
 use actix_web::web::{delete, get, post, resource, scope, to, ServiceConfig};
 use actix_web::HttpResponse;
@@ -26,7 +27,7 @@ use web::{AdminError, ApiError};
 pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
     use admin::{articles as a_articles, auth, dashboard, digests as a_digests};
     use admin::{settings, subscribers as a_subscribers};
-    use api::{articles, digests, stats, subscribers};
+    use api::{articles, bounces, digests, stats, subscribers};
     use public::{confirm, signup, unsubscribe};
 
     cfg.route("/health", get().to(health::health))
@@ -43,6 +44,7 @@ pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
                 .route(get().to(confirm::show))
                 .route(post().to(confirm::confirm)),
         )
+        .route("/webhooks/{provider}", post().to(webhooks::receive))
         .service(
             resource("/unsubscribe")
                 .route(get().to(unsubscribe::show))
@@ -62,6 +64,7 @@ pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
             .route("/digests/{id}", get().to(digests::show))
             .route("/digests/{id}/{action}", post().to(digests::control))
             .route("/stats", get().to(stats::show))
+            .route("/bounces", get().to(bounces::list))
             .default_service(to(api_not_found)),
     );
 

@@ -414,7 +414,7 @@ async fn send_one(state: &AppState, job: &DeliveryJob, content: &Content) -> Out
     let host = state.settings.base_url.host_str().unwrap_or("localhost");
     let list = ListHeaders {
         unsubscribe_https: unsubscribe_url,
-        unsubscribe_mailto: format!("mailto:{}?subject=unsubscribe", from.email),
+        unsubscribe_mailto: state.mailto_unsubscribe(&job.subscriber_id),
         list_id: format!("Newsletter <digest.{host}>"),
     };
     let built = message::build_with(
@@ -425,7 +425,11 @@ async fn send_one(state: &AppState, job: &DeliveryJob, content: &Content) -> Out
         bodies,
         Some(&list),
     );
-    match super::hand_over(state, built).await {
+    let tag = crate::domain::verp::Tag {
+        email: crate::domain::verp::Email::Digest(job.digest_id),
+        subscriber_id: job.subscriber_id.clone(),
+    };
+    match super::hand_over_as(state, built, Some(tag)).await {
         Handed::Sent => Outcome::Sent,
         Handed::Unbuildable(reason) => Outcome::Failed {
             reason,

@@ -136,11 +136,25 @@ pub enum Handed {
 /// Signs (DKIM, when configured) and sends a built message: the one way
 /// every kind of work hands mail to the transport.
 pub async fn hand_over(state: &AppState, built: Result<lettre::Message, String>) -> Handed {
+    hand_over_as(state, built, None).await
+}
+
+/// [`hand_over`] with the email's VERP tag: with `bounce_address` set, the
+/// envelope sender (the Return-Path a bounce goes to) is
+/// `bounces+TAG@domain`, so the bounce names this email and its reader.
+pub async fn hand_over_as(
+    state: &AppState,
+    built: Result<lettre::Message, String>,
+    tag: Option<crate::domain::verp::Tag>,
+) -> Handed {
     let msg = match built {
         Ok(m) => m,
         Err(reason) => return Handed::Unbuildable(reason),
     };
-    let envelope = msg.envelope().clone();
+    let envelope = match tag.and_then(|t| state.verp_address(&t)) {
+        Some(from) => crate::mail::message::with_envelope_from(&msg, from),
+        None => msg.envelope().clone(),
+    };
     let raw = state.sign_and_format(msg);
     match state.mailer.send(&envelope, &raw).await {
         Ok(()) => Handed::Sent,

@@ -277,7 +277,14 @@ async fn send_one(state: &AppState, job: &OutboxJob) -> Outcome {
         &rendered,
         None,
     );
-    match super::hand_over(state, built).await {
+    let tag = job
+        .subscriber_id
+        .as_ref()
+        .map(|id| crate::domain::verp::Tag {
+            email: crate::domain::verp::Email::Confirmation(job.id),
+            subscriber_id: id.clone(),
+        });
+    match super::hand_over_as(state, built, tag).await {
         Handed::Sent => Outcome::Sent,
         Handed::Unbuildable(reason) => Outcome::Failed {
             reason,

@@ -124,6 +124,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub stop: StopHandle,
     pub settings: BTreeMap<String, String>,
+    /// The SMTP/LMTP receiver's port, with `inbound_listen` set.
+    pub inbound_port: Option<u16>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -159,6 +161,7 @@ pub async fn start(db: TestDb, sink: MailSink, map: BTreeMap<String, String>) ->
     let settings = Settings::from_map(&map).expect("test settings");
     let app = Application::build(settings).await.expect("build app");
     let port = app.port();
+    let inbound_port = app.inbound_port();
     let state = app.state();
     let stop = app.stop_handle();
     let server = tokio::spawn(async move {
@@ -175,6 +178,7 @@ pub async fn start(db: TestDb, sink: MailSink, map: BTreeMap<String, String>) ->
             .expect("client"),
         stop,
         settings: map,
+        inbound_port,
         server: Some(server),
     }
 }

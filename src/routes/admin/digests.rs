@@ -85,6 +85,7 @@ struct Notice {
 /// The list page: the digests, and what the last button did.
 #[derive(Serialize)]
 struct ListPage {
+    complaints: Vec<ComplaintNotice>,
     digests: Vec<DigestRow>,
     composed: Option<i64>,
     nothing_new: bool,
@@ -99,6 +100,8 @@ pub async fn list(
     let state = state.into_inner();
     let notice: Notice = query(&req)?;
     let items = db::run(&state.pool, |c| rows(c, LISTED)).await?;
+    let flagged: Vec<(i64, i64)> = items.iter().map(|d| (d.id, d.sent)).collect();
+    let complaints = db::run(&state.pool, move |c| complaint_notices(c, &flagged)).await?;
     render(
         &state,
         StatusCode::OK,
@@ -110,8 +113,37 @@ pub async fn list(
             composed: notice.composed,
             nothing_new: notice.nothing_new.is_some(),
             unchanged: notice.unchanged,
+            complaints,
         },
     )
+}
+
+/// A digest whose complaint rate passed a threshold.
+#[derive(Serialize)]
+struct ComplaintNotice {
+    id: i64,
+    complaints: i64,
+    percent: String,
+    level: &'static str,
+}
+
+fn complaint_notices(
+    c: &mut DbConnection,
+    digests: &[(i64, i64)],
+) -> db::QueryResult<Vec<ComplaintNotice>> {
+    let mut out = Vec::new();
+    for &(id, sent) in digests {
+        let b = crate::bounces::digest_bounces(c, id, sent)?;
+        if let Some(level) = b.complaint_level {
+            out.push(ComplaintNotice {
+                id,
+                complaints: b.complaints,
+                percent: format!("{:.2}", b.complaint_rate * 100.0),
+                level,
+            });
+        }
+    }
+    Ok(out)
 }
 
 pub async fn send_now(

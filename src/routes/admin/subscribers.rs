@@ -76,6 +76,7 @@ pub async fn list(
 struct ShowPage {
     subscriber: Subscriber,
     consent: Vec<ConsentRecord>,
+    bounces: Vec<db::bounces::BounceRecord>,
     erased: bool,
 }
 
@@ -91,9 +92,11 @@ pub async fn show(
         return Err(AdminError::NotFound);
     }
     let found = db::run(&state.pool, move |c| {
-        db::views::subscriber_with_consent(c, &id)
+        let found = db::views::subscriber_with_consent(c, &id)?;
+        Ok((found, db::bounces::for_subscriber(c, &id)?))
     })
     .await?;
+    let (found, bounces) = found;
     let (subscriber, consent) = found.ok_or(AdminError::NotFound)?;
     render(
         &state,
@@ -104,6 +107,7 @@ pub async fn show(
         ShowPage {
             subscriber,
             consent,
+            bounces,
             erased: req.query_string() == "erased=1",
         },
     )

@@ -92,12 +92,22 @@ pub async fn show(
     let id: i64 = path
         .parse()
         .map_err(|_| ApiError::NotFound("no such digest".into()))?;
+    #[derive(Serialize)]
+    struct WithBounces {
+        #[serde(flatten)]
+        digest: DigestView,
+        bounces: crate::bounces::DigestBounces,
+    }
     let found = db::run(&state.pool, move |c| {
         let Some(d) = db::digests::find(c, id)? else {
             return Ok(None);
         };
         let p = db::digests::progress(c, id)?;
-        Ok(Some(view(&d, &p)))
+        let bounces = crate::bounces::digest_bounces(c, id, p.sent)?;
+        Ok(Some(WithBounces {
+            digest: view(&d, &p),
+            bounces,
+        }))
     })
     .await?;
     found

@@ -2,6 +2,7 @@
 //! Its routes, under `/api`, are in [`crate::routes::configure`].
 
 pub mod articles;
+pub mod bounces;
 pub mod digests;
 pub mod stats;
 pub mod subscribers;

@@ -1,0 +1,48 @@
+//! POST /webhooks/{provider}: bounce and complaint events from email
+//! providers, each checked its provider's way before anything is read:
+//! Postmark by the basic auth its webhook is configured with, Mailgun by
+//! the HMAC-SHA256 of `timestamp + token` under the signing key (and a
+//! timestamp within 15 minutes, so an old request cannot be replayed much
+//! later). A bad or missing credential is 401 and changes nothing; a
+//! provider with no secret in `webhook_secrets` has no webhook (404).
+//! SES and SendGrid are not built yet (404).
+
+mod providers;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::web::ApiError;
+use crate::state::AppState;
+
+pub async fn receive(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let secrets = &state.settings.webhook_secrets;
+    let parsed = match path.as_str() {
+        "postmark" => match &secrets.postmark {
+            Some((user, password)) => providers::postmark(&req, user, password, &body),
+            None => return Err(not_configured()),
+        },
+        "mailgun" => match &secrets.mailgun {
+            Some(key) => providers::mailgun(key, &body, chrono::Utc::now().timestamp()),
+            None => return Err(not_configured()),
+        },
+        _ => return Err(ApiError::NotFound("no such webhook".into())),
+    };
+    let events = match parsed {
+        Ok(events) => events,
+        Err(providers::Refused::Unauthenticated(why)) => {
+            return Ok(HttpResponse::Unauthorized().json(serde_json::json!({ "error": why })))
+        }
+        Err(providers::Refused::Malformed(why)) => return Err(ApiError::BadRequest(why)),
+    };
+    let recorded = crate::bounces::record_events(&state, events).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "recorded": recorded })))
+}
+
+fn not_configured() -> ApiError {
+    ApiError::NotFound("this webhook is not configured (webhook_secrets)".into())
+}

@@ -248,7 +248,7 @@ fn confirmed_throughout(
     for event in consent.iter().filter(|e| e.occurred_at <= until) {
         match event.event {
             E::Confirmed | E::Imported => confirmed = true,
-            E::Unsubscribed | E::Bounced | E::Erased => {
+            E::Unsubscribed | E::Bounced | E::Complained | E::Erased => {
                 if event.occurred_at > from {
                     return false;
                 }

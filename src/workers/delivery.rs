@@ -75,6 +75,10 @@ pub struct Leased {
     fresh_left: AtomicUsize,
     /// When a settle last read the digest's status.
     status_read: Mutex<Instant>,
+    /// The breaker's reason, once it tripped while this chunk was being
+    /// sent: every later settle of the chunk pauses the digest (again, if
+    /// the first try failed) and stops, without waiting for a status look.
+    halt: Mutex<Option<String>>,
 }
 
 /// How often settles look whether the digest was paused or cancelled.
@@ -193,6 +197,15 @@ impl Delivery {
 }
 
 impl Leased {
+    /// Keeps a reason the breaker gave, and returns the one in force.
+    fn halted(&self, tripped: Option<String>) -> Option<String> {
+        let mut halt = self.halt.lock().ok()?;
+        if tripped.is_some() {
+            *halt = tripped;
+        }
+        halt.clone()
+    }
+
     /// What a run of outcomes adds to the chunk's counters, and (in
     /// order) where it moves the cursor: from the fresh reader before its
     /// first to its last.
@@ -286,6 +299,7 @@ impl Work for Delivery {
                 place,
                 fresh_left,
                 status_read,
+                halt: Mutex::new(None),
             },
             jobs,
         )))
@@ -315,7 +329,7 @@ impl Work for Delivery {
         renew: Option<chrono::NaiveDateTime>,
         in_order: bool,
     ) -> QueryResult<Settled> {
-        let tripped = self.tripped(batch.chunk.digest_id);
+        let tripped = batch.halted(self.tripped(batch.chunk.digest_id));
         let plain = in_order
             && tripped.is_none()
             && done

@@ -194,8 +194,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 println!("feed not modified since the last poll");
             } else {
                 println!(
-                    "feed polled: {} new, {} updated, {} skipped",
-                    outcome.new, outcome.updated, outcome.skipped
+                    "feed polled: {} new, {} updated, {} skipped (no title or http(s) link), \
+                     {} undated (given the poll time)",
+                    outcome.new, outcome.updated, outcome.skipped, outcome.undated
                 );
             }
             Ok(())

@@ -21,15 +21,52 @@ pub struct Article {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub digest_id: Option<i64>,
+    pub image_url: Option<String>,
+    pub author: Option<String>,
+    /// A JSON array of section names (see [`Article::section_names`]).
+    #[serde(serialize_with = "sections_as_array")]
+    pub sections: Option<String>,
+    /// False: the source gave no usable date; `published_at` is when it
+    /// was read, and it sorts after the dated articles.
+    pub dated: bool,
 }
 
-#[derive(Clone, Debug)]
+impl Article {
+    pub fn section_names(&self) -> Vec<String> {
+        parse_sections(self.sections.as_deref())
+    }
+}
+
+fn parse_sections(raw: Option<&str>) -> Vec<String> {
+    raw.and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
+}
+
+fn sections_as_array<S: serde::Serializer>(
+    raw: &Option<String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(parse_sections(raw.as_deref()))
+}
+
+#[derive(Clone, Debug, Default)]
 pub struct NewArticle {
     pub url: String,
     pub guid: Option<String>,
     pub title: String,
     pub summary: Option<String>,
     pub published_at: NaiveDateTime,
+    pub image_url: Option<String>,
+    pub author: Option<String>,
+    pub sections: Vec<String>,
+    pub dated: bool,
+}
+
+impl NewArticle {
+    fn sections_json(&self) -> Option<String> {
+        (!self.sections.is_empty())
+            .then(|| serde_json::to_string(&self.sections).unwrap_or_default())
+    }
 }
 
 /// Inserts or updates; returns the id and whether it was new. Two callers
@@ -59,6 +96,7 @@ fn upsert_once(conn: &mut DbConnection, new: &NewArticle) -> QueryResult<Option<
                 .optional()?;
         }
     }
+    let sections = new.sections_json();
     if let Some(id) = existing {
         diesel::update(articles::table.find(id))
             .set((
@@ -67,6 +105,10 @@ fn upsert_once(conn: &mut DbConnection, new: &NewArticle) -> QueryResult<Option<
                 articles::summary.eq(&new.summary),
                 articles::published_at.eq(new.published_at),
                 articles::updated_at.eq(now),
+                articles::image_url.eq(&new.image_url),
+                articles::author.eq(&new.author),
+                articles::sections.eq(&sections),
+                articles::dated.eq(new.dated),
             ))
             .execute(conn)?;
         return Ok(Some((id, false)));
@@ -79,6 +121,10 @@ fn upsert_once(conn: &mut DbConnection, new: &NewArticle) -> QueryResult<Option<
         articles::published_at.eq(new.published_at),
         articles::created_at.eq(now),
         articles::updated_at.eq(now),
+        articles::image_url.eq(&new.image_url),
+        articles::author.eq(&new.author),
+        articles::sections.eq(&sections),
+        articles::dated.eq(new.dated),
     );
     let inserted = crate::with_backend!(conn, |c, _pg| diesel::insert_into(articles::table)
         .values(row)
@@ -132,7 +178,12 @@ pub fn take_for_digest(
 pub fn in_digest(conn: &mut DbConnection, digest_id: i64) -> QueryResult<Vec<Article>> {
     articles::table
         .filter(articles::digest_id.eq(digest_id))
-        .order((articles::published_at.desc(), articles::id.desc()))
+        // An undated article never leads the digest.
+        .order((
+            articles::dated.desc(),
+            articles::published_at.desc(),
+            articles::id.desc(),
+        ))
         .select(Article::as_select())
         .load(conn)
 }

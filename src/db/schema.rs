@@ -102,6 +102,10 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         digest_id -> Nullable<BigInt>,
+        image_url -> Nullable<Text>,
+        author -> Nullable<Text>,
+        sections -> Nullable<Text>,
+        dated -> Bool,
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod cron;
 pub mod email;
+pub mod feed_text;
 pub mod name;
 pub mod password;
 pub mod token;

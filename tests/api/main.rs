@@ -15,6 +15,7 @@ mod csv;
 mod digests;
 mod faults;
 mod feed;
+mod feed_fidelity;
 mod foundation;
 mod hostile;
 mod layers;

@@ -77,7 +77,7 @@ impl AppState {
         Ok(Arc::new(AppState {
             signups,
             mailer: Mailer::from_settings(&settings)?,
-            templates: crate::mail::templates::environment()?,
+            templates: crate::mail::templates::environment(&settings)?,
             settings,
             settle_pool,
             pool,

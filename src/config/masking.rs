@@ -58,6 +58,22 @@ impl Settings {
                 "body_timeout_seconds",
                 self.body_timeout_seconds.to_string(),
             ),
+            ("site_name", self.brand.site_name.clone()),
+            ("site_url", self.brand.site_url.clone()),
+            ("logo_url", self.brand.logo_url.clone()),
+            ("accent_color", self.brand.accent_color.clone()),
+            ("postal_address", self.brand.postal_address.clone()),
+            ("privacy_url", self.brand.privacy_url.clone()),
+            ("consent_text", self.consent_text.clone()),
+            (
+                "templates_dir",
+                self.templates_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+            ),
+            ("digest_max_articles", self.digest_max_articles.to_string()),
+            ("archive_public", self.archive_public.to_string()),
         ]
     }
 }

@@ -28,6 +28,15 @@
 //! - `dkim_domain`, `dkim_selector`, `dkim_private_key_file` (default empty: no
 //!   signing): DKIM signing of every email ([`Dkim`]).
 //! - `body_timeout_seconds` (default 10): longest wait for a whole request body.
+//! - `site_name`, `site_url`, `logo_url`, `accent_color`, `postal_address`,
+//!   `privacy_url` (default: the host of base_url, empty, empty, #1a56db,
+//!   empty, empty): the brand on pages and emails ([`Brand`]).
+//! - `consent_text` (default the built-in wording): the consent text on the
+//!   form; its version id is derived from the text.
+//! - `templates_dir` (default empty: built-in): files overriding built-in
+//!   templates of the same relative path.
+//! - `digest_max_articles` (default 30): most articles in one digest.
+//! - `archive_public` (default true): whether /archive shows sent digests.
 //!
 //! Layout: this file holds [`Settings`] and loading; `urls` the database and
 //! SMTP URL types, `dkim` the signing key, `values` how one raw value becomes
@@ -39,11 +48,13 @@ use std::path::{Path, PathBuf};
 
 use lettre::message::Mailbox;
 
+mod brand;
 mod dkim;
 mod masking;
 mod urls;
 mod values;
 
+pub use brand::{Brand, DEFAULT_ACCENT};
 pub use dkim::Dkim;
 pub use urls::{DatabaseUrl, SmtpTls, SmtpUrl};
 use values::Raw;
@@ -72,6 +83,16 @@ pub const KEYS: &[&str] = &[
     "dkim_selector",
     "dkim_private_key_file",
     "body_timeout_seconds",
+    "site_name",
+    "site_url",
+    "logo_url",
+    "accent_color",
+    "postal_address",
+    "privacy_url",
+    "consent_text",
+    "templates_dir",
+    "digest_max_articles",
+    "archive_public",
 ];
 
 /// A setting that could not be used. Displayed as `setting KEY: PROBLEM`.
@@ -117,6 +138,15 @@ pub struct Settings {
     pub dkim: Option<Dkim>,
     /// Longest wait for a whole request body, from its head (408 past it).
     pub body_timeout_seconds: u32,
+    pub brand: Brand,
+    /// The consent text shown on the form (its version is derived from it).
+    pub consent_text: String,
+    /// Overrides of built-in templates (same relative path).
+    pub templates_dir: Option<PathBuf>,
+    /// Most articles in one digest (the newest; the rest wait for the next).
+    pub digest_max_articles: u32,
+    /// Whether /archive shows sent digests (and emails link to them).
+    pub archive_public: bool,
 }
 
 fn default_of(key: &str) -> &'static str {
@@ -135,6 +165,10 @@ fn default_of(key: &str) -> &'static str {
         "resend_after_minutes" => "5",
         "signup_rate_per_minute" => "30",
         "body_timeout_seconds" => "10",
+        "accent_color" => brand::DEFAULT_ACCENT,
+        "consent_text" => crate::domain::CONSENT_TEXT,
+        "digest_max_articles" => "30",
+        "archive_public" => "true",
         _ => "",
     }
 }
@@ -185,7 +219,7 @@ impl Settings {
         )?;
         Ok(Self {
             listen,
-            base_url,
+            base_url: base_url.clone(),
             database_url,
             smtp_url,
             outbox_dir,
@@ -204,6 +238,11 @@ impl Settings {
             cors_origins,
             dkim,
             body_timeout_seconds: raw.number("body_timeout_seconds", 1, 3600)? as u32,
+            brand: Brand::from_raw(&raw, &base_url)?,
+            consent_text: values::consent_text(&raw)?,
+            templates_dir: values::templates_dir(&raw)?,
+            digest_max_articles: raw.number("digest_max_articles", 1, 200)? as u32,
+            archive_public: raw.flag("archive_public")?,
         })
     }
 }

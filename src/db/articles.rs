@@ -156,20 +156,34 @@ pub fn list(
         .load(conn)
 }
 
-/// Takes every article not yet in a digest, published in `[cutoff, now]`,
-/// into `digest_id`. A concurrent composer on PostgreSQL blocks on the rows
-/// and then finds them taken, so no article lands in two digests.
+/// Takes the newest `max` articles not yet in a digest, published in
+/// `[cutoff, now]`, into `digest_id` (dated ones first; the rest wait for
+/// the next digest). A concurrent composer on PostgreSQL blocks on the rows
+/// and then finds them taken (the outer filter is checked again), so no
+/// article lands in two digests.
 pub fn take_for_digest(
     conn: &mut DbConnection,
     digest_id: i64,
     cutoff: NaiveDateTime,
     now: NaiveDateTime,
+    max: i64,
 ) -> QueryResult<usize> {
+    let newest = articles::table
+        .filter(articles::digest_id.is_null())
+        .filter(articles::published_at.ge(cutoff))
+        .filter(articles::published_at.le(now))
+        .order((
+            articles::dated.desc(),
+            articles::published_at.desc(),
+            articles::id.desc(),
+        ))
+        .limit(max)
+        .select(articles::id);
+    let ids: Vec<i64> = newest.load(conn)?;
     diesel::update(
         articles::table
-            .filter(articles::digest_id.is_null())
-            .filter(articles::published_at.ge(cutoff))
-            .filter(articles::published_at.le(now)),
+            .filter(articles::id.eq_any(&ids))
+            .filter(articles::digest_id.is_null()),
     )
     .set(articles::digest_id.eq(Some(digest_id)))
     .execute(conn)

@@ -246,6 +246,7 @@ async fn subscribers_import(
     let state = AppState::open(settings).await?;
     let pool = state.pool.clone();
     let secret = state.secret.clone();
+    let version = state.consent_version.clone();
     let summary = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let bar = indicatif::ProgressBar::new(len);
         bar.set_style(
@@ -260,7 +261,7 @@ async fn subscribers_import(
             &pool,
             &secret,
             std::io::BufReader::with_capacity(1 << 16, input),
-            &source,
+            (&source, &version),
             &mut problems,
             &mut progress,
         );

@@ -360,6 +360,16 @@ mod tests {
             ("resend_after_minutes", "-1"),
             ("signup_rate_per_minute", "-1"),
             ("body_timeout_seconds", "0"),
+            ("site_name", "a\u{7}b"),
+            ("site_url", "ftp://x"),
+            ("logo_url", "javascript:alert(1)"),
+            ("accent_color", "red"),
+            ("postal_address", "a\nb"),
+            ("privacy_url", "nope"),
+            ("consent_text", "a\u{0}b"),
+            ("templates_dir", "/no/such/folder"),
+            ("digest_max_articles", "0"),
+            ("archive_public", "maybe"),
         ];
         for (i, (key, _)) in bad_values.iter().enumerate() {
             let e = with(&bad_values[i..]).unwrap_err();

@@ -158,6 +158,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    consent_texts (version) {
+        version -> Text,
+        body -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     admins (id) {
         id -> BigInt,
         name -> Text,
@@ -197,6 +205,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     subscribers,
     confirmation_tokens,
     consent_events,
+    consent_texts,
     outbox,
     api_tokens,
     digests,

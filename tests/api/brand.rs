@@ -224,3 +224,53 @@ fn a_broken_template_or_brand_setting_stops_start_up_with_one_line() {
         assert!(stderr.contains(&format!("setting {setting}:")), "{stderr}");
     }
 }
+
+/// The consent text is a setting; each version's wording is kept, and a
+/// reader's record gives the exact text they were shown, after the text
+/// changed too.
+#[tokio::test]
+async fn each_reader_s_consent_record_gives_the_wording_they_saw() {
+    let first_text = "Get our morning briefing. We never share your address.";
+    let app = spawn_app_with(|s| {
+        s.insert("consent_text".into(), first_text.into());
+    })
+    .await;
+    let page = app.get("/").await.text().await.unwrap();
+    assert!(page.contains(first_text));
+    let first_version = tidings::domain::consent_text_version(first_text);
+    assert!(first_version.starts_with("sha256-"), "{first_version}");
+    assert!(page.contains(&first_version));
+    app.signup("early@example.com").await;
+    let token = app.api_token().await;
+    let (db, sink, mut settings) = app.shutdown().await;
+
+    let second_text = "Get our morning briefing and offers from partners.";
+    settings.insert("consent_text".into(), second_text.into());
+    let app = crate::helpers::start(db, sink, settings).await;
+    app.signup("late@example.com").await;
+    for (email, text) in [
+        ("early@example.com", first_text),
+        ("late@example.com", second_text),
+    ] {
+        let list: serde_json::Value = app
+            .api_get(&token, &format!("/api/subscribers?q={email}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let id = list["items"][0]["id"].as_str().unwrap().to_string();
+        let reader: serde_json::Value = app
+            .api_get(&token, &format!("/api/subscribers/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let requested = &reader["consent"][0];
+        assert_eq!(requested["event"], "requested");
+        assert_eq!(
+            requested["consent_text_version"],
+            tidings::domain::consent_text_version(text)
+        );
+        assert_eq!(requested["consent_text"], text);
+    }
+}

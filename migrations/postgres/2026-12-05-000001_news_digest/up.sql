@@ -6,3 +6,13 @@ ALTER TABLE articles ADD COLUMN image_url TEXT;
 ALTER TABLE articles ADD COLUMN author TEXT;
 ALTER TABLE articles ADD COLUMN sections TEXT;
 ALTER TABLE articles ADD COLUMN dated BOOLEAN NOT NULL DEFAULT TRUE;
+
+-- The full wording of every consent text version readers were shown, so
+-- a reader's consent record can give the exact text they agreed to. The
+-- built-in wording, recorded since the start as 2026-11-29.1, is the first.
+CREATE TABLE consent_texts (
+    version TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    created_at TIMESTAMP NOT NULL
+);
+INSERT INTO consent_texts (version, body, created_at) VALUES ('2026-11-29.1', 'Join our newsletter to receive updates on new articles and exclusive content. We respect your privacy and will never share your information.', CURRENT_TIMESTAMP);

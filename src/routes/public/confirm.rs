@@ -79,6 +79,7 @@ pub async fn confirm(
         user_agent: user_agent(&req),
         source: Some(state.link("/subscriptions/confirm")),
         method: Some("link".into()),
+        consent_version: Some(state.consent_version.clone()),
     };
     let outcome = subscriptions::confirm(&state.pool, &token, ctx).await?;
     tracing::info!(outcome = outcome.label(), "confirmation");

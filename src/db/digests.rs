@@ -121,6 +121,29 @@ pub fn recent(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<Digest>> {
         .load(conn)
 }
 
+/// Digests in one of `statuses`, newest first, a page at a time.
+pub fn archived(
+    conn: &mut DbConnection,
+    statuses: &[DigestStatus],
+    offset: i64,
+    limit: i64,
+) -> QueryResult<Vec<Digest>> {
+    digests::table
+        .filter(digests::status.eq_any(statuses))
+        .order(digests::id.desc())
+        .offset(offset)
+        .limit(limit)
+        .select(Digest::as_select())
+        .load(conn)
+}
+
+pub fn archived_count(conn: &mut DbConnection, statuses: &[DigestStatus]) -> QueryResult<i64> {
+    digests::table
+        .filter(digests::status.eq_any(statuses))
+        .count()
+        .get_result(conn)
+}
+
 /// Counts from the digest's chunks (as of their last settle).
 pub fn progress(conn: &mut DbConnection, id: i64) -> QueryResult<Progress> {
     let Some(digest) = find(conn, id)? else {

@@ -1,6 +1,7 @@
 //! Digests of new articles: intake (API and feed), composition and fan-out
 //! (delivery is the `workers::delivery` worker).
 
+pub mod archive;
 pub mod compose;
 pub mod control;
 pub mod feed;

@@ -46,6 +46,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/pages/error.html"),
     ),
     (
+        "pages/archive.html",
+        include_str!("../../templates/pages/archive.html"),
+    ),
+    (
+        "pages/archive_feed.xml",
+        include_str!("../../templates/pages/archive_feed.xml"),
+    ),
+    (
         "admin/base.html",
         include_str!("../../templates/admin/base.html"),
     ),

@@ -27,7 +27,7 @@ pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
     use admin::{articles as a_articles, auth, dashboard, digests as a_digests};
     use admin::{settings, subscribers as a_subscribers};
     use api::{articles, digests, stats, subscribers};
-    use public::{confirm, signup, unsubscribe};
+    use public::{archive, confirm, signup, unsubscribe};
 
     cfg.route("/health", get().to(health::health))
         .route("/ready", get().to(health::ready));
@@ -47,7 +47,10 @@ pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
             resource("/unsubscribe")
                 .route(get().to(unsubscribe::show))
                 .route(post().to(unsubscribe::unsubscribe)),
-        );
+        )
+        .route("/archive", get().to(archive::list))
+        .route("/archive/feed.xml", get().to(archive::feed))
+        .route("/archive/{id}", get().to(archive::show));
 
     cfg.service(
         scope("/api")

@@ -9,6 +9,7 @@ mod support {
 mod helpers;
 
 mod admin;
+mod archive;
 mod brand;
 mod browser;
 mod compose;

@@ -74,6 +74,14 @@ impl Settings {
             ),
             ("digest_max_articles", self.digest_max_articles.to_string()),
             ("archive_public", self.archive_public.to_string()),
+            (
+                "digest_mode",
+                match self.digest_mode {
+                    super::DigestMode::Send => "send",
+                    super::DigestMode::Draft => "draft",
+                }
+                .to_string(),
+            ),
         ]
     }
 }

@@ -37,6 +37,7 @@
 //!   templates of the same relative path.
 //! - `digest_max_articles` (default 30): most articles in one digest.
 //! - `archive_public` (default true): whether /archive shows sent digests.
+//! - `digest_mode` (default send): `send` or `draft` ([`DigestMode`]).
 //!
 //! Layout: this file holds [`Settings`] and loading; `urls` the database and
 //! SMTP URL types, `dkim` the signing key, `values` how one raw value becomes
@@ -93,6 +94,7 @@ pub const KEYS: &[&str] = &[
     "templates_dir",
     "digest_max_articles",
     "archive_public",
+    "digest_mode",
 ];
 
 /// A setting that could not be used. Displayed as `setting KEY: PROBLEM`.
@@ -147,6 +149,15 @@ pub struct Settings {
     pub digest_max_articles: u32,
     /// Whether /archive shows sent digests (and emails link to them).
     pub archive_public: bool,
+    pub digest_mode: DigestMode,
+}
+
+/// What the digest cron does: compose and send, or compose a draft that an
+/// editor reviews and sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DigestMode {
+    Send,
+    Draft,
 }
 
 fn default_of(key: &str) -> &'static str {
@@ -169,6 +180,7 @@ fn default_of(key: &str) -> &'static str {
         "consent_text" => crate::domain::CONSENT_TEXT,
         "digest_max_articles" => "30",
         "archive_public" => "true",
+        "digest_mode" => "send",
         _ => "",
     }
 }
@@ -243,6 +255,16 @@ impl Settings {
             templates_dir: values::templates_dir(&raw)?,
             digest_max_articles: raw.number("digest_max_articles", 1, 200)? as u32,
             archive_public: raw.flag("archive_public")?,
+            digest_mode: match raw.get("digest_mode").as_str() {
+                "send" => DigestMode::Send,
+                "draft" => DigestMode::Draft,
+                other => {
+                    return Err(bad(
+                        "digest_mode",
+                        format!("expected send or draft, got \"{other}\""),
+                    ))
+                }
+            },
         })
     }
 }
@@ -370,6 +392,7 @@ mod tests {
             ("templates_dir", "/no/such/folder"),
             ("digest_max_articles", "0"),
             ("archive_public", "maybe"),
+            ("digest_mode", "later"),
         ];
         for (i, (key, _)) in bad_values.iter().enumerate() {
             let e = with(&bad_values[i..]).unwrap_err();

@@ -29,6 +29,9 @@ pub struct Article {
     /// False: the source gave no usable date; `published_at` is when it
     /// was read, and it sorts after the dated articles.
     pub dated: bool,
+    /// Where an editor put it in its digest (0: the default order).
+    #[serde(skip)]
+    pub digest_position: i32,
 }
 
 impl Article {
@@ -192,12 +195,38 @@ pub fn take_for_digest(
 pub fn in_digest(conn: &mut DbConnection, digest_id: i64) -> QueryResult<Vec<Article>> {
     articles::table
         .filter(articles::digest_id.eq(digest_id))
-        // An undated article never leads the digest.
+        // An editor's order first; an undated article never leads.
         .order((
+            articles::digest_position.asc(),
             articles::dated.desc(),
             articles::published_at.desc(),
             articles::id.desc(),
         ))
         .select(Article::as_select())
         .load(conn)
+}
+
+/// Puts a digest's articles in `order` (positions 1, 2, …) and gives back
+/// the others to the pool for the next digest.
+pub fn arrange(conn: &mut DbConnection, digest_id: i64, order: &[i64]) -> QueryResult<()> {
+    diesel::update(
+        articles::table
+            .filter(articles::digest_id.eq(digest_id))
+            .filter(articles::id.ne_all(order)),
+    )
+    .set((
+        articles::digest_id.eq(None::<i64>),
+        articles::digest_position.eq(0),
+    ))
+    .execute(conn)?;
+    for (i, id) in order.iter().enumerate() {
+        diesel::update(
+            articles::table
+                .find(*id)
+                .filter(articles::digest_id.eq(digest_id)),
+        )
+        .set(articles::digest_position.eq(i as i32 + 1))
+        .execute(conn)?;
+    }
+    Ok(())
 }

@@ -88,6 +88,9 @@ diesel::table! {
         status_reason -> Nullable<Text>,
         audience_at -> Nullable<Timestamp>,
         cut_from -> Nullable<Text>,
+        intro -> Nullable<Text>,
+        custom_subject -> Nullable<Text>,
+        scheduled_at -> Nullable<Timestamp>,
     }
 }
 
@@ -106,6 +109,7 @@ diesel::table! {
         author -> Nullable<Text>,
         sections -> Nullable<Text>,
         dated -> Bool,
+        digest_position -> Integer,
     }
 }
 

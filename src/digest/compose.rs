@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::db::{self, articles, digests, DbError};
 use crate::digest::feed::EXCERPT_CHARS;
 use crate::domain::cron::period;
-use crate::domain::feed_text;
+use crate::domain::{feed_text, DigestStatus};
 use crate::state::{AppState, SharedState};
 
 /// Stands in the rendered bodies where each reader's unsubscribe link goes.
@@ -24,6 +24,15 @@ pub struct Created {
     pub id: i64,
     pub articles: usize,
     pub recipients: usize,
+    /// `sending`, or `draft` when composed for an editor.
+    pub status: DigestStatus,
+}
+
+/// Whether a composed digest goes out at once or waits for an editor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Send,
+    Draft,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,9 +64,20 @@ pub async fn compose(
     state: &SharedState,
     idempotency_key: Option<String>,
 ) -> Result<ComposeOutcome, ComposeError> {
+    compose_as(state, idempotency_key, Mode::Send).await
+}
+
+/// [`compose`], or (`Mode::Draft`) compose a draft an editor sends later.
+pub async fn compose_as(
+    state: &SharedState,
+    idempotency_key: Option<String>,
+    mode: Mode,
+) -> Result<ComposeOutcome, ComposeError> {
     let run = |key: Option<String>| {
         let st = state.clone();
-        db::transaction_or(&state.pool, move |c| compose_in(c, &st, key.as_deref()))
+        db::transaction_or(&state.pool, move |c| {
+            compose_in(c, &st, key.as_deref(), mode)
+        })
     };
     let mut outcome = run(idempotency_key.clone()).await;
     if idempotency_key.is_some() && outcome.as_ref().is_err_and(DbError::is_unique_violation) {
@@ -75,9 +95,12 @@ pub async fn compose(
             digest_id = created.id,
             articles = created.articles,
             recipients = created.recipients,
+            status = %created.status,
             "digest composed"
         );
-        state.wake_deliveries.notify_one();
+        if created.status == DigestStatus::Sending {
+            state.wake_deliveries.notify_one();
+        }
     }
     Ok(outcome)
 }
@@ -86,6 +109,7 @@ fn compose_in(
     c: &mut db::DbConnection,
     state: &AppState,
     key: Option<&str>,
+    mode: Mode,
 ) -> db::QueryResult<Result<ComposeOutcome, Abandon>> {
     if let Some(key) = key {
         if let Some(d) = digests::find_by_key(c, key)? {
@@ -93,13 +117,18 @@ fn compose_in(
                 id: d.id,
                 articles: d.article_count as usize,
                 recipients: d.total as usize,
+                status: d.status,
             })));
         }
     }
     let now = db::now();
     let start = digests::first_created_at(c)?.unwrap_or(now);
     let cutoff = start - period(&state.settings.digest_cron);
-    let id = digests::insert(c, "", key, now)?;
+    let status = match mode {
+        Mode::Send => DigestStatus::Sending,
+        Mode::Draft => DigestStatus::Draft,
+    };
+    let id = digests::insert(c, ("", status), key, now)?;
     let max = i64::from(state.settings.digest_max_articles);
     let taken = articles::take_for_digest(c, id, cutoff, now, max)?;
     if taken == 0 {
@@ -123,6 +152,14 @@ fn compose_in(
         &rendered.html,
         taken as i32,
     )?;
+    if mode == Mode::Draft {
+        return Ok(Ok(ComposeOutcome::Created(Created {
+            id,
+            articles: taken,
+            recipients: 0,
+            status,
+        })));
+    }
     let recipients = digests::fan_out(c, id, now)?;
     if recipients == 0 {
         // No reader to wait for: the digest is done as composed.
@@ -132,6 +169,7 @@ fn compose_in(
         id,
         articles: taken,
         recipients,
+        status,
     })))
 }
 
@@ -200,6 +238,10 @@ pub fn render(
         count => views.len(),
         date => framing.now.format("%B %-d, %Y").to_string(),
         intro => framing.intro,
+        intro_paragraphs => framing
+            .intro
+            .map(|i| i.split("\n\n").map(|p| p.trim().replace('\n', " ")).collect::<Vec<_>>())
+            .unwrap_or_default(),
         site => &state.settings.brand.site_name,
         unsubscribe_url => UNSUBSCRIBE_MARKER,
         archive_url => if state.settings.archive_public {

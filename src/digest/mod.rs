@@ -6,4 +6,6 @@ pub mod compose;
 pub mod control;
 pub mod feed;
 
-pub use compose::{compose, ComposeError, ComposeOutcome};
+pub mod editorial;
+
+pub use compose::{compose, compose_as, ComposeError, ComposeOutcome, Mode};

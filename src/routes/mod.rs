@@ -63,6 +63,10 @@ pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
             .route("/digests", post().to(digests::create))
             .route("/digests", get().to(digests::list))
             .route("/digests/{id}", get().to(digests::show))
+            .route("/digests/{id}", actix_web::web::patch().to(digests::patch))
+            .route("/digests/{id}/preview", get().to(digests::preview))
+            .route("/digests/{id}/test", post().to(digests::test))
+            .route("/digests/{id}/send", post().to(digests::send))
             .route("/digests/{id}/{action}", post().to(digests::control))
             .route("/stats", get().to(stats::show))
             .default_service(to(api_not_found)),

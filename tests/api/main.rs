@@ -15,6 +15,7 @@ mod browser;
 mod compose;
 mod csv;
 mod digests;
+mod editorial;
 mod email_render;
 mod faults;
 mod feed;

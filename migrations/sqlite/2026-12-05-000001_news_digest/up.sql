@@ -16,3 +16,11 @@ CREATE TABLE consent_texts (
     created_at TIMESTAMP NOT NULL
 );
 INSERT INTO consent_texts (version, body, created_at) VALUES ('2026-11-29.1', 'Join our newsletter to receive updates on new articles and exclusive content. We respect your privacy and will never share your information.', CURRENT_TIMESTAMP);
+
+-- Editorial control: a draft digest's intro, the subject an editor wrote
+-- (NULL: the template's), when a scheduled digest goes out, and the order
+-- an editor gave its articles (0: the default order).
+ALTER TABLE digests ADD COLUMN intro TEXT;
+ALTER TABLE digests ADD COLUMN custom_subject TEXT;
+ALTER TABLE digests ADD COLUMN scheduled_at TIMESTAMP;
+ALTER TABLE articles ADD COLUMN digest_position INTEGER NOT NULL DEFAULT 0;

@@ -82,6 +82,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/admin/digests.html"),
     ),
     (
+        "admin/digest.html",
+        include_str!("../../templates/admin/digest.html"),
+    ),
+    (
         "admin/settings.html",
         include_str!("../../templates/admin/settings.html"),
     ),

@@ -24,7 +24,7 @@ use crate::state::SharedState;
 use web::{AdminError, ApiError};
 
 pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
-    use admin::{articles as a_articles, auth, dashboard, digests as a_digests};
+    use admin::{articles as a_articles, auth, dashboard, digests as a_digests, drafts};
     use admin::{settings, subscribers as a_subscribers};
     use api::{articles, digests, stats, subscribers};
     use public::{archive, confirm, signup, unsubscribe};
@@ -88,6 +88,11 @@ pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
             .route("/digests", get().to(a_digests::list))
             .route("/digests/send", post().to(a_digests::send_now))
             .route("/digests/progress", get().to(a_digests::progress))
+            .route("/digests/{id}", get().to(drafts::show))
+            .route("/digests/{id}/preview", get().to(drafts::frame))
+            .route("/digests/{id}/edit", post().to(drafts::edit))
+            .route("/digests/{id}/test", post().to(drafts::test))
+            .route("/digests/{id}/send", post().to(drafts::send))
             .route("/digests/{id}/{action}", post().to(a_digests::control))
             .route("/settings", get().to(settings::show))
             .default_service(to(admin_not_found)),

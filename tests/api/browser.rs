@@ -248,7 +248,8 @@ async fn console_in_headless_chromium() {
         .unwrap();
     shot(&c, &app, "subscriber-desktop").await;
 
-    // Send now, and watch the bar fill without a reload.
+    // Send now: a draft's page with its previews, then "Send to N
+    // readers"; watch the bar fill without a reload.
     c.goto(&app.url("/admin/digests")).await.unwrap();
     c.find(Locator::Id("send-now"))
         .await
@@ -256,6 +257,19 @@ async fn console_in_headless_chromium() {
         .click()
         .await
         .unwrap();
+    let send = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Id("send-to-readers"))
+        .await
+        .unwrap();
+    assert_eq!(send.text().await.unwrap(), "Send to 20 readers");
+    shot(&c, &app, "draft-desktop").await;
+    c.set_window_size(PHONE.0, PHONE.1).await.unwrap();
+    shot(&c, &app, "draft-phone").await;
+    c.set_window_size(DESKTOP.0, DESKTOP.1).await.unwrap();
+    let send = c.find(Locator::Id("send-to-readers")).await.unwrap();
+    send.click().await.unwrap();
     c.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css("tr[data-digest-id] progress"))

@@ -72,7 +72,7 @@ async fn digest_mode_draft_makes_the_cron_compose_a_draft() {
 }
 
 #[tokio::test]
-async fn preview_edit_and_test_send_touch_no_reader() {
+async fn preview_and_edit_a_draft() {
     let app = spawn_app_with(|_| {}).await;
     let reader = "reader@example.com";
     app.confirmed_reader(reader).await;
@@ -157,6 +157,18 @@ async fn preview_edit_and_test_send_touch_no_reader() {
         .db
         .query_strings(&format!("SELECT subject AS v FROM digests WHERE id = {id}"));
     assert_eq!(subject, vec!["Gamma leads today"]);
+}
+
+#[tokio::test]
+async fn test_sends_touch_no_reader_and_send_goes_to_every_reader() {
+    let app = spawn_app_with(|_| {}).await;
+    let reader = "reader@example.com";
+    app.confirmed_reader(reader).await;
+    let token = app.api_token().await;
+    articles(&app, &token, &["Gamma story"]).await;
+    let id = draft(&app, &token).await;
+    let r = patch(&app, &token, id, json!({"subject": "Gamma leads today"})).await;
+    assert_eq!(r.status(), 200);
 
     // A test send: "[Test]", to the editor only, counted nowhere.
     let r = app

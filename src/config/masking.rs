@@ -82,6 +82,7 @@ impl Settings {
                 }
                 .to_string(),
             ),
+            ("welcome_email", self.welcome_email.to_string()),
         ]
     }
 }

@@ -38,6 +38,7 @@
 //! - `digest_max_articles` (default 30): most articles in one digest.
 //! - `archive_public` (default true): whether /archive shows sent digests.
 //! - `digest_mode` (default send): `send` or `draft` ([`DigestMode`]).
+//! - `welcome_email` (default false): a welcome email after confirmation.
 //!
 //! Layout: this file holds [`Settings`] and loading; `urls` the database and
 //! SMTP URL types, `dkim` the signing key, `values` how one raw value becomes
@@ -95,6 +96,7 @@ pub const KEYS: &[&str] = &[
     "digest_max_articles",
     "archive_public",
     "digest_mode",
+    "welcome_email",
 ];
 
 /// A setting that could not be used. Displayed as `setting KEY: PROBLEM`.
@@ -150,6 +152,8 @@ pub struct Settings {
     /// Whether /archive shows sent digests (and emails link to them).
     pub archive_public: bool,
     pub digest_mode: DigestMode,
+    /// Send templates/emails/welcome after a reader confirms.
+    pub welcome_email: bool,
 }
 
 /// What the digest cron does: compose and send, or compose a draft that an
@@ -181,6 +185,7 @@ fn default_of(key: &str) -> &'static str {
         "digest_max_articles" => "30",
         "archive_public" => "true",
         "digest_mode" => "send",
+        "welcome_email" => "false",
         _ => "",
     }
 }
@@ -265,6 +270,7 @@ impl Settings {
                     ))
                 }
             },
+            welcome_email: raw.flag("welcome_email")?,
         })
     }
 }
@@ -393,6 +399,7 @@ mod tests {
             ("digest_max_articles", "0"),
             ("archive_public", "maybe"),
             ("digest_mode", "later"),
+            ("welcome_email", "sure"),
         ];
         for (i, (key, _)) in bad_values.iter().enumerate() {
             let e = with(&bad_values[i..]).unwrap_err();

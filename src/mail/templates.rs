@@ -106,6 +106,18 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/emails/confirm/body.html"),
     ),
     (
+        "emails/welcome/subject.txt",
+        include_str!("../../templates/emails/welcome/subject.txt"),
+    ),
+    (
+        "emails/welcome/body.txt",
+        include_str!("../../templates/emails/welcome/body.txt"),
+    ),
+    (
+        "emails/welcome/body.html",
+        include_str!("../../templates/emails/welcome/body.html"),
+    ),
+    (
         "emails/digest/subject.txt",
         include_str!("../../templates/emails/digest/subject.txt"),
     ),

@@ -274,3 +274,49 @@ async fn each_reader_s_consent_record_gives_the_wording_they_saw() {
         assert_eq!(requested["consent_text"], text);
     }
 }
+
+#[tokio::test]
+async fn welcome_email_after_confirmation_when_turned_on() {
+    let app = spawn_app_with(|s| {
+        s.insert("welcome_email".into(), "true".into());
+        s.insert("site_name".into(), "Daily Example".into());
+    })
+    .await;
+    let reader = "reader@example.com";
+    app.confirmed_reader(reader).await;
+    let welcome = app.wait_mail_to(reader, 2).await;
+    assert_eq!(
+        welcome.subject().unwrap(),
+        "Welcome to the Daily Example newsletter"
+    );
+    let html = welcome.html_body().unwrap();
+    assert!(html.contains("href=\"http://tidings.test/archive\""));
+    let text = welcome.text_body().unwrap();
+    let token = text
+        .split("unsubscribe?token=")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let r = app
+        .post_form(
+            &format!("/unsubscribe?token={token}"),
+            &[("List-Unsubscribe", "One-Click")],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        app.db.query_strings("SELECT status AS v FROM subscribers"),
+        vec!["unsubscribed"]
+    );
+}
+
+#[tokio::test]
+async fn no_welcome_email_by_default() {
+    let app = spawn_app_with(|_| {}).await;
+    let reader = "reader@example.com";
+    app.confirmed_reader(reader).await;
+    app.outbox_drained().await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(app.sink.messages_to(reader).len(), 1);
+}

@@ -9,15 +9,15 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use crate::helpers::{spawn_app_with, wait_until};
 
 #[derive(Default)]
-struct FeedDoc {
-    body: String,
-    etag: String,
-    hits: usize,
-    not_modified: usize,
+pub(crate) struct FeedDoc {
+    pub(crate) body: String,
+    pub(crate) etag: String,
+    pub(crate) hits: usize,
+    pub(crate) not_modified: usize,
 }
 
 /// Serves `/feed.xml` with an ETag and answers 304 to a matching If-None-Match.
-async fn serve_feed(doc: Arc<Mutex<FeedDoc>>) -> String {
+pub(crate) async fn serve_feed(doc: Arc<Mutex<FeedDoc>>) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let data = web::Data::from(doc);

@@ -229,3 +229,92 @@ fn billion_laughs_is_refused_or_not_expanded() {
     }
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// Hostile items through the whole path: the feed server, the poll, the
+/// digest email and the archive page. Nothing executable comes out; a
+/// billion-laughs feed fails that poll and stores nothing.
+#[tokio::test]
+async fn hostile_feed_end_to_end_is_escaped_or_dropped() {
+    use crate::feed::{serve_feed, FeedDoc};
+    use std::sync::{Arc, Mutex};
+    let now = chrono::Utc::now().to_rfc2822();
+    let body = format!(
+        r#"<?xml version="1.0"?><rss version="2.0"><channel><title>N</title><link>https://news.example/</link>
+<item><title>&lt;img src=x onerror=alert(1)&gt;Breaking &lt;script&gt;alert(2)&lt;/script&gt;</title>
+<link>https://news.example/h</link><pubDate>{now}</pubDate>
+<description><![CDATA[<a href="javascript:alert(3)" onclick="alert(4)">click</a><script>alert(5)</script><img src="javascript:alert(6)">]]></description></item>
+<item><title>Big</title><link>https://news.example/big</link><pubDate>{now}</pubDate><description><![CDATA[{}]]></description></item>
+</channel></rss>"#,
+        "<p>filler text here</p>".repeat(150_000)
+    );
+    let doc = Arc::new(Mutex::new(FeedDoc {
+        body,
+        etag: "\"h\"".into(),
+        ..Default::default()
+    }));
+    let url = serve_feed(doc.clone()).await;
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.insert("feed_url".into(), url.clone());
+    })
+    .await;
+    let reader = "reader@example.com";
+    app.confirmed_reader(reader).await;
+    let polled = tidings::digest::feed::poll(&app.state).await.unwrap();
+    assert_eq!(polled.new, 2);
+    let token = app.api_token().await;
+    let created: serde_json::Value = app
+        .api_post(&token, "/api/digests", &serde_json::json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_i64().unwrap();
+    let html = app.wait_mail_to(reader, 2).await.html_body().unwrap();
+    let web = app
+        .get(&format!("/archive/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    for page in [&html, &web] {
+        let lower = page.to_lowercase();
+        for bad in ["<script", "onerror", "onclick", "javascript:"] {
+            assert!(!lower.contains(bad), "{bad} came through");
+        }
+        assert!(page.contains("Breaking"));
+    }
+    assert!(html.len() < 100_000);
+
+    let mut entities = String::from("<!ENTITY a \"aaaaaaaaaa\">");
+    for i in 1..10 {
+        let prev = if i == 1 {
+            "a".to_string()
+        } else {
+            format!("a{}", i - 1)
+        };
+        entities.push_str(&format!(
+            "<!ENTITY a{i} \"{}\">",
+            format!("&{prev};").repeat(10)
+        ));
+    }
+    {
+        let mut d = doc.lock().unwrap();
+        d.body = format!(
+            "<?xml version=\"1.0\"?><!DOCTYPE rss [{entities}]><rss version=\"2.0\"><channel><title>N</title>\
+             <item><title>&a9;</title><link>https://news.example/lol</link></item></channel></rss>"
+        );
+        d.etag = "\"lol\"".into();
+    }
+    let before = app.db.count("SELECT COUNT(*) FROM articles");
+    let lol = tidings::digest::feed::poll(&app.state).await;
+    let stored = app.db.count("SELECT COUNT(*) FROM articles");
+    match lol {
+        Err(_) => assert_eq!(stored, before),
+        Ok(_) => {
+            let titles = app.db.query_strings(
+                "SELECT title AS v FROM articles WHERE url = 'https://news.example/lol'",
+            );
+            assert!(titles.iter().all(|t| t.len() < 1000), "entities expanded");
+        }
+    }
+}

@@ -57,7 +57,7 @@ async fn view_in_browser_list_and_feed_carry_no_reader_data() {
     }
 
     let list = app.get("/archive").await.text().await.unwrap();
-    assert!(list.contains(&format!("href=\"/archive/{id}\"")), "{list}");
+    assert!(list.contains(&format!("href=\"{link}\"")), "{list}");
     assert!(list.contains("Archive me"));
     let json: serde_json::Value = app
         .client

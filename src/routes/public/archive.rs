@@ -73,6 +73,8 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             previous => (number > 1).then(|| number - 1),
             next => (number < pages).then(|| number + 1),
             feed_url => state.link("/archive/feed.xml"),
+            archive_url => state.link("/archive"),
+            signup_url => state.link("/"),
         },
     )
 }

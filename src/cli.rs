@@ -214,8 +214,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 println!("feed not modified since the last poll");
             } else {
                 println!(
-                    "feed polled: {} new, {} updated, {} skipped",
-                    outcome.new, outcome.updated, outcome.skipped
+                    "feed polled: {} new, {} updated, {} skipped (no title or http(s) link), \
+                     {} undated (given the poll time)",
+                    outcome.new, outcome.updated, outcome.skipped, outcome.undated
                 );
             }
             Ok(())
@@ -265,6 +266,7 @@ async fn subscribers_import(
     let state = AppState::open(settings).await?;
     let pool = state.pool.clone();
     let secret = state.secret.clone();
+    let version = state.consent_version.clone();
     let summary = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let bar = indicatif::ProgressBar::new(len);
         bar.set_style(
@@ -279,7 +281,7 @@ async fn subscribers_import(
             &pool,
             &secret,
             std::io::BufReader::with_capacity(1 << 16, input),
-            &source,
+            (&source, &version),
             &mut problems,
             &mut progress,
         );

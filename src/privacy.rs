@@ -81,6 +81,7 @@ fn erase_in(
         user_agent: None,
         source: ctx.source.clone(),
         method: ctx.method.clone(),
+        consent_version: ctx.consent_version.clone(),
     };
     consent::record(conn, subscriber_id, ConsentEvent::Erased, now, &skeleton)?;
     Ok(true)

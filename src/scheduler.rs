@@ -33,8 +33,19 @@ pub async fn digest_tick(state: &SharedState) -> anyhow::Result<()> {
         tracing::debug!("digest tick taken by another instance");
         return Ok(());
     }
-    let outcome = crate::digest::compose(state, None).await?;
+    let mode = match state.settings.digest_mode {
+        crate::config::DigestMode::Send => crate::digest::Mode::Send,
+        crate::config::DigestMode::Draft => crate::digest::Mode::Draft,
+    };
+    let outcome = crate::digest::compose_as(state, None, mode).await?;
     tracing::info!(outcome = ?outcome, "scheduled digest");
+    Ok(())
+}
+
+/// Sends the scheduled digests that are due (every few seconds; each is
+/// claimed by a conditional update, so any instance may run this).
+pub async fn scheduled_tick(state: &SharedState) -> anyhow::Result<()> {
+    crate::digest::editorial::send_due(state).await?;
     Ok(())
 }
 
@@ -63,6 +74,17 @@ pub async fn start(
             Box::pin(async move {
                 if let Err(e) = digest_tick(&st).await {
                     tracing::error!(error = %format!("{e:#}"), "digest tick failed; next tick will try again");
+                }
+            })
+        })?)
+        .await?;
+    let st = state.clone();
+    scheduler
+        .add(Job::new_async("*/5 * * * * *", move |_, _| {
+            let st = st.clone();
+            Box::pin(async move {
+                if let Err(e) = scheduled_tick(&st).await {
+                    tracing::warn!(error = %format!("{e:#}"), "sending scheduled digests failed; will try again");
                 }
             })
         })?)

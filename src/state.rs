@@ -33,6 +33,8 @@ pub struct AppState {
     /// Group commit of signups.
     pub signups: crate::subscriptions::batch::Batcher,
     pub dkim: Option<Arc<lettre::message::dkim::DkimConfig>>,
+    /// The version id of `consent_text`; its wording is kept in the database.
+    pub consent_version: String,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -57,6 +59,13 @@ impl AppState {
                 .await
                 .map_err(|e| anyhow::anyhow!("loading secret_key: {e}"))?,
         };
+        let consent_version = crate::domain::consent_text_version(&settings.consent_text);
+        let (v, text) = (consent_version.clone(), settings.consent_text.clone());
+        db::run(&pool, move |c| {
+            db::consent::save_text(c, &v, &text, db::now())
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("keeping the consent text: {e}"))?;
         let signup_limiter = NonZeroU32::new(settings.signup_rate_per_minute)
             .map(|n| RateLimiter::keyed(Quota::per_minute(n)));
         let metrics = Metrics::new(pool.clone())?;
@@ -77,7 +86,7 @@ impl AppState {
         Ok(Arc::new(AppState {
             signups,
             mailer: Mailer::from_settings(&settings)?,
-            templates: crate::mail::templates::environment()?,
+            templates: crate::mail::templates::environment(&settings)?,
             settings,
             settle_pool,
             pool,
@@ -88,6 +97,7 @@ impl AppState {
             login_guard: Default::default(),
             metrics,
             dkim: settings_dkim,
+            consent_version,
         }))
     }
 

@@ -141,12 +141,13 @@ type WriterResult = Result<(u64, u64), ImportError>;
 /// input were read so far. This thread parses; batches are written by
 /// [`PG_WRITERS`] pooled connections on PostgreSQL, one on SQLite. A
 /// database error stops the import; what was committed stays (importing
-/// the file again skips it as existing).
+/// the file again skips it as existing). Each `imported` event records
+/// `source` and the consent text version in force.
 pub fn import<R: Read>(
     pool: &Pool,
     secret: &str,
     input: R,
-    source: &str,
+    (source, consent_version): (&str, &str),
     problems: &mut dyn Write,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ImportSummary, ImportError> {
@@ -163,6 +164,7 @@ pub fn import<R: Read>(
     let ctx = consent::Context {
         source: Some(source.to_string()),
         method: Some("import".into()),
+        consent_version: Some(consent_version.to_string()),
         ..Default::default()
     };
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<subscribers::ImportRow>>(writers);

@@ -179,19 +179,22 @@ impl ConfirmOutcome {
 
 /// Confirms the reader a link's token belongs to, in one transaction
 /// (the `confirmed` consent event with it); idempotent.
+/// With `welcome`, the welcome email is queued in the same transaction.
 pub async fn confirm(
     pool: &db::Pool,
     raw_token: &str,
     ctx: consent::Context,
+    welcome: bool,
 ) -> Result<ConfirmOutcome, db::DbError> {
     let raw_token = raw_token.to_string();
-    db::transaction(pool, move |c| confirm_in(c, &raw_token, &ctx)).await
+    db::transaction(pool, move |c| confirm_in(c, &raw_token, &ctx, welcome)).await
 }
 
 fn confirm_in(
     conn: &mut DbConnection,
     raw_token: &str,
     ctx: &consent::Context,
+    welcome: bool,
 ) -> db::QueryResult<ConfirmOutcome> {
     let now = db::now();
     let hash = token::hash(raw_token);
@@ -207,6 +210,17 @@ fn confirm_in(
             subscribers::set_status(conn, &subscriber_id, SubscriberStatus::Confirmed, now)?;
             confirmations::mark_used(conn, &hash, now)?;
             consent::record(conn, &subscriber_id, ConsentEvent::Confirmed, now, ctx)?;
+            if let (true, Some(address)) = (welcome, subscriber.email.as_deref()) {
+                let payload = serde_json::json!({"name": subscriber.name}).to_string();
+                outbox::enqueue(
+                    conn,
+                    MailKind::Welcome,
+                    Some(&subscriber_id),
+                    address,
+                    &payload,
+                    now,
+                )?;
+            }
             Ok(ConfirmOutcome::Confirmed)
         }
         _ => Ok(ConfirmOutcome::Expired {

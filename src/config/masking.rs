@@ -71,6 +71,31 @@ impl Settings {
             ),
             ("soft_bounce_limit", self.soft_bounce_limit.to_string()),
             ("webhook_secrets", self.masked_webhook_secrets()),
+            ("site_name", self.brand.site_name.clone()),
+            ("site_url", self.brand.site_url.clone()),
+            ("logo_url", self.brand.logo_url.clone()),
+            ("accent_color", self.brand.accent_color.clone()),
+            ("postal_address", self.brand.postal_address.clone()),
+            ("privacy_url", self.brand.privacy_url.clone()),
+            ("consent_text", self.consent_text.clone()),
+            (
+                "templates_dir",
+                self.templates_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+            ),
+            ("digest_max_articles", self.digest_max_articles.to_string()),
+            ("archive_public", self.archive_public.to_string()),
+            (
+                "digest_mode",
+                match self.digest_mode {
+                    super::DigestMode::Send => "send",
+                    super::DigestMode::Draft => "draft",
+                }
+                .to_string(),
+            ),
+            ("welcome_email", self.welcome_email.to_string()),
         ]
     }
 }

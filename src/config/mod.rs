@@ -39,6 +39,17 @@
 //!   ([`WebhookSecrets`]).
 //! - `soft_bounce_limit` (default 3): soft bounces within 30 days, none
 //!   delivered between, after which a reader is `bounced`.
+//! - `site_name`, `site_url`, `logo_url`, `accent_color`, `postal_address`,
+//!   `privacy_url` (default: the host of base_url, empty, empty, #1a56db,
+//!   empty, empty): the brand on pages and emails ([`Brand`]).
+//! - `consent_text` (default the built-in wording): the consent text on the
+//!   form; its version id is derived from the text.
+//! - `templates_dir` (default empty: built-in): files overriding built-in
+//!   templates of the same relative path.
+//! - `digest_max_articles` (default 30): most articles in one digest.
+//! - `archive_public` (default true): whether /archive shows sent digests.
+//! - `digest_mode` (default send): `send` or `draft` ([`DigestMode`]).
+//! - `welcome_email` (default false): a welcome email after confirmation.
 //!
 //! Layout: this file holds [`Settings`] and loading; `urls` the database and
 //! SMTP URL types, `dkim` the signing key, `values` how one raw value becomes
@@ -50,11 +61,13 @@ use std::path::{Path, PathBuf};
 
 use lettre::message::Mailbox;
 
+mod brand;
 mod dkim;
 mod masking;
 mod urls;
 mod values;
 
+pub use brand::{Brand, DEFAULT_ACCENT};
 pub use dkim::Dkim;
 pub use urls::{DatabaseUrl, SmtpTls, SmtpUrl};
 use values::Raw;
@@ -87,6 +100,18 @@ pub const KEYS: &[&str] = &[
     "inbound_listen",
     "soft_bounce_limit",
     "webhook_secrets",
+    "site_name",
+    "site_url",
+    "logo_url",
+    "accent_color",
+    "postal_address",
+    "privacy_url",
+    "consent_text",
+    "templates_dir",
+    "digest_max_articles",
+    "archive_public",
+    "digest_mode",
+    "welcome_email",
 ];
 
 /// A setting that could not be used. Displayed as `setting KEY: PROBLEM`.
@@ -138,6 +163,18 @@ pub struct Settings {
     pub inbound_listen: Option<String>,
     pub soft_bounce_limit: u32,
     pub webhook_secrets: WebhookSecrets,
+    pub brand: Brand,
+    /// The consent text shown on the form (its version is derived from it).
+    pub consent_text: String,
+    /// Overrides of built-in templates (same relative path).
+    pub templates_dir: Option<PathBuf>,
+    /// Most articles in one digest (the newest; the rest wait for the next).
+    pub digest_max_articles: u32,
+    /// Whether /archive shows sent digests (and emails link to them).
+    pub archive_public: bool,
+    pub digest_mode: DigestMode,
+    /// Send templates/emails/welcome after a reader confirms.
+    pub welcome_email: bool,
 }
 
 /// Credentials of the providers' webhooks; a provider without one has no
@@ -164,6 +201,14 @@ impl std::fmt::Display for BounceAddress {
     }
 }
 
+/// What the digest cron does: compose and send, or compose a draft that an
+/// editor reviews and sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DigestMode {
+    Send,
+    Draft,
+}
+
 fn default_of(key: &str) -> &'static str {
     match key {
         "listen" => "127.0.0.1:8080",
@@ -181,6 +226,12 @@ fn default_of(key: &str) -> &'static str {
         "signup_rate_per_minute" => "30",
         "body_timeout_seconds" => "10",
         "soft_bounce_limit" => "3",
+        "accent_color" => brand::DEFAULT_ACCENT,
+        "consent_text" => crate::domain::CONSENT_TEXT,
+        "digest_max_articles" => "30",
+        "archive_public" => "true",
+        "digest_mode" => "send",
+        "welcome_email" => "false",
         _ => "",
     }
 }
@@ -231,7 +282,7 @@ impl Settings {
         )?;
         Ok(Self {
             listen,
-            base_url,
+            base_url: base_url.clone(),
             database_url,
             smtp_url,
             outbox_dir,
@@ -254,6 +305,22 @@ impl Settings {
             inbound_listen: values::inbound_listen(&raw)?,
             soft_bounce_limit: raw.number("soft_bounce_limit", 1, 100)? as u32,
             webhook_secrets: values::webhook_secrets(&raw)?,
+            brand: Brand::from_raw(&raw, &base_url)?,
+            consent_text: values::consent_text(&raw)?,
+            templates_dir: values::templates_dir(&raw)?,
+            digest_max_articles: raw.number("digest_max_articles", 1, 200)? as u32,
+            archive_public: raw.flag("archive_public")?,
+            digest_mode: match raw.get("digest_mode").as_str() {
+                "send" => DigestMode::Send,
+                "draft" => DigestMode::Draft,
+                other => {
+                    return Err(bad(
+                        "digest_mode",
+                        format!("expected send or draft, got \"{other}\""),
+                    ))
+                }
+            },
+            welcome_email: raw.flag("welcome_email")?,
         })
     }
 }
@@ -421,6 +488,18 @@ mod tests {
             ("inbound_listen", "nowhere"),
             ("soft_bounce_limit", "0"),
             ("webhook_secrets", "ses=x"),
+            ("site_name", "a\u{7}b"),
+            ("site_url", "ftp://x"),
+            ("logo_url", "javascript:alert(1)"),
+            ("accent_color", "red"),
+            ("postal_address", "a\nb"),
+            ("privacy_url", "nope"),
+            ("consent_text", "a\u{0}b"),
+            ("templates_dir", "/no/such/folder"),
+            ("digest_max_articles", "0"),
+            ("archive_public", "maybe"),
+            ("digest_mode", "later"),
+            ("welcome_email", "sure"),
         ];
         for (i, (key, _)) in bad_values.iter().enumerate() {
             let e = with(&bad_values[i..]).unwrap_err();

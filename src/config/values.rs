@@ -41,6 +41,15 @@ impl<'a> Raw<'a> {
         Ok(n)
     }
 
+    /// `true` or `false` (also 1/0, yes/no, on/off).
+    pub(super) fn flag(&self, key: &str) -> Result<bool, SettingError> {
+        match self.get(key).to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            other => Err(bad(key, format!("expected true or false, got \"{other}\""))),
+        }
+    }
+
     /// A six-field cron expression, kept as written.
     pub(super) fn cron(&self, key: &str) -> Result<String, SettingError> {
         let raw = self.get(key);
@@ -240,4 +249,32 @@ pub(super) fn webhook_secrets(raw: &Raw) -> Result<WebhookSecrets, SettingError>
         }
     }
     Ok(secrets)
+}
+
+/// Not empty, at most 2000 characters, no control characters but line breaks.
+pub(super) fn consent_text(raw: &Raw) -> Result<String, SettingError> {
+    let text = raw.get("consent_text");
+    if text.is_empty() {
+        return Err(bad("consent_text", "must not be empty"));
+    }
+    if text.chars().count() > 2000 {
+        return Err(bad("consent_text", "is longer than 2000 characters"));
+    }
+    if text.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(bad("consent_text", "must not contain control characters"));
+    }
+    Ok(text)
+}
+
+/// Empty: the built-in templates only. Otherwise a folder that exists.
+pub(super) fn templates_dir(raw: &Raw) -> Result<Option<PathBuf>, SettingError> {
+    let dir = raw.get("templates_dir");
+    if dir.is_empty() {
+        return Ok(None);
+    }
+    let path = PathBuf::from(&dir);
+    if !path.is_dir() {
+        return Err(bad("templates_dir", format!("\"{dir}\" is not a folder")));
+    }
+    Ok(Some(path))
 }

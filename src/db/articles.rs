@@ -21,15 +21,55 @@ pub struct Article {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub digest_id: Option<i64>,
+    pub image_url: Option<String>,
+    pub author: Option<String>,
+    /// A JSON array of section names (see [`Article::section_names`]).
+    #[serde(serialize_with = "sections_as_array")]
+    pub sections: Option<String>,
+    /// False: the source gave no usable date; `published_at` is when it
+    /// was read, and it sorts after the dated articles.
+    pub dated: bool,
+    /// Where an editor put it in its digest (0: the default order).
+    #[serde(skip)]
+    pub digest_position: i32,
 }
 
-#[derive(Clone, Debug)]
+impl Article {
+    pub fn section_names(&self) -> Vec<String> {
+        parse_sections(self.sections.as_deref())
+    }
+}
+
+fn parse_sections(raw: Option<&str>) -> Vec<String> {
+    raw.and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
+}
+
+fn sections_as_array<S: serde::Serializer>(
+    raw: &Option<String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(parse_sections(raw.as_deref()))
+}
+
+#[derive(Clone, Debug, Default)]
 pub struct NewArticle {
     pub url: String,
     pub guid: Option<String>,
     pub title: String,
     pub summary: Option<String>,
     pub published_at: NaiveDateTime,
+    pub image_url: Option<String>,
+    pub author: Option<String>,
+    pub sections: Vec<String>,
+    pub dated: bool,
+}
+
+impl NewArticle {
+    fn sections_json(&self) -> Option<String> {
+        (!self.sections.is_empty())
+            .then(|| serde_json::to_string(&self.sections).unwrap_or_default())
+    }
 }
 
 /// Inserts or updates; returns the id and whether it was new. Two callers
@@ -59,6 +99,7 @@ fn upsert_once(conn: &mut DbConnection, new: &NewArticle) -> QueryResult<Option<
                 .optional()?;
         }
     }
+    let sections = new.sections_json();
     if let Some(id) = existing {
         diesel::update(articles::table.find(id))
             .set((
@@ -67,6 +108,10 @@ fn upsert_once(conn: &mut DbConnection, new: &NewArticle) -> QueryResult<Option<
                 articles::summary.eq(&new.summary),
                 articles::published_at.eq(new.published_at),
                 articles::updated_at.eq(now),
+                articles::image_url.eq(&new.image_url),
+                articles::author.eq(&new.author),
+                articles::sections.eq(&sections),
+                articles::dated.eq(new.dated),
             ))
             .execute(conn)?;
         return Ok(Some((id, false)));
@@ -79,6 +124,10 @@ fn upsert_once(conn: &mut DbConnection, new: &NewArticle) -> QueryResult<Option<
         articles::published_at.eq(new.published_at),
         articles::created_at.eq(now),
         articles::updated_at.eq(now),
+        articles::image_url.eq(&new.image_url),
+        articles::author.eq(&new.author),
+        articles::sections.eq(&sections),
+        articles::dated.eq(new.dated),
     );
     let inserted = crate::with_backend!(conn, |c, _pg| diesel::insert_into(articles::table)
         .values(row)
@@ -110,20 +159,34 @@ pub fn list(
         .load(conn)
 }
 
-/// Takes every article not yet in a digest, published in `[cutoff, now]`,
-/// into `digest_id`. A concurrent composer on PostgreSQL blocks on the rows
-/// and then finds them taken, so no article lands in two digests.
+/// Takes the newest `max` articles not yet in a digest, published in
+/// `[cutoff, now]`, into `digest_id` (dated ones first; the rest wait for
+/// the next digest). A concurrent composer on PostgreSQL blocks on the rows
+/// and then finds them taken (the outer filter is checked again), so no
+/// article lands in two digests.
 pub fn take_for_digest(
     conn: &mut DbConnection,
     digest_id: i64,
     cutoff: NaiveDateTime,
     now: NaiveDateTime,
+    max: i64,
 ) -> QueryResult<usize> {
+    let newest = articles::table
+        .filter(articles::digest_id.is_null())
+        .filter(articles::published_at.ge(cutoff))
+        .filter(articles::published_at.le(now))
+        .order((
+            articles::dated.desc(),
+            articles::published_at.desc(),
+            articles::id.desc(),
+        ))
+        .limit(max)
+        .select(articles::id);
+    let ids: Vec<i64> = newest.load(conn)?;
     diesel::update(
         articles::table
-            .filter(articles::digest_id.is_null())
-            .filter(articles::published_at.ge(cutoff))
-            .filter(articles::published_at.le(now)),
+            .filter(articles::id.eq_any(&ids))
+            .filter(articles::digest_id.is_null()),
     )
     .set(articles::digest_id.eq(Some(digest_id)))
     .execute(conn)
@@ -132,7 +195,38 @@ pub fn take_for_digest(
 pub fn in_digest(conn: &mut DbConnection, digest_id: i64) -> QueryResult<Vec<Article>> {
     articles::table
         .filter(articles::digest_id.eq(digest_id))
-        .order((articles::published_at.desc(), articles::id.desc()))
+        // An editor's order first; an undated article never leads.
+        .order((
+            articles::digest_position.asc(),
+            articles::dated.desc(),
+            articles::published_at.desc(),
+            articles::id.desc(),
+        ))
         .select(Article::as_select())
         .load(conn)
+}
+
+/// Puts a digest's articles in `order` (positions 1, 2, …) and gives back
+/// the others to the pool for the next digest.
+pub fn arrange(conn: &mut DbConnection, digest_id: i64, order: &[i64]) -> QueryResult<()> {
+    diesel::update(
+        articles::table
+            .filter(articles::digest_id.eq(digest_id))
+            .filter(articles::id.ne_all(order)),
+    )
+    .set((
+        articles::digest_id.eq(None::<i64>),
+        articles::digest_position.eq(0),
+    ))
+    .execute(conn)?;
+    for (i, id) in order.iter().enumerate() {
+        diesel::update(
+            articles::table
+                .find(*id)
+                .filter(articles::digest_id.eq(digest_id)),
+        )
+        .set(articles::digest_position.eq(i as i32 + 1))
+        .execute(conn)?;
+    }
+    Ok(())
 }

@@ -31,6 +31,9 @@ pub struct Context {
     pub user_agent: Option<String>,
     pub source: Option<String>,
     pub method: Option<String>,
+    /// The version of the consent text in force (see
+    /// [`crate::domain::consent_text_version`]).
+    pub consent_version: Option<String>,
 }
 
 #[derive(Insertable)]
@@ -63,7 +66,7 @@ fn new_event<'a>(
         ip: ctx.ip.as_deref(),
         user_agent: ctx.user_agent.as_deref(),
         source: ctx.source.as_deref(),
-        consent_text_version: Some(crate::domain::CONSENT_TEXT_VERSION),
+        consent_text_version: ctx.consent_version.as_deref(),
         method: ctx.method.as_deref(),
     }
 }
@@ -145,10 +148,43 @@ pub fn record_many(
             .bind::<Nullable<Text>, _>(ctx.user_agent.as_deref())
             .bind::<Nullable<Text>, _>(ctx.source.as_deref())
             .bind::<Nullable<Text>, _>(ctx.method.as_deref())
-            .bind::<Text, _>(crate::domain::CONSENT_TEXT_VERSION);
+            .bind::<Nullable<Text>, _>(ctx.consent_version.as_deref());
         for id in subscriber_ids {
             q = q.bind::<Text, _>(id.as_str());
         }
         q.execute(c)
     })
+}
+
+/// Keeps the full wording of a consent text version (once per version).
+pub fn save_text(
+    conn: &mut DbConnection,
+    version: &str,
+    body: &str,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    use super::schema::consent_texts;
+    crate::with_backend!(conn, |c, _pg| diesel::insert_into(consent_texts::table)
+        .values((
+            consent_texts::version.eq(version),
+            consent_texts::body.eq(body),
+            consent_texts::created_at.eq(at),
+        ))
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(())
+}
+
+/// The full wording of each of `versions` that is kept.
+pub fn texts(
+    conn: &mut DbConnection,
+    versions: &[String],
+) -> QueryResult<std::collections::HashMap<String, String>> {
+    use super::schema::consent_texts;
+    Ok(consent_texts::table
+        .filter(consent_texts::version.eq_any(versions))
+        .select((consent_texts::version, consent_texts::body))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect())
 }

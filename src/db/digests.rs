@@ -29,6 +29,13 @@ pub struct Digest {
     /// Why it is paused (the relay's reply, or "paused by an operator").
     #[serde(rename = "reason", skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
+    /// An editor's words above the articles (drafts).
+    pub intro: Option<String>,
+    /// The subject an editor wrote; `None`: the template's.
+    #[serde(skip)]
+    pub custom_subject: Option<String>,
+    /// When a scheduled digest goes out.
+    pub scheduled_at: Option<NaiveDateTime>,
 }
 
 /// Delivery counts of a digest.
@@ -43,12 +50,12 @@ pub struct Progress {
 
 pub fn insert(
     conn: &mut DbConnection,
-    subject: &str,
+    (subject, status): (&str, DigestStatus),
     idempotency_key: Option<&str>,
     at: NaiveDateTime,
 ) -> QueryResult<i64> {
     let values = (
-        digests::status.eq(DigestStatus::Sending),
+        digests::status.eq(status),
         digests::subject.eq(subject),
         digests::body_text.eq(""),
         digests::body_html.eq(""),
@@ -119,6 +126,29 @@ pub fn recent(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<Digest>> {
         .limit(limit)
         .select(Digest::as_select())
         .load(conn)
+}
+
+/// Digests in one of `statuses`, newest first, a page at a time.
+pub fn archived(
+    conn: &mut DbConnection,
+    statuses: &[DigestStatus],
+    offset: i64,
+    limit: i64,
+) -> QueryResult<Vec<Digest>> {
+    digests::table
+        .filter(digests::status.eq_any(statuses))
+        .order(digests::id.desc())
+        .offset(offset)
+        .limit(limit)
+        .select(Digest::as_select())
+        .load(conn)
+}
+
+pub fn archived_count(conn: &mut DbConnection, statuses: &[DigestStatus]) -> QueryResult<i64> {
+    digests::table
+        .filter(digests::status.eq_any(statuses))
+        .count()
+        .get_result(conn)
 }
 
 /// Counts from the digest's chunks (as of their last settle).
@@ -289,4 +319,52 @@ pub fn is_sending(conn: &mut DbConnection, id: i64) -> QueryResult<bool> {
         .first(conn)
         .optional()?;
     Ok(status == Some(DigestStatus::Sending))
+}
+
+/// A draft's editable words: `None` leaves a field as it is; `Some(None)`
+/// clears it.
+pub fn set_words(
+    conn: &mut DbConnection,
+    id: i64,
+    custom_subject: Option<Option<&str>>,
+    intro: Option<Option<&str>>,
+) -> QueryResult<()> {
+    if let Some(subject) = custom_subject {
+        diesel::update(digests::table.find(id))
+            .set(digests::custom_subject.eq(subject))
+            .execute(conn)?;
+    }
+    if let Some(intro) = intro {
+        diesel::update(digests::table.find(id))
+            .set(digests::intro.eq(intro))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Moves a digest from `from` to `to` (e.g. draft to sending); false when
+/// it was not in `from` (another editor, or instance, got there first).
+pub fn advance(
+    conn: &mut DbConnection,
+    id: i64,
+    from: &[DigestStatus],
+    to: DigestStatus,
+    scheduled_at: Option<NaiveDateTime>,
+) -> QueryResult<bool> {
+    let n = diesel::update(digests::table.find(id).filter(digests::status.eq_any(from)))
+        .set((
+            digests::status.eq(to),
+            digests::scheduled_at.eq(scheduled_at),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Scheduled digests whose time has come.
+pub fn due(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<Vec<i64>> {
+    digests::table
+        .filter(digests::status.eq(DigestStatus::Scheduled))
+        .filter(digests::scheduled_at.le(now))
+        .select(digests::id)
+        .load(conn)
 }

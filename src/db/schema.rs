@@ -88,6 +88,9 @@ diesel::table! {
         status_reason -> Nullable<Text>,
         audience_at -> Nullable<Timestamp>,
         cut_from -> Nullable<Text>,
+        intro -> Nullable<Text>,
+        custom_subject -> Nullable<Text>,
+        scheduled_at -> Nullable<Timestamp>,
     }
 }
 
@@ -102,6 +105,11 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         digest_id -> Nullable<BigInt>,
+        image_url -> Nullable<Text>,
+        author -> Nullable<Text>,
+        sections -> Nullable<Text>,
+        dated -> Bool,
+        digest_position -> Integer,
     }
 }
 
@@ -150,6 +158,14 @@ diesel::table! {
         etag -> Nullable<Text>,
         last_modified -> Nullable<Text>,
         last_polled_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    consent_texts (version) {
+        version -> Text,
+        body -> Text,
+        created_at -> Timestamp,
     }
 }
 
@@ -206,6 +222,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     subscribers,
     confirmation_tokens,
     consent_events,
+    consent_texts,
     outbox,
     api_tokens,
     digests,

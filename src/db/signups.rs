@@ -84,7 +84,8 @@ pub fn insert<'r>(
                 Bind::Text(SubscriberStatus::Pending.as_str()),
                 Bind::At(times.now),
                 Bind::Text(ConsentEvent::Requested.as_str()),
-                Bind::Text(crate::domain::CONSENT_TEXT_VERSION),
+                // One process, one consent text: the group shares it.
+                Bind::Text(rows[0].ctx.consent_version.as_deref().unwrap_or_default()),
                 Bind::At(times.expires_at),
                 Bind::Text(MailKind::Confirm.as_str()),
                 Bind::Text(outbox_status.as_str()),

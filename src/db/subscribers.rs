@@ -269,7 +269,7 @@ fn import_confirmed_pg(
     .bind::<Nullable<Text>, _>(ctx.user_agent.as_deref())
     .bind::<Nullable<Text>, _>(ctx.source.as_deref())
     .bind::<Nullable<Text>, _>(ctx.method.as_deref())
-    .bind::<Text, _>(crate::domain::CONSENT_TEXT_VERSION)
+    .bind::<Nullable<Text>, _>(ctx.consent_version.as_deref())
     .load(c)?;
     Ok(counted.first().map_or(0, |c| c.n as usize))
 }

@@ -20,6 +20,31 @@ pub fn subscriber_with_consent(
     Ok(Some((subscriber, consent)))
 }
 
+/// A reader, their consent history and the full wording of each consent
+/// text version in it (by version).
+pub type ConsentWithTexts = (
+    Subscriber,
+    Vec<ConsentRecord>,
+    std::collections::HashMap<String, String>,
+);
+
+/// [`subscriber_with_consent`] and the consent texts its events name.
+pub fn subscriber_with_consent_texts(
+    conn: &mut DbConnection,
+    id: &str,
+) -> QueryResult<Option<ConsentWithTexts>> {
+    let Some((subscriber, consent)) = subscriber_with_consent(conn, id)? else {
+        return Ok(None);
+    };
+    let mut versions: Vec<String> = consent
+        .iter()
+        .filter_map(|e| e.consent_text_version.clone())
+        .collect();
+    versions.dedup();
+    let texts = super::consent::texts(conn, &versions)?;
+    Ok(Some((subscriber, consent, texts)))
+}
+
 /// The newest `limit` digests with their progress: two queries (the
 /// digests, then one grouped sum over their chunks), not one per digest.
 pub fn recent_digests(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<(Digest, Progress)>> {

@@ -6,17 +6,33 @@ use chrono::NaiveDateTime;
 use serde::Serialize;
 
 use crate::db::{self, articles, digests, DbError};
+use crate::digest::feed::EXCERPT_CHARS;
 use crate::domain::cron::period;
+use crate::domain::{feed_text, DigestStatus};
 use crate::state::{AppState, SharedState};
 
 /// Stands in the rendered bodies where each reader's unsubscribe link goes.
 pub const UNSUBSCRIBE_MARKER: &str = "%%UNSUBSCRIBE_URL%%";
+
+/// Around the part of a digest that is the reader's own (their unsubscribe
+/// link, why they get it): the web archive leaves it out.
+pub const READER_START: &str = "<!--reader-->";
+pub const READER_END: &str = "<!--/reader-->";
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Created {
     pub id: i64,
     pub articles: usize,
     pub recipients: usize,
+    /// `sending`, or `draft` when composed for an editor.
+    pub status: DigestStatus,
+}
+
+/// Whether a composed digest goes out at once or waits for an editor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Send,
+    Draft,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,9 +64,20 @@ pub async fn compose(
     state: &SharedState,
     idempotency_key: Option<String>,
 ) -> Result<ComposeOutcome, ComposeError> {
+    compose_as(state, idempotency_key, Mode::Send).await
+}
+
+/// [`compose`], or (`Mode::Draft`) compose a draft an editor sends later.
+pub async fn compose_as(
+    state: &SharedState,
+    idempotency_key: Option<String>,
+    mode: Mode,
+) -> Result<ComposeOutcome, ComposeError> {
     let run = |key: Option<String>| {
         let st = state.clone();
-        db::transaction_or(&state.pool, move |c| compose_in(c, &st, key.as_deref()))
+        db::transaction_or(&state.pool, move |c| {
+            compose_in(c, &st, key.as_deref(), mode)
+        })
     };
     let mut outcome = run(idempotency_key.clone()).await;
     if idempotency_key.is_some() && outcome.as_ref().is_err_and(DbError::is_unique_violation) {
@@ -68,9 +95,12 @@ pub async fn compose(
             digest_id = created.id,
             articles = created.articles,
             recipients = created.recipients,
+            status = %created.status,
             "digest composed"
         );
-        state.wake_deliveries.notify_one();
+        if created.status == DigestStatus::Sending {
+            state.wake_deliveries.notify_one();
+        }
     }
     Ok(outcome)
 }
@@ -79,6 +109,7 @@ fn compose_in(
     c: &mut db::DbConnection,
     state: &AppState,
     key: Option<&str>,
+    mode: Mode,
 ) -> db::QueryResult<Result<ComposeOutcome, Abandon>> {
     if let Some(key) = key {
         if let Some(d) = digests::find_by_key(c, key)? {
@@ -86,19 +117,30 @@ fn compose_in(
                 id: d.id,
                 articles: d.article_count as usize,
                 recipients: d.total as usize,
+                status: d.status,
             })));
         }
     }
     let now = db::now();
     let start = digests::first_created_at(c)?.unwrap_or(now);
     let cutoff = start - period(&state.settings.digest_cron);
-    let id = digests::insert(c, "", key, now)?;
-    let taken = articles::take_for_digest(c, id, cutoff, now)?;
+    let status = match mode {
+        Mode::Send => DigestStatus::Sending,
+        Mode::Draft => DigestStatus::Draft,
+    };
+    let id = digests::insert(c, ("", status), key, now)?;
+    let max = i64::from(state.settings.digest_max_articles);
+    let taken = articles::take_for_digest(c, id, cutoff, now, max)?;
     if taken == 0 {
         return Ok(Err(Abandon::NothingNew));
     }
     let list = articles::in_digest(c, id)?;
-    let rendered = match render(state, &list, now) {
+    let framing = Framing {
+        id,
+        intro: None,
+        now,
+    };
+    let rendered = match render(state, &list, &framing) {
         Ok(r) => r,
         Err(e) => return Ok(Err(Abandon::Render(e))),
     };
@@ -110,6 +152,14 @@ fn compose_in(
         &rendered.html,
         taken as i32,
     )?;
+    if mode == Mode::Draft {
+        return Ok(Ok(ComposeOutcome::Created(Created {
+            id,
+            articles: taken,
+            recipients: 0,
+            status,
+        })));
+    }
     let recipients = digests::fan_out(c, id, now)?;
     if recipients == 0 {
         // No reader to wait for: the digest is done as composed.
@@ -119,6 +169,7 @@ fn compose_in(
         id,
         articles: taken,
         recipients,
+        status,
     })))
 }
 
@@ -126,32 +177,81 @@ fn compose_in(
 struct ArticleView<'a> {
     title: &'a str,
     url: &'a str,
-    summary: Option<&'a str>,
+    /// The excerpt, at most [`EXCERPT_CHARS`] characters.
+    summary: Option<String>,
+    /// The excerpt's paragraphs, for the HTML part.
+    paragraphs: Vec<String>,
     published: String,
+    image_url: Option<&'a str>,
+    author: Option<&'a str>,
+    /// Section names joined with " · ".
+    sections: String,
+}
+
+impl<'a> ArticleView<'a> {
+    fn of(a: &'a articles::Article) -> Self {
+        let summary = a
+            .summary
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| feed_text::excerpt(s, EXCERPT_CHARS));
+        let paragraphs = summary
+            .iter()
+            .flat_map(|s| s.split("\n\n"))
+            .map(|p| p.replace('\n', " "))
+            .collect();
+        Self {
+            title: &a.title,
+            url: &a.url,
+            summary,
+            paragraphs,
+            published: a.published_at.format("%B %-d, %Y").to_string(),
+            image_url: a.image_url.as_deref(),
+            author: a.author.as_deref(),
+            sections: a.section_names().join(" · "),
+        }
+    }
+}
+
+/// What a digest says besides its articles.
+pub struct Framing<'a> {
+    pub id: i64,
+    pub intro: Option<&'a str>,
+    pub now: NaiveDateTime,
 }
 
 /// Renders subject, text and HTML once; each send only fills in the
-/// reader's unsubscribe link.
+/// reader's unsubscribe link. The reader's part of the footer sits
+/// between [`READER_START`] and [`READER_END`], which the web archive
+/// cuts out.
 pub fn render(
     state: &AppState,
     list: &[articles::Article],
-    now: NaiveDateTime,
+    framing: &Framing,
 ) -> anyhow::Result<crate::mail::message::Rendered> {
-    let views: Vec<ArticleView> = list
-        .iter()
-        .map(|a| ArticleView {
-            title: &a.title,
-            url: &a.url,
-            summary: a.summary.as_deref().filter(|s| !s.trim().is_empty()),
-            published: a.published_at.format("%B %-d, %Y").to_string(),
-        })
-        .collect();
+    let views: Vec<ArticleView> = list.iter().map(ArticleView::of).collect();
     let ctx = minijinja::context! {
+        lead => views.first().map(|v| minijinja::Value::from(minijinja::value::Serde(v))),
+        rest => minijinja::Value::from(minijinja::value::Serde(views.get(1..).unwrap_or_default())),
         articles => minijinja::Value::from(minijinja::value::Serde(&views)),
         count => views.len(),
-        date => now.format("%B %-d, %Y").to_string(),
-        site => state.settings.base_url.host_str().unwrap_or("our site"),
+        date => framing.now.format("%B %-d, %Y").to_string(),
+        intro => framing.intro,
+        intro_paragraphs => framing
+            .intro
+            .map(|i| i.split("\n\n").map(|p| p.trim().replace('\n', " ")).collect::<Vec<_>>())
+            .unwrap_or_default(),
+        site => &state.settings.brand.site_name,
         unsubscribe_url => UNSUBSCRIBE_MARKER,
+        archive_url => if state.settings.archive_public {
+            state.link(&format!("/archive/{}", framing.id))
+        } else {
+            String::new()
+        },
+        signup_url => state.link("/"),
+        reader_start => minijinja::Value::from_safe_string(READER_START.into()),
+        reader_end => minijinja::Value::from_safe_string(READER_END.into()),
     };
     let render = |part: &str| {
         crate::mail::templates::render(&state.templates, &format!("emails/digest/{part}"), &ctx)

@@ -12,6 +12,7 @@ use reqwest::StatusCode;
 use serde::Serialize;
 
 use crate::db::{self, articles::NewArticle};
+use crate::domain::feed_text;
 use crate::state::AppState;
 
 /// Largest feed document read.
@@ -23,6 +24,8 @@ pub struct PollOutcome {
     pub new: usize,
     pub updated: usize,
     pub skipped: usize,
+    /// New or updated articles whose date was missing or unreadable.
+    pub undated: usize,
     pub not_modified: bool,
 }
 
@@ -77,13 +80,14 @@ pub async fn poll(state: &AppState) -> anyhow::Result<PollOutcome> {
         }
         body.extend_from_slice(&chunk);
     }
-    let (entries, skipped) = parse(&body)?;
+    let parsed = parse(&body, Some(&url))?;
     let outcome = db::transaction(&state.pool, move |c| {
         let mut outcome = PollOutcome {
-            skipped,
+            skipped: parsed.skipped,
+            undated: parsed.undated,
             ..Default::default()
         };
-        for entry in &entries {
+        for entry in &parsed.articles {
             let (_, created) = db::articles::upsert(c, entry)?;
             if created {
                 outcome.new += 1;
@@ -99,99 +103,200 @@ pub async fn poll(state: &AppState) -> anyhow::Result<PollOutcome> {
         new = outcome.new,
         updated = outcome.updated,
         skipped = outcome.skipped,
+        undated = outcome.undated,
         "feed polled"
     );
     Ok(outcome)
 }
 
-/// Parses RSS or Atom into articles; entries without a title or an http(s)
-/// link are counted as skipped.
-pub fn parse(body: &[u8]) -> anyhow::Result<(Vec<NewArticle>, usize)> {
-    let feed = feed_rs::parser::parse(body)
+/// How long a stored excerpt is, in characters: a digest of
+/// `digest_max_articles` of them stays under Gmail's clipping.
+pub const EXCERPT_CHARS: usize = 400;
+
+/// Most sections kept per article, and the longest name.
+const MAX_SECTIONS: usize = 10;
+const MAX_SECTION_CHARS: usize = 100;
+
+/// What a feed document gave.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub articles: Vec<NewArticle>,
+    /// Entries without a title or an http(s) link.
+    pub skipped: usize,
+    /// Entries kept whose date was missing or unreadable: they got the poll
+    /// time and sort after the dated ones.
+    pub undated: usize,
+}
+
+/// Parses RSS or Atom into articles. Relative links and images are
+/// resolved against the entry's `xml:base`, else `base` (the feed's URL).
+pub fn parse(body: &[u8], base: Option<&url::Url>) -> anyhow::Result<Parsed> {
+    let feed = feed_rs::parser::Builder::new()
+        .base_uri(base.map(url::Url::as_str))
+        .build()
+        .parse(body)
         .map_err(|e| anyhow::anyhow!("not a valid RSS or Atom feed: {e}"))?;
     let now = db::now();
-    let mut skipped = 0;
-    let mut out: Vec<NewArticle> = Vec::new();
+    let mut parsed = Parsed::default();
     for entry in feed.entries {
-        let link = entry
-            .links
-            .iter()
-            .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
-            .or_else(|| entry.links.first())
-            .map(|l| l.href.trim().to_string());
-        let title = entry
-            .title
-            .map(|t| strip_tags(&t.content))
-            .unwrap_or_default();
-        let valid_link = link
-            .as_deref()
-            .and_then(|l| url::Url::parse(l).ok())
-            .filter(|u| matches!(u.scheme(), "http" | "https"));
-        let (Some(link), false) = (valid_link, title.trim().is_empty()) else {
-            skipped += 1;
+        let Some(article) = article(entry, base, now) else {
+            parsed.skipped += 1;
             continue;
         };
-        let summary = entry
-            .summary
-            .map(|s| strip_tags(&s.content))
-            .filter(|s| !s.is_empty())
-            .map(|s| truncate(&s, 2000));
-        let published = entry
-            .published
-            .or(entry.updated)
-            .map(|d| d.naive_utc())
-            .filter(|d| (1..=9999).contains(&chrono::Datelike::year(d)))
-            .unwrap_or(now);
-        let guid = (!entry.id.trim().is_empty()).then(|| entry.id.trim().to_string());
         // A feed that repeats an item counts it once.
-        if out
+        let seen = parsed
+            .articles
             .iter()
-            .any(|a| a.url == link.as_str() || (guid.is_some() && a.guid == guid))
-        {
-            continue;
+            .any(|a| a.url == article.url || (article.guid.is_some() && a.guid == article.guid));
+        if !seen {
+            parsed.undated += usize::from(!article.dated);
+            parsed.articles.push(article);
         }
-        out.push(NewArticle {
-            url: link.to_string(),
-            guid,
-            title: truncate(title.trim(), 300),
-            summary,
-            published_at: published.min(now),
-        });
     }
-    Ok((out, skipped))
+    Ok(parsed)
+}
+
+/// One entry as an article; `None` without a title or an http(s) link.
+fn article(
+    entry: feed_rs::model::Entry,
+    feed_base: Option<&url::Url>,
+    now: chrono::NaiveDateTime,
+) -> Option<NewArticle> {
+    let base = entry
+        .base
+        .as_deref()
+        .and_then(|b| match feed_base {
+            Some(f) => f.join(b).ok(),
+            None => url::Url::parse(b).ok(),
+        })
+        .or_else(|| feed_base.cloned());
+    let link = entry
+        .links
+        .iter()
+        .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
+        .or_else(|| entry.links.first())
+        .and_then(|l| resolve(l.href.trim(), base.as_ref()))?;
+    let title = entry.title.as_ref().map(text_of).unwrap_or_default();
+    if title.is_empty() {
+        return None;
+    }
+    let content_base = base.unwrap_or_else(|| link.clone());
+    let html = |t: Option<&str>| feed_text::extract(t.unwrap_or_default(), Some(&content_base));
+    let summary = html(entry.summary.as_ref().map(|s| s.content.as_str()));
+    let content = html(entry.content.as_ref().and_then(|c| c.body.as_deref()));
+    // Full-content-only items get their excerpt from the content.
+    let text = [&summary.text, &content.text]
+        .into_iter()
+        .find(|t| !t.is_empty())
+        .map(|t| feed_text::excerpt(t, EXCERPT_CHARS));
+    let image = media_image(&entry, &content_base)
+        .or(content.first_image)
+        .or(summary.first_image);
+    let published = entry
+        .published
+        .or(entry.updated)
+        .map(|d| d.naive_utc())
+        .filter(|d| (1..=9999).contains(&chrono::Datelike::year(d)));
+    let guid = (!entry.id.trim().is_empty()).then(|| entry.id.trim().to_string());
+    Some(NewArticle {
+        url: link.to_string(),
+        guid,
+        title: truncate(&title, 300),
+        summary: text,
+        published_at: published.unwrap_or(now).min(now),
+        image_url: image,
+        author: byline(&entry),
+        sections: sections(&entry),
+        dated: published.is_some(),
+    })
+}
+
+/// An http(s) URL, relative ones joined to `base`.
+fn resolve(raw: &str, base: Option<&url::Url>) -> Option<url::Url> {
+    let url = match base {
+        Some(b) => b.join(raw).ok()?,
+        None => url::Url::parse(raw).ok()?,
+    };
+    (matches!(url.scheme(), "http" | "https") && url.host_str().is_some()).then_some(url)
+}
+
+/// A feed text as plain text: HTML ones parsed as HTML, plain ones only
+/// when they look like it (see [`feed_text::plain`]).
+fn text_of(text: &feed_rs::model::Text) -> String {
+    if text.content_type.subty() == "html" || text.content_type.suffix().is_some_and(|s| s == "xml")
+    {
+        feed_text::plain(&feed_text::extract(&text.content, None).text)
+    } else {
+        feed_text::plain(&text.content)
+    }
+}
+
+/// media:content or an enclosure that is an image, else a media:thumbnail.
+fn media_image(entry: &feed_rs::model::Entry, base: &url::Url) -> Option<String> {
+    let is_image = |c: &feed_rs::model::MediaContent| {
+        c.content_type
+            .as_ref()
+            .map(|t| t.ty() == "image")
+            .unwrap_or_else(|| {
+                c.url.as_ref().is_some_and(|u| {
+                    let path = u.path().to_ascii_lowercase();
+                    [".jpg", ".jpeg", ".png", ".gif", ".webp"]
+                        .iter()
+                        .any(|ext| path.ends_with(ext))
+                })
+            })
+    };
+    let content = entry
+        .media
+        .iter()
+        .flat_map(|m| m.content.iter())
+        .filter(|c| is_image(c))
+        .find_map(|c| c.url.as_ref());
+    let thumbnail = || {
+        entry
+            .media
+            .iter()
+            .flat_map(|m| m.thumbnails.iter())
+            .find_map(|t| resolve(t.image.uri.trim(), Some(base)))
+    };
+    content
+        .and_then(|u| resolve(u.as_str(), Some(base)))
+        .or_else(thumbnail)
+        .map(|u| u.to_string())
+}
+
+/// The first author's name (Atom author, RSS author, dc:creator), else
+/// a media credit (itunes:author).
+fn byline(entry: &feed_rs::model::Entry) -> Option<String> {
+    let names = entry.authors.iter().filter_map(|p| p.name.as_deref());
+    let credits = entry
+        .media
+        .iter()
+        .flat_map(|m| m.credits.iter())
+        .map(|c| c.entity.as_str());
+    names
+        .chain(credits)
+        .map(feed_text::plain)
+        // An address alone (RSS <author> without a name) is no byline.
+        .find(|n| !n.is_empty() && !n.contains('@'))
+        .map(|n| truncate(&n, 200))
+}
+
+/// Category names (label, else term), each once, in feed order.
+fn sections(entry: &feed_rs::model::Entry) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in &entry.categories {
+        let name = feed_text::plain(c.label.as_deref().unwrap_or(&c.term));
+        let name = truncate(&name, MAX_SECTION_CHARS);
+        if !name.is_empty() && !out.contains(&name) && out.len() < MAX_SECTIONS {
+            out.push(name);
+        }
+    }
+    out
 }
 
 fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
-}
-
-/// Feed titles and summaries often carry HTML; digests want plain text
-/// (escaped again when rendered).
-fn strip_tags(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut in_tag = false;
-    for ch in s.chars() {
-        match ch {
-            '<' => in_tag = true,
-            '>' if in_tag => {
-                in_tag = false;
-                out.push(' ');
-            }
-            // Control characters (a NUL, which PostgreSQL cannot store)
-            // become spaces, folded with the rest below.
-            c if !in_tag && c.is_control() => out.push(' '),
-            c if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    let decoded = out
-        .replace("&nbsp;", " ")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&");
-    decoded.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -206,22 +311,17 @@ mod tests {
 <item><title>No link</title></item>
 <item><title>Bad scheme</title><link>javascript:alert(1)</link></item>
 </channel></rss>"#;
-        let (items, skipped) = parse(rss).unwrap();
+        let parsed = parse(rss, None).unwrap();
+        let items = parsed.articles;
         assert_eq!(items.len(), 1);
-        assert_eq!(skipped, 2);
+        assert_eq!(parsed.skipped, 2);
         assert_eq!(items[0].title, "One & two");
         assert_eq!(items[0].summary.as_deref(), Some("Hi there"));
         assert_eq!(items[0].guid.as_deref(), Some("g1"));
         let atom = br#"<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>A</title><id>urn:a</id><updated>2026-11-20T00:00:00Z</updated>
 <entry><title>Atom post</title><id>urn:e1</id><link href="https://n.example/a"/><updated>2026-11-20T00:00:00Z</updated><summary>S</summary></entry></feed>"#;
-        let (items, _) = parse(atom).unwrap();
-        assert_eq!(items[0].url, "https://n.example/a");
-        assert!(parse(b"<html>nope</html>").is_err());
-    }
-
-    #[test]
-    fn control_characters_become_spaces() {
-        // Escaped in the feed as entities that decode to control characters.
-        assert_eq!(strip_tags("a\u{0}b\u{7}c \u{1b}d"), "a b c d");
+        let parsed = parse(atom, None).unwrap();
+        assert_eq!(parsed.articles[0].url, "https://n.example/a");
+        assert!(parse(b"<html>nope</html>", None).is_err());
     }
 }

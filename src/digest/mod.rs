@@ -1,8 +1,11 @@
 //! Digests of new articles: intake (API and feed), composition and fan-out
 //! (delivery is the `workers::delivery` worker).
 
+pub mod archive;
 pub mod compose;
 pub mod control;
 pub mod feed;
 
-pub use compose::{compose, ComposeError, ComposeOutcome};
+pub mod editorial;
+
+pub use compose::{compose, compose_as, ComposeError, ComposeOutcome, Mode};

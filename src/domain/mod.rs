@@ -3,6 +3,7 @@
 
 pub mod cron;
 pub mod email;
+pub mod feed_text;
 pub mod name;
 pub mod password;
 pub mod token;
@@ -20,6 +21,19 @@ pub use vocabulary::{
 /// `requested` consent event, so the exact wording can be produced later.
 pub const CONSENT_TEXT: &str = "Join our newsletter to receive updates on new articles and exclusive content. We respect your privacy and will never share your information.";
 pub const CONSENT_TEXT_VERSION: &str = "2026-11-29.1";
+
+/// The version id of a consent text: derived from the text itself (the
+/// first 16 hex digits of its SHA-256), so the same wording always has the
+/// same id and a changed word a new one. The built-in wording keeps the id
+/// it was recorded under before the text could be set.
+pub fn consent_text_version(text: &str) -> String {
+    use sha2::Digest;
+    if text == CONSENT_TEXT {
+        return CONSENT_TEXT_VERSION.to_string();
+    }
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    format!("sha256-{}", &hex::encode(digest)[..16])
+}
 
 /// A new subscriber id: a UUIDv7, ordered by creation time, so new readers
 /// land at the end of every index keyed by reader (the subscribers' primary

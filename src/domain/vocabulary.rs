@@ -191,6 +191,8 @@ text_enum! {
     /// Which email an outbox row sends.
     pub enum MailKind {
         Confirm = "confirm",
+        /// After a reader confirmed, when `welcome_email` is on.
+        Welcome = "welcome",
     }
 }
 

@@ -3,6 +3,10 @@
 
 use minijinja::Environment;
 
+use std::path::Path;
+
+use crate::config::{Brand, Settings};
+
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../../templates/pages/base.html")),
     (
@@ -42,6 +46,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/pages/error.html"),
     ),
     (
+        "pages/archive.html",
+        include_str!("../../templates/pages/archive.html"),
+    ),
+    (
+        "pages/archive_feed.xml",
+        include_str!("../../templates/pages/archive_feed.xml"),
+    ),
+    (
         "admin/base.html",
         include_str!("../../templates/admin/base.html"),
     ),
@@ -70,6 +82,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/admin/digests.html"),
     ),
     (
+        "admin/digest.html",
+        include_str!("../../templates/admin/digest.html"),
+    ),
+    (
         "admin/settings.html",
         include_str!("../../templates/admin/settings.html"),
     ),
@@ -90,6 +106,18 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/emails/confirm/body.html"),
     ),
     (
+        "emails/welcome/subject.txt",
+        include_str!("../../templates/emails/welcome/subject.txt"),
+    ),
+    (
+        "emails/welcome/body.txt",
+        include_str!("../../templates/emails/welcome/body.txt"),
+    ),
+    (
+        "emails/welcome/body.html",
+        include_str!("../../templates/emails/welcome/body.html"),
+    ),
+    (
         "emails/digest/subject.txt",
         include_str!("../../templates/emails/digest/subject.txt"),
     ),
@@ -104,8 +132,28 @@ const TEMPLATES: &[(&str, &str)] = &[
 ];
 
 /// The template environment. Built once at start; a template that does not
-/// compile is a start-up error, not a request error.
-pub fn environment() -> anyhow::Result<Environment<'static>> {
+/// compile is a start-up error naming its file and line, not a request
+/// error. A file under `templates_dir` with a built-in template's path
+/// replaces it. Every template gets the brand as `brand`.
+pub fn environment(settings: &Settings) -> anyhow::Result<Environment<'static>> {
+    build(&settings.brand, settings.templates_dir.as_deref())
+}
+
+/// The built-in templates with a neutral brand (no site name): what the
+/// error pages of a `ResponseError`, which has no app state, render with.
+pub fn builtin() -> anyhow::Result<Environment<'static>> {
+    let brand = Brand {
+        site_name: String::new(),
+        site_url: String::new(),
+        logo_url: String::new(),
+        accent_color: crate::config::DEFAULT_ACCENT.to_string(),
+        postal_address: String::new(),
+        privacy_url: String::new(),
+    };
+    build(&brand, None)
+}
+
+fn build(brand: &Brand, templates_dir: Option<&Path>) -> anyhow::Result<Environment<'static>> {
     let mut env = Environment::new();
     env.set_syntax(
         minijinja::syntax::SyntaxConfig::builder()
@@ -115,11 +163,48 @@ pub fn environment() -> anyhow::Result<Environment<'static>> {
             .map_err(|e| anyhow::anyhow!("template syntax: {e}"))?,
     );
     env.add_filter("href", href);
+    env.add_global(
+        "brand",
+        minijinja::Value::from(minijinja::value::Serde(brand)),
+    );
     for (name, source) in TEMPLATES {
-        env.add_template(name, source)
-            .map_err(|e| anyhow::anyhow!("template {name}: {e}"))?;
+        let path = file_of(name);
+        let custom = match templates_dir {
+            Some(dir) if dir.join(path).is_file() => Some(dir.join(path)),
+            _ => None,
+        };
+        let result = match &custom {
+            Some(file) => {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| anyhow::anyhow!("template {}: {e}", file.display()))?;
+                env.add_template_owned(name.to_string(), text)
+            }
+            None => env.add_template(name, source),
+        };
+        result.map_err(|e| {
+            let file = custom.as_ref().map_or_else(
+                || format!("templates/{path} (built in)"),
+                |f| f.display().to_string(),
+            );
+            match e.line() {
+                Some(line) => anyhow::anyhow!(
+                    "template {file} line {line}: {}",
+                    e.detail().unwrap_or("invalid")
+                ),
+                None => anyhow::anyhow!("template {file}: {e}"),
+            }
+        })?;
     }
     Ok(env)
+}
+
+/// The path under `templates/` (and `templates_dir`) of a template.
+fn file_of(name: &str) -> &str {
+    if name == "base.html" {
+        "pages/base.html"
+    } else {
+        name
+    }
 }
 
 /// Escapes a URL for a double-quoted attribute without the `/` → `&#x2f;`
@@ -155,6 +240,7 @@ pub fn render<S: serde::Serialize>(
 mod tests {
     #[test]
     fn all_templates_compile() {
-        super::environment().unwrap();
+        let settings = crate::config::Settings::from_map(&Default::default()).unwrap();
+        super::environment(&settings).unwrap();
     }
 }

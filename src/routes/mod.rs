@@ -25,10 +25,10 @@ use crate::state::SharedState;
 use web::{AdminError, ApiError};
 
 pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
-    use admin::{articles as a_articles, auth, dashboard, digests as a_digests};
+    use admin::{articles as a_articles, auth, dashboard, digests as a_digests, drafts};
     use admin::{settings, subscribers as a_subscribers};
     use api::{articles, bounces, digests, stats, subscribers};
-    use public::{confirm, signup, unsubscribe};
+    use public::{archive, confirm, signup, unsubscribe};
 
     cfg.route("/health", get().to(health::health))
         .route("/ready", get().to(health::ready));
@@ -49,7 +49,10 @@ pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
             resource("/unsubscribe")
                 .route(get().to(unsubscribe::show))
                 .route(post().to(unsubscribe::unsubscribe)),
-        );
+        )
+        .route("/archive", get().to(archive::list))
+        .route("/archive/feed.xml", get().to(archive::feed))
+        .route("/archive/{id}", get().to(archive::show));
 
     cfg.service(
         scope("/api")
@@ -62,6 +65,10 @@ pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
             .route("/digests", post().to(digests::create))
             .route("/digests", get().to(digests::list))
             .route("/digests/{id}", get().to(digests::show))
+            .route("/digests/{id}", actix_web::web::patch().to(digests::patch))
+            .route("/digests/{id}/preview", get().to(digests::preview))
+            .route("/digests/{id}/test", post().to(digests::test))
+            .route("/digests/{id}/send", post().to(digests::send))
             .route("/digests/{id}/{action}", post().to(digests::control))
             .route("/stats", get().to(stats::show))
             .route("/bounces", get().to(bounces::list))
@@ -84,6 +91,11 @@ pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
             .route("/digests", get().to(a_digests::list))
             .route("/digests/send", post().to(a_digests::send_now))
             .route("/digests/progress", get().to(a_digests::progress))
+            .route("/digests/{id}", get().to(drafts::show))
+            .route("/digests/{id}/preview", get().to(drafts::frame))
+            .route("/digests/{id}/edit", post().to(drafts::edit))
+            .route("/digests/{id}/test", post().to(drafts::test))
+            .route("/digests/{id}/send", post().to(drafts::send))
             .route("/digests/{id}/{action}", post().to(a_digests::control))
             .route("/settings", get().to(settings::show))
             .default_service(to(admin_not_found)),

@@ -327,6 +327,29 @@ fn render(state: &AppState, job: &OutboxJob) -> anyhow::Result<Rendered> {
                 html: render("body.html")?,
             })
         }
+        Ok(MailKind::Welcome) => render_welcome(state, job),
         Err(_) => anyhow::bail!("unknown outbox kind {:?}", job.kind),
     }
+}
+
+/// templates/emails/welcome: the reader's name, their unsubscribe link, the
+/// archive (when public) and the signup page.
+fn render_welcome(state: &AppState, job: &OutboxJob) -> anyhow::Result<Rendered> {
+    let payload: serde_json::Value = serde_json::from_str(&job.payload)?;
+    let subscriber = job.subscriber_id.as_deref().unwrap_or_default();
+    let token = crate::domain::token::unsubscribe_token(&state.secret, subscriber);
+    let ctx = minijinja::context! {
+        name => payload.get("name").and_then(|n| n.as_str()),
+        unsubscribe_url => state.link(&format!("/unsubscribe?token={token}")),
+        archive_url => if state.settings.archive_public { state.link("/archive") } else { String::new() },
+        signup_url => state.link("/"),
+    };
+    let render = |part: &str| {
+        crate::mail::templates::render(&state.templates, &format!("emails/welcome/{part}"), &ctx)
+    };
+    Ok(Rendered {
+        subject: render("subject.txt")?.trim().to_string(),
+        text: render("body.txt")?,
+        html: render("body.html")?,
+    })
 }

@@ -635,8 +635,23 @@ async fn send_now_composes_a_digest_and_progress_reaches_100() {
         .post("/admin/digests/send", &[("csrf_token", &token)])
         .await;
 
+    // "Send now" makes a draft and opens its page: the step before sending.
     assert_eq!(res.status, 303);
     let id = app.db.count("SELECT MAX(id) FROM digests");
+    assert_eq!(
+        res.location(),
+        Some(format!("/admin/digests/{id}").as_str())
+    );
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM deliveries"), 0);
+    let draft = b.get(res.location().unwrap()).await;
+    assert!(draft.body.contains("Send to 3 readers"), "{}", draft.body);
+    let res = b
+        .post(
+            &format!("/admin/digests/{id}/send"),
+            &[("csrf_token", &token)],
+        )
+        .await;
+    assert_eq!(res.status, 303);
     assert_eq!(
         res.location(),
         Some(format!("/admin/digests?composed={id}").as_str())
@@ -972,4 +987,108 @@ async fn concurrent_logins_queue_for_the_hashing_permits() {
         app.state.login_guard.hashing_permits_free(),
         tidings::limits::HASHING_PERMITS
     );
+}
+
+#[tokio::test]
+async fn the_draft_page_previews_edits_tests_and_asks_before_sending() {
+    let app = spawn_app().await;
+    seed_readers(&app, 2, "2026-11-01 00:00:00");
+    add_article(&app, "https://news.example/a").await;
+    add_article(&app, "https://news.example/b").await;
+    let mut b = logged_in(&app).await;
+    let token = b.csrf().await;
+    let res = b
+        .post("/admin/digests/send", &[("csrf_token", &token)])
+        .await;
+    let id = app.db.count("SELECT MAX(id) FROM digests");
+    assert_eq!(
+        res.location(),
+        Some(format!("/admin/digests/{id}").as_str())
+    );
+
+    let page = b.get(&format!("/admin/digests/{id}")).await;
+    assert_eq!(page.status, 200);
+    assert!(page
+        .body
+        .contains(&format!("src=\"/admin/digests/{id}/preview\"")));
+    assert!(page.headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-src 'self'"));
+    assert!(page.body.contains("Send to 2 readers"));
+    let frame = b.get(&format!("/admin/digests/{id}/preview")).await;
+    assert_eq!(frame.headers["x-frame-options"], "SAMEORIGIN");
+    assert!(frame.body.contains("https://news.example/a"));
+
+    // Take the first article out, give a subject and an intro.
+    let ids = app.db.query_strings(&format!(
+        "SELECT CAST(id AS TEXT) AS v FROM articles WHERE digest_id = {id} ORDER BY id"
+    ));
+    let (first, second) = (format!("pos_{}", ids[0]), format!("pos_{}", ids[1]));
+    let res = b
+        .post(
+            &format!("/admin/digests/{id}/edit"),
+            &[
+                ("csrf_token", &token),
+                ("subject", "Edited by the desk"),
+                ("intro", "Hello."),
+                (&first, "0"),
+                (&second, "1"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303);
+    assert!(b.get(res.location().unwrap()).await.body.contains("Saved."));
+    assert_eq!(
+        app.db
+            .query_strings(&format!("SELECT subject AS v FROM digests WHERE id = {id}")),
+        vec!["Edited by the desk"]
+    );
+    assert_eq!(
+        app.db.count(&format!(
+            "SELECT article_count FROM digests WHERE id = {id}"
+        )),
+        1
+    );
+    let res = b
+        .post(
+            &format!("/admin/digests/{id}/edit"),
+            &[("csrf_token", &token), (&second, "0")],
+        )
+        .await;
+    let page = b.get(res.location().unwrap()).await;
+    assert!(
+        page.body.contains("must keep at least one article"),
+        "{}",
+        page.body
+    );
+
+    // Send test: to the desk only.
+    let res = b
+        .post(
+            &format!("/admin/digests/{id}/test"),
+            &[("csrf_token", &token), ("to", "desk@example.com")],
+        )
+        .await;
+    assert_eq!(res.status, 303);
+    let mail = app.wait_mail_to("desk@example.com", 1).await;
+    assert_eq!(mail.subject().unwrap(), "[Test] Edited by the desk");
+    let res = b
+        .post(
+            &format!("/admin/digests/{id}/test"),
+            &[("csrf_token", &token), ("to", "not-an-address")],
+        )
+        .await;
+    assert!(b
+        .get(res.location().unwrap())
+        .await
+        .body
+        .contains("class=\"error\""));
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM deliveries"), 0);
+
+    // Without the CSRF token nothing happens.
+    let res = b.post(&format!("/admin/digests/{id}/send"), &[]).await;
+    assert_eq!(res.status, 403);
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM deliveries"), 0);
+    assert_eq!(b.get("/admin/digests/999").await.status, 404);
 }

@@ -22,7 +22,7 @@ const DESKTOP: (u32, u32) = (1280, 900);
 const PHONE: (u32, u32) = (390, 844);
 
 /// chromedriver on a free port, killed when dropped.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     port: u16,
 }
@@ -34,7 +34,7 @@ impl Drop for Driver {
     }
 }
 
-async fn start_driver() -> Driver {
+pub(crate) async fn start_driver() -> Driver {
     assert!(
         std::path::Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is missing: apt-get install chromium chromium-driver"
@@ -65,7 +65,7 @@ async fn start_driver() -> Driver {
     panic!("chromedriver did not listen on {port} within 10 s");
 }
 
-async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
+pub(crate) async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
     let caps = json!({
         "browserName": "chrome",
         "goog:chromeOptions": {
@@ -95,7 +95,7 @@ async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
         .expect("WebDriver session with headless Chromium")
 }
 
-fn screenshot_dir() -> PathBuf {
+pub(crate) fn screenshot_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
@@ -248,7 +248,8 @@ async fn console_in_headless_chromium() {
         .unwrap();
     shot(&c, &app, "subscriber-desktop").await;
 
-    // Send now, and watch the bar fill without a reload.
+    // Send now: a draft's page with its previews, then "Send to N
+    // readers"; watch the bar fill without a reload.
     c.goto(&app.url("/admin/digests")).await.unwrap();
     c.find(Locator::Id("send-now"))
         .await
@@ -256,6 +257,19 @@ async fn console_in_headless_chromium() {
         .click()
         .await
         .unwrap();
+    let send = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Id("send-to-readers"))
+        .await
+        .unwrap();
+    assert_eq!(send.text().await.unwrap(), "Send to 20 readers");
+    shot(&c, &app, "draft-desktop").await;
+    c.set_window_size(PHONE.0, PHONE.1).await.unwrap();
+    shot(&c, &app, "draft-phone").await;
+    c.set_window_size(DESKTOP.0, DESKTOP.1).await.unwrap();
+    let send = c.find(Locator::Id("send-to-readers")).await.unwrap();
+    send.click().await.unwrap();
     c.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css("tr[data-digest-id] progress"))

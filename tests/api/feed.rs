@@ -9,15 +9,15 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use crate::helpers::{spawn_app_with, wait_until};
 
 #[derive(Default)]
-struct FeedDoc {
-    body: String,
-    etag: String,
-    hits: usize,
-    not_modified: usize,
+pub(crate) struct FeedDoc {
+    pub(crate) body: String,
+    pub(crate) etag: String,
+    pub(crate) hits: usize,
+    pub(crate) not_modified: usize,
 }
 
 /// Serves `/feed.xml` with an ETag and answers 304 to a matching If-None-Match.
-async fn serve_feed(doc: Arc<Mutex<FeedDoc>>) -> String {
+pub(crate) async fn serve_feed(doc: Arc<Mutex<FeedDoc>>) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let data = web::Data::from(doc);
@@ -143,4 +143,147 @@ async fn the_schedule_polls_the_feed_and_survives_a_broken_one() {
         app.db.count("SELECT COUNT(*) FROM articles") == 2
     })
     .await;
+}
+
+/// A real Ghost feed (tests/fixtures/feeds) plus an undated item, polled
+/// by `tidings feed poll`: image, byline and sections reach the API, the
+/// undated item is counted and sorts after the dated one in the digest.
+#[tokio::test]
+async fn poll_keeps_image_byline_sections_and_counts_undated_items() {
+    let ghost = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/feeds/ghost_changelog.xml"),
+    )
+    .unwrap();
+    let undated = "<item><title>No date here</title><link>/changelog/undated/</link><pubDate>someday</pubDate></item>\n";
+    let body = ghost.replacen("<item>", &format!("{undated}<item>"), 1);
+    let doc = Arc::new(Mutex::new(FeedDoc {
+        body,
+        etag: "\"g\"".into(),
+        ..Default::default()
+    }));
+    let url = serve_feed(doc.clone()).await;
+    let app = spawn_app_with(|s| {
+        s.insert("feed_url".into(), url.clone());
+    })
+    .await;
+    let out = crate::helpers::tidings()
+        .env("TIDINGS_DATABASE_URL", &app.db.url)
+        .env("TIDINGS_FEED_URL", &url)
+        .args(["feed", "poll"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("2 new, 0 updated, 0 skipped (no title or http(s) link), 1 undated (given the poll time)"),
+        "{stdout}"
+    );
+
+    let token = app.api_token().await;
+    let list: serde_json::Value = app
+        .api_get(&token, "/api/articles")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let items = list["items"].as_array().unwrap();
+    let ghost = items
+        .iter()
+        .find(|a| a["url"] == "https://ghost.org/changelog/email-without-publishing/")
+        .unwrap();
+    assert_eq!(
+        ghost["image_url"],
+        "https://ghost.org/changelog/content/images/2021/10/email-without-publishing.png"
+    );
+    assert_eq!(ghost["author"], "Team Ghost");
+    assert_eq!(ghost["sections"], serde_json::json!(["New"]));
+    assert_eq!(ghost["dated"], true);
+    let odd = items.iter().find(|a| a["title"] == "No date here").unwrap();
+    assert_eq!(
+        odd["url"],
+        format!("{}/changelog/undated/", url.trim_end_matches("/feed.xml"))
+    );
+    assert_eq!(odd["dated"], false);
+
+    // The Ghost item is from 2021: make it recent so a digest takes it.
+    let recent = (chrono::Utc::now() - chrono::Duration::hours(1)).format("%Y-%m-%d %H:%M:%S");
+    app.db.execute(&format!(
+        "UPDATE articles SET published_at = '{recent}' WHERE dated"
+    ));
+    let digest: serde_json::Value = app
+        .api_post(&token, "/api/digests", &serde_json::json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = digest["id"].as_i64().unwrap();
+    let subject = app
+        .db
+        .query_strings(&format!("SELECT subject AS v FROM digests WHERE id = {id}"));
+    assert!(
+        subject[0].starts_with("Send emails without publishing"),
+        "{subject:?}"
+    );
+}
+
+#[tokio::test]
+async fn api_articles_take_image_author_and_sections() {
+    let app = crate::helpers::spawn_app().await;
+    let token = app.api_token().await;
+    let created = app
+        .api_post(
+            &token,
+            "/api/articles",
+            &serde_json::json!({
+                "url": "https://news.example/a", "title": "A",
+                "image_url": "https://cdn.news.example/a.jpg", "author": "Ana Reporter",
+                "sections": ["Politics", "Local", "Politics"],
+            }),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let list: serde_json::Value = app
+        .api_get(&token, "/api/articles")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let a = &list["items"][0];
+    assert_eq!(a["image_url"], "https://cdn.news.example/a.jpg");
+    assert_eq!(a["author"], "Ana Reporter");
+    assert_eq!(a["sections"], serde_json::json!(["Politics", "Local"]));
+
+    for (body, field) in [
+        (
+            serde_json::json!({"url": "https://news.example/b", "title": "B", "image_url": "javascript:alert(1)"}),
+            "image_url",
+        ),
+        (
+            serde_json::json!({"url": "https://news.example/b", "title": "B", "author": "a\u{0}b"}),
+            "author",
+        ),
+        (
+            serde_json::json!({"url": "https://news.example/b", "title": "B", "sections": "Politics"}),
+            "sections",
+        ),
+        (
+            serde_json::json!({"url": "https://news.example/b", "title": "B", "sections": [1]}),
+            "sections",
+        ),
+        (
+            serde_json::json!({"url": "https://news.example/b", "title": "B", "sections": ["x".repeat(101)]}),
+            "sections",
+        ),
+    ] {
+        let response = app.api_post(&token, "/api/articles", &body).await;
+        assert_eq!(response.status(), 422, "{body}");
+        let error: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(error["field"], field, "{body}");
+    }
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM articles"), 1);
 }

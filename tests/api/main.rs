@@ -9,13 +9,18 @@ mod support {
 mod helpers;
 
 mod admin;
+mod archive;
 mod bounces;
+mod brand;
 mod browser;
 mod compose;
 mod csv;
 mod digests;
+mod editorial;
+mod email_render;
 mod faults;
 mod feed;
+mod feed_fidelity;
 mod foundation;
 mod hostile;
 mod layers;

@@ -96,6 +96,7 @@ pub async fn add(
         title: Some(values.title.clone()),
         summary: Some(values.summary.clone()),
         published_at: Some(values.published_at.clone()),
+        ..Default::default()
     };
     let article = match validate_article(input) {
         Ok(a) => a,

@@ -153,14 +153,17 @@ pub async fn send_now(
 ) -> Result<HttpResponse, AdminError> {
     admin.check_csrf(&form(&body)?)?;
     let state = state.into_inner();
-    let location = match crate::digest::compose(&state, None).await? {
+    // A draft first: the editor previews it, may test it, and then sends
+    // it to the readers with the page's "Send to N readers" button.
+    let draft = crate::digest::Mode::Draft;
+    let location = match crate::digest::compose_as(&state, None, draft).await? {
         ComposeOutcome::Created(c) | ComposeOutcome::Existing(c) => {
             tracing::info!(
                 admin_id = admin.id,
                 digest_id = c.id,
-                "digest sent from the console"
+                "digest drafted from the console"
             );
-            format!("/admin/digests?composed={}", c.id)
+            format!("/admin/digests/{}", c.id)
         }
         ComposeOutcome::NothingNew => "/admin/digests?nothing_new=1".to_string(),
     };

@@ -12,6 +12,7 @@ pub mod auth;
 mod chart;
 pub mod dashboard;
 pub mod digests;
+pub mod drafts;
 pub mod settings;
 pub mod subscribers;
 

@@ -131,6 +131,7 @@ pub async fn erase(
         user_agent: None,
         source: Some(format!("admin console ({})", admin.name)),
         method: Some("admin".into()),
+        consent_version: Some(state.consent_version.clone()),
     };
     let erased = crate::privacy::erase(&state.pool, &state.secret, &id, ctx).await?;
     let location = if erased {

@@ -17,7 +17,26 @@ fn input_from_json(body: &[u8]) -> Result<ArticleInput, ApiError> {
         title: json_text(&obj, "title")?,
         summary: json_text(&obj, "summary")?,
         published_at: json_text(&obj, "published_at")?,
+        image_url: json_text(&obj, "image_url")?,
+        author: json_text(&obj, "author")?,
+        sections: json_strings(&obj, "sections")?,
     })
+}
+
+/// An optional array of strings; anything else is a 422 naming it.
+fn json_strings(
+    obj: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Result<Vec<String>, ApiError> {
+    let wrong = || ApiError::validation(name, "must be an array of strings");
+    match obj.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+        Some(serde_json::Value::Array(items)) if items.len() <= 100 => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string).ok_or_else(wrong))
+            .collect(),
+        Some(_) => Err(wrong()),
+    }
 }
 
 /// What became of a submitted article.

@@ -7,16 +7,31 @@ use serde::Serialize;
 
 use super::ApiToken;
 use crate::db;
-use crate::digest::ComposeOutcome;
-use crate::domain::DigestStatus;
-use crate::routes::web::{ApiError, Items, Status};
+use crate::digest::editorial::{self, Edit, EditError, Sent};
+use crate::digest::{ComposeOutcome, Mode};
+use crate::domain::{DigestStatus, SubscriberEmail};
+use crate::routes::web::{json_object, json_text, parse_time, query, ApiError, Items, Status};
 use crate::state::AppState;
+
+/// `{"draft": true}` composes a draft for an editor instead of sending.
+fn compose_mode(body: &[u8]) -> Result<Mode, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Mode::Send);
+    }
+    match json_object(body)?.get("draft") {
+        None | Some(serde_json::Value::Bool(false)) => Ok(Mode::Send),
+        Some(serde_json::Value::Bool(true)) => Ok(Mode::Draft),
+        Some(_) => Err(ApiError::validation("draft", "must be true or false")),
+    }
+}
 
 pub async fn create(
     _auth: ApiToken,
     req: HttpRequest,
+    body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let mode = compose_mode(&body)?;
     let key = match req.headers().get("idempotency-key") {
         Some(v) => {
             let k = v
@@ -35,7 +50,7 @@ pub async fn create(
         None => None,
     };
     let state = state.into_inner();
-    match crate::digest::compose(&state, key).await? {
+    match crate::digest::compose_as(&state, key, mode).await? {
         ComposeOutcome::Created(c) => Ok(HttpResponse::Created().json(c)),
         ComposeOutcome::Existing(c) => Ok(HttpResponse::Created()
             .insert_header(("Idempotent-Replayed", "true"))
@@ -52,6 +67,8 @@ struct DigestView {
     subject: String,
     articles: i32,
     reason: Option<String>,
+    intro: Option<String>,
+    scheduled_at: Option<NaiveDateTime>,
     created_at: NaiveDateTime,
     finished_at: Option<NaiveDateTime>,
     total: i64,
@@ -68,6 +85,8 @@ fn view(d: &db::digests::Digest, p: &db::digests::Progress) -> DigestView {
         subject: d.subject.clone(),
         articles: d.article_count,
         reason: d.status_reason.clone(),
+        intro: d.intro.clone(),
+        scheduled_at: d.scheduled_at,
         created_at: d.created_at,
         finished_at: d.finished_at,
         total: p.total,
@@ -137,4 +156,195 @@ pub async fn control(
         })?;
     let progress = db::run(&state.pool, move |c| db::digests::progress(c, id)).await?;
     Ok(HttpResponse::Ok().json(view(&digest, &progress)))
+}
+
+fn digest_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::NotFound("no such digest".into()))
+}
+
+impl From<EditError> for ApiError {
+    fn from(e: EditError) -> Self {
+        match e {
+            EditError::NotFound => Self::NotFound("no such digest".into()),
+            EditError::NotDraft(_) => Self::Conflict(e.to_string()),
+            EditError::Invalid { field, reason } => Self::validation(field, reason),
+            EditError::Refused(_) => Self::validation("to", e.to_string()),
+            EditError::Render(_) | EditError::Mail(_) => Self::Unexpected(anyhow::anyhow!("{e}")),
+            EditError::Db(e) => e.into(),
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct PreviewQuery {
+    format: Option<String>,
+}
+
+/// GET /api/digests/{id}/preview: the HTML a reader gets (`?format=text`:
+/// the text part), a stand-in for their unsubscribe link. The HTML part's
+/// size is in `Tidings-Html-Bytes`; near Gmail's clipping, a `Warning`.
+pub async fn preview(
+    _auth: ApiToken,
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = digest_id(&path)?;
+    let q: PreviewQuery = query(&req)?;
+    let text = match q.format.as_deref() {
+        None | Some("html") => false,
+        Some("text") => true,
+        Some(_) => return Err(ApiError::validation("format", "must be html or text")),
+    };
+    let digest = db::run(&state.pool, move |c| db::digests::find(c, id))
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such digest".into()))?;
+    let (body, bytes) = editorial::preview(&state, &digest, text);
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type(if text {
+            "text/plain; charset=utf-8"
+        } else {
+            "text/html; charset=utf-8"
+        })
+        .insert_header(("Tidings-Html-Bytes", bytes.to_string()));
+    if bytes > editorial::SIZE_WARNING_BYTES {
+        response.insert_header((
+            "Warning",
+            format!("299 tidings \"HTML part is {bytes} bytes; Gmail clips past about 102 KB\""),
+        ));
+    }
+    Ok(response.body(body))
+}
+
+/// PATCH /api/digests/{id}: a draft's `subject`, `intro` and `articles`
+/// (ids, in the order wanted; the ones left out go back to the pool).
+pub async fn patch(
+    _auth: ApiToken,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = digest_id(&path)?;
+    let obj = json_object(&body)?;
+    let subject = json_text(&obj, "subject")?;
+    if subject
+        .as_ref()
+        .is_some_and(|s| s.chars().count() > 200 || s.chars().any(char::is_control))
+    {
+        return Err(ApiError::validation(
+            "subject",
+            "must be at most 200 characters, one line",
+        ));
+    }
+    let intro = json_text(&obj, "intro")?;
+    let stray = |c: char| c.is_control() && c != '\n';
+    if intro
+        .as_ref()
+        .is_some_and(|s| s.chars().count() > 2000 || s.contains(stray))
+    {
+        return Err(ApiError::validation(
+            "intro",
+            "must be at most 2000 characters, no control characters",
+        ));
+    }
+    let articles = match obj.get("articles") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Array(items)) if items.len() <= 1000 => Some(
+            items
+                .iter()
+                .map(|v| {
+                    v.as_i64().ok_or_else(|| {
+                        ApiError::validation("articles", "must be an array of article ids")
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Some(_) => {
+            return Err(ApiError::validation(
+                "articles",
+                "must be an array of article ids",
+            ))
+        }
+    };
+    let state = state.into_inner();
+    let digest = editorial::edit(
+        &state,
+        id,
+        Edit {
+            subject,
+            intro,
+            articles,
+        },
+    )
+    .await?;
+    let progress = db::run(&state.pool, move |c| db::digests::progress(c, id)).await?;
+    Ok(HttpResponse::Ok().json(view(&digest, &progress)))
+}
+
+/// POST /api/digests/{id}/test `{to: [addresses]}`: "[Test]" copies to
+/// those addresses only.
+pub async fn test(
+    _auth: ApiToken,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = digest_id(&path)?;
+    let obj = json_object(&body)?;
+    let wrong = || ApiError::validation("to", "must be an array of email addresses");
+    let Some(serde_json::Value::Array(items)) = obj.get("to") else {
+        return Err(wrong());
+    };
+    if items.is_empty() || items.len() > editorial::MAX_TEST_RECIPIENTS {
+        return Err(ApiError::validation(
+            "to",
+            format!(
+                "must list 1 to {} addresses",
+                editorial::MAX_TEST_RECIPIENTS
+            ),
+        ));
+    }
+    let to = items
+        .iter()
+        .map(|v| {
+            let raw = v.as_str().ok_or_else(wrong)?;
+            SubscriberEmail::parse(raw).map_err(|reason| ApiError::validation("to", reason))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let state = state.into_inner();
+    let sent = editorial::test_send(&state, id, &to).await?;
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({"status": "sent", "test": true, "recipients": sent})))
+}
+
+/// POST /api/digests/{id}/send: a draft (or scheduled digest) goes to every
+/// confirmed reader now, or `{at: RFC3339}` later.
+pub async fn send(
+    _auth: ApiToken,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = digest_id(&path)?;
+    let at = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        match json_text(&json_object(&body)?, "at")? {
+            Some(raw) => Some(parse_time("at", &raw)?),
+            None => None,
+        }
+    };
+    let state = state.into_inner();
+    let outcome = editorial::send(&state, id, at).await?;
+    let progress = db::run(&state.pool, move |c| db::digests::progress(c, id)).await?;
+    let digest = db::run(&state.pool, move |c| db::digests::find(c, id))
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such digest".into()))?;
+    let body = view(&digest, &progress);
+    Ok(match outcome {
+        Sent::Now { .. } => HttpResponse::Ok().json(body),
+        Sent::At(_) => HttpResponse::Accepted().json(body),
+    })
 }

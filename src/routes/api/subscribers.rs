@@ -51,7 +51,15 @@ pub async fn list(
 struct WithConsent {
     #[serde(flatten)]
     subscriber: Subscriber,
-    consent: Vec<ConsentRecord>,
+    consent: Vec<ConsentEntry>,
+}
+
+/// A consent event with the exact wording of its consent text version.
+#[derive(Serialize)]
+struct ConsentEntry {
+    #[serde(flatten)]
+    record: ConsentRecord,
+    consent_text: Option<String>,
 }
 
 /// What became of an erased reader.
@@ -78,11 +86,21 @@ pub async fn show(
 ) -> Result<HttpResponse, ApiError> {
     let id = subscriber_id(path)?;
     let found = db::run(&state.pool, move |c| {
-        db::views::subscriber_with_consent(c, &id)
+        db::views::subscriber_with_consent_texts(c, &id)
     })
     .await?;
-    let (subscriber, consent) =
+    let (subscriber, records, texts) =
         found.ok_or_else(|| ApiError::NotFound("no such subscriber".into()))?;
+    let consent = records
+        .into_iter()
+        .map(|record| ConsentEntry {
+            consent_text: record
+                .consent_text_version
+                .as_ref()
+                .and_then(|v| texts.get(v).cloned()),
+            record,
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(WithConsent {
         subscriber,
         consent,
@@ -111,6 +129,7 @@ pub async fn erase(
     let ctx = db::consent::Context {
         source: Some(format!("api token \"{}\"", auth.name)),
         method: Some("api".into()),
+        consent_version: Some(state.consent_version.clone()),
         ..Default::default()
     };
     if !crate::privacy::erase(&state.pool, &state.secret, &id, ctx).await? {

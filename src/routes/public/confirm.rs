@@ -79,8 +79,10 @@ pub async fn confirm(
         user_agent: user_agent(&req),
         source: Some(state.link("/subscriptions/confirm")),
         method: Some("link".into()),
+        consent_version: Some(state.consent_version.clone()),
     };
-    let outcome = subscriptions::confirm(&state.pool, &token, ctx).await?;
+    let welcome = state.settings.welcome_email;
+    let outcome = subscriptions::confirm(&state.pool, &token, ctx, welcome).await?;
     tracing::info!(outcome = outcome.label(), "confirmation");
     match outcome {
         ConfirmOutcome::Confirmed | ConfirmOutcome::AlreadyConfirmed if json => {

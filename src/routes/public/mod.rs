@@ -1,6 +1,7 @@
 //! Reader-facing pages and endpoints: signup, confirmation, unsubscribe.
 //! Their routes are in [`crate::routes::configure`].
 
+pub mod archive;
 pub mod confirm;
 pub mod signup;
 pub mod unsubscribe;

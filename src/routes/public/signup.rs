@@ -7,9 +7,7 @@ use serde::Serialize;
 use super::page;
 use crate::db::consent;
 use crate::domain::consent as consent_event;
-use crate::domain::{
-    SubscriberEmail, SubscriberName, SubscriberStatus, CONSENT_TEXT, CONSENT_TEXT_VERSION,
-};
+use crate::domain::{SubscriberEmail, SubscriberName, SubscriberStatus};
 use crate::routes::web::{
     client_ip, field, form as parse_form, json_body, json_object, json_text, user_agent,
     wants_json, ApiError, PageError, Status,
@@ -33,13 +31,18 @@ struct FormContext<'a> {
 
 pub async fn form(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let state = state.into_inner();
-    page(&state, StatusCode::OK, "pages/signup.html", base_context())
+    page(
+        &state,
+        StatusCode::OK,
+        "pages/signup.html",
+        base_context(&state),
+    )
 }
 
-fn base_context<'a>() -> FormContext<'a> {
+fn base_context(state: &AppState) -> FormContext<'_> {
     FormContext {
-        consent_text: CONSENT_TEXT,
-        consent_version: CONSENT_TEXT_VERSION,
+        consent_text: &state.settings.consent_text,
+        consent_version: &state.consent_version,
         honeypot: HONEYPOT,
         ..Default::default()
     }
@@ -129,6 +132,7 @@ pub async fn subscribe(
         user_agent: user_agent(&req),
         source: Some(referer.unwrap_or_else(|| state.link("/"))),
         method: Some(method.to_string()),
+        consent_version: Some(state.consent_version.clone()),
     };
     let signup = Signup {
         email,
@@ -179,7 +183,7 @@ fn invalid(
         name: &input.name,
         error: Some(format!("{label} {reason}.")),
         error_field: Some(field_name),
-        ..base_context()
+        ..base_context(state)
     };
     page(
         state,

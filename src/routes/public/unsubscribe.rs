@@ -76,6 +76,7 @@ pub async fn unsubscribe(
         user_agent: user_agent(&req),
         source: Some(state.link("/unsubscribe")),
         method: Some(if one_click { "one-click" } else { "page" }.into()),
+        consent_version: Some(state.consent_version.clone()),
     };
     let outcome = subscriptions::unsubscribe(&state.pool, &id, ctx).await?;
     tracing::info!(outcome = ?outcome, one_click, "unsubscribe");

@@ -124,7 +124,7 @@ shared!(
 /// Error pages are rendered without the app state (a `ResponseError` has
 /// none), from the same compiled-in templates, checked at start-up.
 static TEMPLATES: LazyLock<anyhow::Result<minijinja::Environment<'static>>> =
-    LazyLock::new(crate::mail::templates::environment);
+    LazyLock::new(crate::mail::templates::builtin);
 
 /// An error page: the status as its title and heading, then the message.
 fn html_page(template: &str, error: &dyn ResponseError) -> String {

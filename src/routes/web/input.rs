@@ -20,6 +20,9 @@ pub struct ArticleInput {
     pub title: Option<String>,
     pub summary: Option<String>,
     pub published_at: Option<String>,
+    pub image_url: Option<String>,
+    pub author: Option<String>,
+    pub sections: Vec<String>,
 }
 
 /// RFC 3339 (`2026-11-29T08:00:00Z`) or a naive UTC `2026-11-29T08:00:00`.
@@ -47,13 +50,70 @@ pub fn validate_article(input: ArticleInput) -> Result<NewArticle, FieldError> {
         Some(raw) => parse_time("published_at", &raw)?,
         None => db::now(),
     };
+    let image_url = match input.image_url.filter(|s| !s.trim().is_empty()) {
+        Some(raw) => Some(http_url("image_url", raw)?),
+        None => None,
+    };
     Ok(NewArticle {
         url,
         guid: None,
         title,
         summary,
         published_at,
+        image_url,
+        author: short_text("author", input.author, 200)?,
+        sections: article_sections(input.sections)?,
+        dated: true,
     })
+}
+
+/// A line of text (a byline, a section name): trimmed, `None` when blank.
+fn short_text(field: &str, raw: Option<String>, max: usize) -> Result<Option<String>, FieldError> {
+    let text = raw.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    if text.as_ref().is_some_and(|t| t.chars().count() > max) {
+        return Err(FieldError::new(
+            field,
+            format!("is longer than {max} characters"),
+        ));
+    }
+    if text
+        .as_ref()
+        .is_some_and(|t| t.chars().any(char::is_control))
+    {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(text)
+}
+
+/// At most 10 names of at most 100 characters, blanks dropped, each once.
+fn article_sections(raw: Vec<String>) -> Result<Vec<String>, FieldError> {
+    let mut out: Vec<String> = Vec::new();
+    for name in raw {
+        if let Some(name) = short_text("sections", Some(name), 100)? {
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    if out.len() > 10 {
+        return Err(FieldError::new("sections", "has more than 10 names"));
+    }
+    Ok(out)
+}
+
+fn http_url(field: &str, raw: String) -> Result<String, FieldError> {
+    let raw = raw.trim();
+    if raw.len() > 2048 {
+        return Err(FieldError::new(field, "is longer than 2048 characters"));
+    }
+    let parsed = url::Url::parse(raw).map_err(|_| FieldError::new(field, "is not a valid URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(FieldError::new(field, "must be an http(s) URL"));
+    }
+    Ok(parsed.to_string())
 }
 
 fn article_url(raw: Option<String>) -> Result<String, FieldError> {
@@ -61,14 +121,7 @@ fn article_url(raw: Option<String>) -> Result<String, FieldError> {
     if url.is_empty() {
         return Err(FieldError::new("url", "is required"));
     }
-    if url.len() > 2048 {
-        return Err(FieldError::new("url", "is longer than 2048 characters"));
-    }
-    let parsed = url::Url::parse(&url).map_err(|_| FieldError::new("url", "is not a valid URL"))?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(FieldError::new("url", "must be an http(s) URL"));
-    }
-    Ok(parsed.to_string())
+    http_url("url", url)
 }
 
 fn article_title(raw: Option<String>) -> Result<String, FieldError> {

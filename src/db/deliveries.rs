@@ -346,8 +346,9 @@ fn chunk_update(pg: bool, cas: bool) -> String {
 /// On PostgreSQL, the common settle as one statement (one round trip, its
 /// own transaction): adds the counts to the chunk and moves its cursor
 /// (renewing its lease with `renew`) if the chunk is still held under
-/// this claim and the cursor is where this run starts, and reads the
-/// digest's status. Returns what the update found and whether the digest
+/// this claim and the cursor is where this run starts (a run found already
+/// committed, because its commit's answer was lost, counts as done), and
+/// reads the digest's status. Returns what the update found and whether the digest
 /// is still sending; `None` on SQLite, whose caller settles in a
 /// transaction.
 pub fn settle_in_one(
@@ -362,6 +363,8 @@ pub fn settle_in_one(
         held: i64,
         #[diesel(sql_type = BigInt)]
         mine: i64,
+        #[diesel(sql_type = BigInt)]
+        applied: i64,
         #[diesel(sql_type = Nullable<Text>)]
         status: Option<String>,
     }
@@ -373,14 +376,16 @@ pub fn settle_in_one(
         "WITH chunk AS ({update} RETURNING id) \
          SELECT (SELECT COUNT(*) FROM chunk) AS held, \
                 (SELECT COUNT(*) FROM delivery_chunks WHERE id = $7 AND lease_id = $8) AS mine, \
+                (SELECT COUNT(*) FROM delivery_chunks \
+                 WHERE id = $7 AND lease_id = $8 AND cursor >= $4) AS applied, \
                 (SELECT status FROM digests WHERE id = {}) AS status",
         chunk.digest_id
     );
     let q = bind_update(diesel::sql_query(text).into_boxed(), chunk, counts, renew);
     let going: Going = q.get_result(c)?;
-    let update = match (going.held, going.mine) {
-        (1, _) => Update::Held,
-        (_, 0) => Update::Lost,
+    let update = match (going.held, going.mine, going.applied) {
+        (1, _, _) | (_, _, 1) => Update::Held,
+        (_, 0, _) => Update::Lost,
         _ => Update::OutOfTurn,
     };
     let sending = going.status.as_deref() == Some(DigestStatus::Sending.as_str());
@@ -420,10 +425,19 @@ where
     }
 }
 
+/// Whether a cursor at `now` is already at or past `to`: the run was
+/// committed before (its commit's answer was lost, and this is its retry).
+/// Reader ids are UUIDs, whose text order is the same in Rust and in the
+/// databases' collations.
+fn already_past(now: Option<&str>, to: &str) -> bool {
+    now.is_some_and(|now| now >= to)
+}
+
 /// Adds a settle's counts to the chunk's (so progress is exact as it
 /// happens), moves its cursor and, with `renew`, extends its lease: when
 /// the chunk is still held under this claim and its cursor is where this
-/// run starts.
+/// run starts. A run found already committed (its commit's answer was
+/// lost) counts as done.
 pub fn progress(
     conn: &mut DbConnection,
     chunk: &Chunk,
@@ -437,15 +451,16 @@ pub fn progress(
     if n == 1 {
         return Ok(Update::Held);
     }
-    let mine: i64 = delivery_chunks::table
+    let cursor: Option<Option<String>> = delivery_chunks::table
         .find(chunk.id)
         .filter(delivery_chunks::lease_id.eq(&chunk.lease_id))
-        .count()
-        .get_result(conn)?;
-    Ok(if mine == 0 {
-        Update::Lost
-    } else {
-        Update::OutOfTurn
+        .select(delivery_chunks::cursor)
+        .first(conn)
+        .optional()?;
+    Ok(match (cursor, &counts.cursor) {
+        (None, _) => Update::Lost,
+        (Some(now), Some(run)) if already_past(now.as_deref(), &run.to) => Update::Held,
+        (Some(_), _) => Update::OutOfTurn,
     })
 }
 

@@ -279,11 +279,12 @@ pub async fn drive<W: Work>(
 /// The settler: commits what finished since the last commit (and renews
 /// the lease when a quarter of it has passed) until the senders are done
 /// and everything is recorded. Up to [`COMMITS`] commits run at once on
-/// PostgreSQL, so a send's place in the window comes back after about one
-/// commit's latency, not a queue of them (ordered work's commits line up
-/// in the database behind the one ahead; one that gets there first is
-/// tried again). A failed commit keeps its outcomes (and their places) and
-/// is tried again.
+/// PostgreSQL for unordered work, so a send's place in the window comes
+/// back after about one commit's latency, not a queue of them. Ordered
+/// work commits one run at a time: runs sent side by side overtook each
+/// other on the way to the database and came back out of turn more often
+/// than they saved (measured), so each waits for the one ahead. A failed
+/// commit keeps its outcomes (and their places) and is tried again.
 async fn settle_as_they_come<W: Work>(
     work: &Arc<W>,
     state: &SharedState,
@@ -294,7 +295,7 @@ async fn settle_as_they_come<W: Work>(
 ) {
     let shape = work.shape();
     let every = shape.lease / 4;
-    let parallel = if state.settings.database_url.is_postgres() {
+    let parallel = if state.settings.database_url.is_postgres() && !shape.ordered {
         COMMITS
     } else {
         1

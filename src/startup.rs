@@ -152,6 +152,7 @@ fn http_server(state: SharedState, listener: TcpListener) -> anyhow::Result<Serv
             .wrap(middleware::from_fn(
                 crate::routes::body_deadline::body_deadline,
             ))
+            .wrap(middleware::from_fn(crate::routes::mount::mount))
             .app_data(data.clone())
             .app_data(body_guard.clone())
             .app_data(web::PayloadConfig::new(BODY_LIMIT))

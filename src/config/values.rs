@@ -100,6 +100,24 @@ pub(super) fn http_url(raw: &Raw, key: &str) -> Result<url::Url, SettingError> {
     Ok(url)
 }
 
+/// Absent or empty: `http://` and `listen` (an unspecified address as
+/// 127.0.0.1, so the links work from the machine itself). A query or
+/// fragment has no place in a mount point.
+pub(super) fn base_url(raw: &Raw, listen: &str) -> Result<url::Url, SettingError> {
+    if raw.get("base_url").is_empty() {
+        let local = listen
+            .replacen("0.0.0.0:", "127.0.0.1:", 1)
+            .replacen("[::]:", "127.0.0.1:", 1);
+        return url::Url::parse(&format!("http://{local}"))
+            .map_err(|e| bad("listen", format!("cannot make base_url from it: {e}")));
+    }
+    let url = http_url(raw, "base_url")?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("base_url", "must not have a query or fragment"));
+    }
+    Ok(url)
+}
+
 /// Empty: no relay, emails go to the file outbox.
 pub(super) fn smtp_url(raw: &Raw) -> Result<Option<SmtpUrl>, SettingError> {
     let smtp = raw.get("smtp_url");

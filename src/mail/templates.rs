@@ -134,9 +134,15 @@ const TEMPLATES: &[(&str, &str)] = &[
 /// The template environment. Built once at start; a template that does not
 /// compile is a start-up error naming its file and line, not a request
 /// error. A file under `templates_dir` with a built-in template's path
-/// replaces it. Every template gets the brand as `brand`.
+/// replaces it. Every template gets the brand as `brand`, and `root`,
+/// where the app is mounted (`""` or `/newsletter`): pages start their
+/// links with it.
 pub fn environment(settings: &Settings) -> anyhow::Result<Environment<'static>> {
-    build(&settings.brand, settings.templates_dir.as_deref())
+    build(
+        &settings.brand,
+        settings.templates_dir.as_deref(),
+        settings.mount(),
+    )
 }
 
 /// The built-in templates with a neutral brand (no site name): what the
@@ -150,10 +156,14 @@ pub fn builtin() -> anyhow::Result<Environment<'static>> {
         postal_address: String::new(),
         privacy_url: String::new(),
     };
-    build(&brand, None)
+    build(&brand, None, "")
 }
 
-fn build(brand: &Brand, templates_dir: Option<&Path>) -> anyhow::Result<Environment<'static>> {
+fn build(
+    brand: &Brand,
+    templates_dir: Option<&Path>,
+    root: &str,
+) -> anyhow::Result<Environment<'static>> {
     let mut env = Environment::new();
     env.set_syntax(
         minijinja::syntax::SyntaxConfig::builder()
@@ -167,6 +177,7 @@ fn build(brand: &Brand, templates_dir: Option<&Path>) -> anyhow::Result<Environm
         "brand",
         minijinja::Value::from(minijinja::value::Serde(brand)),
     );
+    env.add_global("root", href(root.to_string()));
     for (name, source) in TEMPLATES {
         let path = file_of(name);
         let custom = match templates_dir {
@@ -210,7 +221,7 @@ fn file_of(name: &str) -> &str {
 /// Escapes a URL for a double-quoted attribute without the `/` → `&#x2f;`
 /// of the general HTML escaper, so links stay readable in every mail client.
 /// Only http(s) URLs reach templates (validated at intake).
-fn href(url: String) -> minijinja::Value {
+pub fn href(url: String) -> minijinja::Value {
     let mut out = String::with_capacity(url.len());
     for ch in url.chars() {
         match ch {

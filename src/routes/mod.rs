@@ -14,6 +14,7 @@ pub mod admin;
 pub mod api;
 pub mod body_deadline;
 pub mod health;
+pub mod mount;
 pub mod public;
 pub mod web;
 pub mod webhooks;

@@ -40,7 +40,7 @@
     if (document.hidden) { setTimeout(poll, 1000); return; }
     fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (res) {
-        if (res.status === 401) { window.location.href = "/admin/login"; return null; }
+        if (res.status === 401) { window.location.href = table.getAttribute("data-login-url"); return null; }
         return res.ok ? res.json() : null;
       })
       .then(function (body) {

@@ -171,7 +171,7 @@ fn cookie<'a>(
     max_age: time::Duration,
 ) -> Cookie<'a> {
     Cookie::build(name, value)
-        .path("/admin")
+        .path(format!("{}/admin", state.settings.mount()))
         .http_only(true)
         .same_site(SameSite::Strict)
         .secure(secure(state))

@@ -129,8 +129,11 @@ static TEMPLATES: LazyLock<anyhow::Result<minijinja::Environment<'static>>> =
 /// An error page: the status as its title and heading, then the message.
 fn html_page(template: &str, error: &dyn ResponseError) -> String {
     let message = error.to_string();
-    let ctx =
-        minijinja::context! { status => error.status_code().to_string(), message => &message };
+    let ctx = minijinja::context! {
+        status => error.status_code().to_string(),
+        message => &message,
+        root => crate::mail::templates::href(crate::routes::mount::current()),
+    };
     let rendered = match &*TEMPLATES {
         Ok(env) => crate::mail::templates::render(env, template, ctx),
         Err(e) => Err(anyhow::anyhow!("{e:#}")),

@@ -179,6 +179,7 @@ pub struct Export {
     /// Bounces and complaints received about their emails.
     pub bounces: Vec<db::bounces::BounceRecord>,
     pub confirmation_pending: bool,
+    #[serde(serialize_with = "crate::domain::time::utc")]
     pub exported_at: NaiveDateTime,
 }
 
@@ -188,9 +189,13 @@ pub struct ExportedSubscriber {
     pub email: Option<String>,
     pub name: Option<String>,
     pub status: SubscriberStatus,
+    #[serde(serialize_with = "crate::domain::time::utc")]
     pub created_at: NaiveDateTime,
+    #[serde(serialize_with = "crate::domain::time::utc")]
     pub updated_at: NaiveDateTime,
+    #[serde(serialize_with = "crate::domain::time::utc_opt")]
     pub confirmed_at: Option<NaiveDateTime>,
+    #[serde(serialize_with = "crate::domain::time::utc_opt")]
     pub last_confirmation_sent_at: Option<NaiveDateTime>,
 }
 
@@ -198,6 +203,7 @@ pub struct ExportedSubscriber {
 pub struct ExportedDelivery {
     pub digest_id: i64,
     pub status: crate::domain::DeliveryStatus,
+    #[serde(serialize_with = "crate::domain::time::utc_opt")]
     pub sent_at: Option<NaiveDateTime>,
 }
 

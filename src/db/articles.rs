@@ -17,8 +17,11 @@ pub struct Article {
     pub guid: Option<String>,
     pub title: String,
     pub summary: Option<String>,
+    #[serde(serialize_with = "crate::domain::time::utc")]
     pub published_at: NaiveDateTime,
+    #[serde(serialize_with = "crate::domain::time::utc")]
     pub created_at: NaiveDateTime,
+    #[serde(serialize_with = "crate::domain::time::utc")]
     pub updated_at: NaiveDateTime,
     pub digest_id: Option<i64>,
     pub image_url: Option<String>,

@@ -16,6 +16,7 @@ pub struct ConsentRecord {
     #[serde(skip)]
     pub subscriber_id: String,
     pub event: ConsentEvent,
+    #[serde(serialize_with = "crate::domain::time::utc")]
     pub occurred_at: NaiveDateTime,
     pub ip: Option<String>,
     pub user_agent: Option<String>,

@@ -24,7 +24,9 @@ pub struct Digest {
     pub total: i32,
     #[serde(skip)]
     pub idempotency_key: Option<String>,
+    #[serde(serialize_with = "crate::domain::time::utc")]
     pub created_at: NaiveDateTime,
+    #[serde(serialize_with = "crate::domain::time::utc_opt")]
     pub finished_at: Option<NaiveDateTime>,
     /// Why it is paused (the relay's reply, or "paused by an operator").
     #[serde(rename = "reason", skip_serializing_if = "Option::is_none")]

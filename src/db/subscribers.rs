@@ -17,10 +17,14 @@ pub struct Subscriber {
     pub email_key: Option<String>,
     pub name: Option<String>,
     pub status: SubscriberStatus,
+    #[serde(serialize_with = "crate::domain::time::utc")]
     pub created_at: NaiveDateTime,
+    #[serde(serialize_with = "crate::domain::time::utc")]
     pub updated_at: NaiveDateTime,
+    #[serde(serialize_with = "crate::domain::time::utc_opt")]
     pub confirmed_at: Option<NaiveDateTime>,
     #[serde(skip)]
+    #[serde(serialize_with = "crate::domain::time::utc_opt")]
     pub last_confirmation_at: Option<NaiveDateTime>,
 }
 

@@ -6,6 +6,7 @@ pub mod email;
 pub mod feed_text;
 pub mod name;
 pub mod password;
+pub mod time;
 pub mod token;
 pub mod verp;
 pub mod vocabulary;

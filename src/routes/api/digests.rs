@@ -68,8 +68,11 @@ struct DigestView {
     articles: i32,
     reason: Option<String>,
     intro: Option<String>,
+    #[serde(serialize_with = "crate::domain::time::utc_opt")]
     scheduled_at: Option<NaiveDateTime>,
+    #[serde(serialize_with = "crate::domain::time::utc")]
     created_at: NaiveDateTime,
+    #[serde(serialize_with = "crate::domain::time::utc_opt")]
     finished_at: Option<NaiveDateTime>,
     total: i64,
     sent: i64,

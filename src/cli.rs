@@ -22,6 +22,10 @@ pub struct Cli {
     /// TOML settings file (every key can be overridden by TIDINGS_<KEY>)
     #[arg(long, global = true, env = "TIDINGS_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Let a command other than serve or migrate make a new SQLite database
+    /// (without it, a missing file is an error: usually the wrong folder)
+    #[arg(long, global = true)]
+    pub create: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -150,11 +154,18 @@ pub fn main() -> i32 {
             return 1;
         }
     };
+    for warning in crate::config::unknown_env_vars(&std::env::vars().collect()) {
+        tracing::warn!("{warning}");
+    }
     let command = cli.command.unwrap_or(Command::Serve);
     let result = match command {
         // actix-web wants its own system on the current thread.
         Command::Serve => actix_web::rt::System::new().block_on(crate::startup::serve(settings)),
-        other => runtime.block_on(run(other, settings)),
+        other => {
+            let may_create = cli.create || matches!(other, Command::Migrate);
+            check_database(&settings, may_create)
+                .and_then(|()| runtime.block_on(run(other, settings)))
+        }
     };
     match result {
         Ok(()) => 0,
@@ -163,6 +174,25 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// Names the database a command works on (one line on stderr), and
+/// refuses to make a new SQLite file unless `may_create` (migrate, or
+/// `--create`): a command run from the wrong folder would otherwise work on
+/// an empty database of its own, and the running server would never see
+/// its token or admin.
+fn check_database(settings: &Settings, may_create: bool) -> anyhow::Result<()> {
+    eprintln!("database: {}", settings.database_label());
+    if let crate::config::DatabaseUrl::Sqlite(path) = &settings.database_url {
+        if !may_create && !path.exists() {
+            anyhow::bail!(
+                "no database at {}: run where it is, point --config or TIDINGS_DATABASE_URL at it, \
+                 or pass --create to make a new one",
+                settings.database_label()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn one_line(e: &anyhow::Error) -> String {
@@ -313,6 +343,9 @@ async fn admin_create(settings: Settings, name: String) -> anyhow::Result<()> {
     }
     let password = match std::env::var("TIDINGS_ADMIN_PASSWORD") {
         Ok(p) => p,
+        Err(_) if !std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+            anyhow::bail!("no terminal to ask for the password: set TIDINGS_ADMIN_PASSWORD")
+        }
         Err(_) => {
             let p = rpassword::prompt_password(format!("Password for {name}: "))?;
             let again = rpassword::prompt_password("Repeat it: ")?;

@@ -142,6 +142,20 @@ fn masked_smtp_url(smtp: &SmtpUrl) -> String {
     format!("{scheme}://{user}{}:{}", smtp.host, smtp.port)
 }
 
+impl Settings {
+    /// The database as a command names it: the SQLite file's absolute
+    /// path, or the PostgreSQL URL with its password masked.
+    pub fn database_label(&self) -> String {
+        match &self.database_url {
+            DatabaseUrl::Sqlite(p) => std::path::absolute(p)
+                .unwrap_or_else(|_| p.clone())
+                .display()
+                .to_string(),
+            db => masked_database_url(db),
+        }
+    }
+}
+
 /// The URL with its password (if any) masked.
 fn masked_database_url(db: &DatabaseUrl) -> String {
     match db {

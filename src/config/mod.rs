@@ -7,7 +7,8 @@
 //!
 //! The settings (the README has the full table; defaults in parentheses):
 //! - `listen` (default 127.0.0.1:8080): `HOST:PORT` to bind.
-//! - `base_url` (default http://127.0.0.1:8080): the public URL in every link.
+//! - `base_url` (default `http://` and `listen`): the public URL in every link;
+//!   its path is where the app is mounted ([`Settings::mount`]).
 //! - `database_url` (default sqlite://data/tidings.db): `sqlite://PATH` or
 //!   `postgres://…` ([`DatabaseUrl`]).
 //! - `smtp_url` (default empty: file outbox): `smtp://` or `smtps://` ([`SmtpUrl`]).
@@ -212,7 +213,6 @@ pub enum DigestMode {
 fn default_of(key: &str) -> &'static str {
     match key {
         "listen" => "127.0.0.1:8080",
-        "base_url" => "http://127.0.0.1:8080",
         "database_url" => "sqlite://data/tidings.db",
         "outbox_dir" => "data/outbox",
         "mail_from" => "Newsletter <newsletter@localhost>",
@@ -237,6 +237,13 @@ fn default_of(key: &str) -> &'static str {
 }
 
 impl Settings {
+    /// The path of `base_url` without its trailing slash: `""` at the root,
+    /// `/newsletter` for `https://news.example/newsletter/`. Every link,
+    /// form action, redirect and cookie path of the app starts with it.
+    pub fn mount(&self) -> &str {
+        self.base_url.path().trim_end_matches('/')
+    }
+
     /// Reads the file (if any), overlays `TIDINGS_*` from the process
     /// environment and validates.
     pub fn load(file: Option<&Path>) -> Result<Self, SettingError> {
@@ -252,6 +259,9 @@ impl Settings {
             Some(path) => read_file(path)?,
             None => BTreeMap::new(),
         };
+        if let Some(dir) = file.and_then(Path::parent) {
+            anchor_paths(&mut map, dir);
+        }
         for key in KEYS {
             if let Some(v) = env.get(&format!("TIDINGS_{}", key.to_uppercase())) {
                 map.insert(key.to_string(), v.clone());
@@ -265,7 +275,7 @@ impl Settings {
     pub fn from_map(map: &BTreeMap<String, String>) -> Result<Self, SettingError> {
         let raw = Raw::new(map);
         let listen = values::listen(&raw)?;
-        let base_url = values::http_url(&raw, "base_url")?;
+        let base_url = values::base_url(&raw, &listen)?;
         let database_url =
             DatabaseUrl::parse(&raw.get("database_url")).map_err(|e| bad("database_url", e))?;
         let smtp_url = values::smtp_url(&raw)?;
@@ -323,6 +333,76 @@ impl Settings {
             welcome_email: raw.flag("welcome_email")?,
         })
     }
+}
+
+/// Settings that name files, and their URL prefix.
+const PATH_KEYS: &[(&str, &str)] = &[
+    ("database_url", "sqlite://"),
+    ("outbox_dir", ""),
+    ("dkim_private_key_file", ""),
+];
+
+/// With a settings file, the relative paths it gives (or the defaults it
+/// leaves) mean the file's folder, not wherever the command was run from;
+/// the environment's, applied after this, stay relative to the current one.
+fn anchor_paths(map: &mut BTreeMap<String, String>, dir: &Path) {
+    for (key, prefix) in PATH_KEYS {
+        let raw = map
+            .get(*key)
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| default_of(key).to_string());
+        let Some(path) = raw.strip_prefix(prefix).map(Path::new) else {
+            continue;
+        };
+        if path.as_os_str().is_empty() || path.is_absolute() {
+            continue;
+        }
+        map.insert(
+            key.to_string(),
+            format!("{prefix}{}", dir.join(path).display()),
+        );
+    }
+}
+
+/// Variables that are neither a setting nor one Tidings reads otherwise,
+/// as warnings (a typo such as TIDINGS_SMPT_URL is otherwise ignored
+/// without a word), with the nearest setting when one is close.
+pub fn unknown_env_vars(env: &BTreeMap<String, String>) -> Vec<String> {
+    const OTHERS: &[&str] = &["CONFIG", "ADMIN_PASSWORD", "TEST_DATABASE_URL"];
+    env.keys()
+        .filter_map(|k| k.strip_prefix("TIDINGS_").map(|rest| (k, rest)))
+        .filter(|(_, rest)| {
+            !OTHERS.contains(rest) && !KEYS.iter().any(|key| key.to_uppercase() == *rest)
+        })
+        .map(|(var, rest)| {
+            let nearest = KEYS
+                .iter()
+                .map(|key| (edit_distance(&key.to_uppercase(), rest), key))
+                .min()
+                .filter(|(d, _)| *d <= 3)
+                .map(|(_, key)| format!(" (did you mean TIDINGS_{}?)", key.to_uppercase()))
+                .unwrap_or_default();
+            format!("{var} is not a setting and is ignored{nearest}")
+        })
+        .collect()
+}
+
+/// Levenshtein distance, for suggesting the setting a typo meant.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let here = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(here + 1);
+            prev = here;
+        }
+    }
+    row[b.len()]
 }
 
 /// The TOML file's keys as raw strings (arrays joined with commas); an
@@ -547,6 +627,59 @@ mod tests {
         assert_eq!(masked[2].1, "sqlite://data/tidings.db");
         assert_eq!(masked[3].1, "smtp://relay.local:25");
         assert_eq!(masked[13].1, "********");
+    }
+
+    #[test]
+    fn base_url_follows_listen_and_gives_the_mount_point() {
+        let s = with(&[("listen", "127.0.0.1:8081")]).unwrap();
+        assert_eq!(s.base_url.as_str(), "http://127.0.0.1:8081/");
+        assert_eq!(s.mount(), "");
+        let s = with(&[("listen", "0.0.0.0:9000")]).unwrap();
+        assert_eq!(s.base_url.as_str(), "http://127.0.0.1:9000/");
+        let s = with(&[("base_url", "https://news.example/newsletter/")]).unwrap();
+        assert_eq!(s.mount(), "/newsletter");
+        assert!(with(&[("base_url", "https://news.example/?x=1")]).is_err());
+    }
+
+    #[test]
+    fn relative_paths_in_a_settings_file_mean_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.toml");
+        std::fs::write(&file, "outbox_dir = \"mail\"\n").unwrap();
+        let s = Settings::load_with_env(Some(&file), &BTreeMap::new()).unwrap();
+        assert_eq!(s.outbox_dir, dir.path().join("mail"));
+        assert_eq!(
+            s.database_url,
+            DatabaseUrl::Sqlite(dir.path().join("data/tidings.db"))
+        );
+        let env = [(
+            "TIDINGS_DATABASE_URL".to_string(),
+            "sqlite://here.db".to_string(),
+        )]
+        .into();
+        let s = Settings::load_with_env(Some(&file), &env).unwrap();
+        assert_eq!(s.database_url, DatabaseUrl::Sqlite("here.db".into()));
+        let s = Settings::load_with_env(None, &BTreeMap::new()).unwrap();
+        assert_eq!(s.outbox_dir, PathBuf::from("data/outbox"));
+    }
+
+    #[test]
+    fn unknown_tidings_variables_are_named_with_the_nearest_setting() {
+        let env = [
+            ("TIDINGS_SMPT_URL".to_string(), String::new()),
+            ("TIDINGS_SMTP_URL".to_string(), String::new()),
+            ("TIDINGS_ADMIN_PASSWORD".to_string(), String::new()),
+            ("TIDINGS_WHATEVER_ELSE_ENTIRELY".to_string(), String::new()),
+            ("HOME".to_string(), String::new()),
+        ]
+        .into();
+        assert_eq!(
+            unknown_env_vars(&env),
+            [
+                "TIDINGS_SMPT_URL is not a setting and is ignored (did you mean TIDINGS_SMTP_URL?)",
+                "TIDINGS_WHATEVER_ELSE_ENTIRELY is not a setting and is ignored"
+            ]
+        );
     }
 
     #[test]

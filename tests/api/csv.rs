@@ -9,6 +9,7 @@ use crate::helpers::{tidings, TestDb};
 fn import(db: &TestDb, file: &Path, source: &str) -> Output {
     tidings()
         .env("TIDINGS_DATABASE_URL", &db.url)
+        .arg("--create")
         .args(["subscribers", "import"])
         .arg(file)
         .args(["--source", source])
@@ -19,6 +20,7 @@ fn import(db: &TestDb, file: &Path, source: &str) -> Output {
 fn export(db: &TestDb, args: &[&str]) -> Output {
     tidings()
         .env("TIDINGS_DATABASE_URL", &db.url)
+        .arg("--create")
         .args(["subscribers", "export"])
         .args(args)
         .output()
@@ -27,6 +29,11 @@ fn export(db: &TestDb, args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Stderr without the line that names the database.
+fn errors(bytes: &[u8]) -> String {
+    crate::helpers::without_database_line(&text(bytes))
 }
 
 /// Rows of an export as (email, name, status), header checked.
@@ -84,7 +91,7 @@ fn import_reports_bad_rows_by_line_and_imports_the_rest() {
         text(&out.stdout).trim(),
         "imported 3, skipped: 1 existing, 0 suppressed, 4 invalid"
     );
-    let stderr = text(&out.stderr);
+    let stderr = errors(&out.stderr);
     assert!(
         stderr.contains("line 3: email \"not-an-address\""),
         "{stderr}"
@@ -208,7 +215,7 @@ fn import_of_an_unusable_file_is_one_line_exit_1() {
     let missing = dir.path().join("missing.csv");
     let out = import(&db, &missing, "x");
     assert_eq!(out.status.code(), Some(1));
-    let stderr = text(&out.stderr);
+    let stderr = errors(&out.stderr);
     assert!(stderr.starts_with("error: cannot read "), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 
@@ -216,7 +223,7 @@ fn import_of_an_unusable_file_is_one_line_exit_1() {
     std::fs::write(&no_email, "mail,name\nann@example.com,Ann\n").unwrap();
     let out = import(&db, &no_email, "x");
     assert_eq!(out.status.code(), Some(1));
-    let stderr = text(&out.stderr);
+    let stderr = errors(&out.stderr);
     assert!(stderr.starts_with("error: importing "), "{stderr}");
     assert!(stderr.contains("no \"email\" column"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");

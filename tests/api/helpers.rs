@@ -361,3 +361,12 @@ pub fn tidings() -> std::process::Command {
     }
     cmd
 }
+
+/// A command's stderr without its first line, `database: …`, which every
+/// command that opens the database writes.
+pub fn without_database_line(stderr: &str) -> String {
+    match stderr.split_once('\n') {
+        Some((first, rest)) if first.starts_with("database: ") => rest.to_string(),
+        _ => stderr.to_string(),
+    }
+}

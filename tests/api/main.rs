@@ -3,6 +3,7 @@
 //! (a PostgreSQL server URL) to run the whole suite on PostgreSQL.
 
 mod support {
+    pub mod http_proxy;
     pub mod proxy;
     pub mod smtp;
 }
@@ -13,9 +14,12 @@ mod archive;
 mod bounces;
 mod brand;
 mod browser;
+mod cli_setup;
 mod compose;
 mod csv;
+mod deploy;
 mod digests;
+mod dkim_keys;
 mod editorial;
 mod email_render;
 mod faults;
@@ -31,3 +35,4 @@ mod send_safety;
 mod signup;
 mod smtp_selftest;
 mod stats;
+mod timestamps;

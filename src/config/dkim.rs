@@ -12,16 +12,30 @@ use lettre::message::header::HeaderName;
 
 use super::{bad, SettingError};
 
-/// The headers signed besides the body: the usual ones and the list headers.
-const SIGNED_HEADERS: [&str; 8] = [
+/// The headers signed besides the body: the usual ones, the MIME ones (so
+/// a changed Content-Type does not verify) and the list headers.
+const SIGNED_HEADERS: [&str; 10] = [
     "From",
-    "Subject",
     "To",
+    "Subject",
     "Date",
     "Message-ID",
+    "MIME-Version",
+    "Content-Type",
+    "List-Id",
     "List-Unsubscribe",
     "List-Unsubscribe-Post",
-    "List-Id",
+];
+
+/// What a key that cannot be read is told.
+const KEY_FORMATS: &str = "expected an RSA key as PKCS#1 PEM (BEGIN RSA PRIVATE KEY) or \
+     PKCS#8 PEM (BEGIN PRIVATE KEY), or an Ed25519 key as PKCS#8 PEM or the base64 of its \
+     32-byte seed; make one with `openssl genpkey -algorithm RSA -pkeyopt \
+     rsa_keygen_bits:2048 -out dkim.pem` or `openssl genpkey -algorithm ed25519 -out dkim.pem`";
+
+/// The DER of an Ed25519 PKCS#8 key (RFC 8410) up to its 32-byte seed.
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
 ];
 
 /// The signing domain and selector, and the checked key every email is
@@ -57,17 +71,12 @@ impl Dkim {
         }
     }
 
-    /// RSA keys in PKCS#1 PEM, Ed25519 keys as base64 of the 32-byte seed.
-    /// Signs the list headers too.
+    /// RSA keys in PKCS#1 or PKCS#8 PEM, Ed25519 keys in PKCS#8 PEM or as
+    /// base64 of the 32-byte seed. Signs [`SIGNED_HEADERS`].
     fn parse(domain: String, selector: String, pem: &str) -> Result<Self, String> {
-        let pem = pem.trim();
-        let algorithm = if pem.contains("BEGIN RSA PRIVATE KEY") {
-            DkimSigningAlgorithm::Rsa
-        } else {
-            DkimSigningAlgorithm::Ed25519
-        };
-        let key = DkimSigningKey::new(pem, algorithm)
-            .map_err(|e| format!("not a PKCS#1 RSA PEM or base64 Ed25519 key: {e}"))?;
+        let (key, algorithm) = signing_key(pem.trim())?;
+        let key =
+            DkimSigningKey::new(&key, algorithm).map_err(|e| format!("{e}: {KEY_FORMATS}"))?;
         let headers = SIGNED_HEADERS
             .into_iter()
             .map(HeaderName::new_from_ascii_str)
@@ -82,5 +91,48 @@ impl Dkim {
             selector,
             signing: Arc::new(signing),
         })
+    }
+}
+
+/// The key in the form lettre reads (PKCS#1 PEM for RSA, base64 seed for
+/// Ed25519) and its algorithm.
+fn signing_key(text: &str) -> Result<(String, DkimSigningAlgorithm), String> {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    if text.contains("BEGIN RSA PRIVATE KEY") {
+        return Ok((text.to_string(), DkimSigningAlgorithm::Rsa));
+    }
+    if !text.contains("BEGIN PRIVATE KEY") {
+        return Ok((text.to_string(), DkimSigningAlgorithm::Ed25519));
+    }
+    if let Ok(rsa) = rsa::RsaPrivateKey::from_pkcs8_pem(text) {
+        let pkcs1 = rsa
+            .to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)
+            .map_err(|e| format!("{e}: {KEY_FORMATS}"))?;
+        return Ok((pkcs1.to_string(), DkimSigningAlgorithm::Rsa));
+    }
+    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body.trim())
+        .map_err(|_| format!("not a PEM key: {KEY_FORMATS}"))?;
+    match der.strip_prefix(&ED25519_PKCS8_PREFIX[..]) {
+        Some(seed) if seed.len() == 32 => Ok((
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, seed),
+            DkimSigningAlgorithm::Ed25519,
+        )),
+        _ => Err(format!("neither an RSA nor an Ed25519 key: {KEY_FORMATS}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_key_names_the_formats_and_the_openssl_command() {
+        let e = Dkim::parse("d.example".into(), "s".into(), "nonsense").unwrap_err();
+        assert!(e.contains("PKCS#8") && e.contains("openssl genpkey"), "{e}");
+        let pem = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----";
+        let e = Dkim::parse("d.example".into(), "s".into(), pem).unwrap_err();
+        assert!(e.contains("openssl genpkey"), "{e}");
     }
 }

@@ -4,7 +4,9 @@
 //! Everything a reader typed reaches headers only through lettre's typed
 //! builders (which encode and refuse line breaks), never by string pasting.
 
-use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::header::{
+    ContentTransferEncoding, ContentType, HeaderName, HeaderValue, MIME_VERSION_1_0,
+};
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 
@@ -87,20 +89,38 @@ pub fn build_with(
             ))
             .raw_header(header("List-Id", list.list_id.clone()));
     }
-    builder
-        .multipart(
-            MultiPart::alternative()
-                .singlepart(
-                    SinglePart::builder()
-                        .header(ContentType::TEXT_PLAIN)
-                        .body(text),
-                )
-                .singlepart(
-                    SinglePart::builder()
-                        .header(ContentType::TEXT_HTML)
-                        .body(html),
-                ),
+    let alternative = MultiPart::alternative()
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(text),
         )
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_HTML)
+                .body(html),
+        );
+    // lettre keeps a multipart's Content-Type with its body, where DKIM
+    // signing does not see it (a changed Content-Type would still verify):
+    // it goes among the message's own headers, the parts as a 7-bit body
+    // (they are quoted-printable or base64 encoded).
+    let content_type = alternative
+        .headers()
+        .get::<ContentType>()
+        .ok_or("building message: multipart without a Content-Type")?;
+    let formatted = alternative.formatted();
+    let parts = formatted
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| formatted[i + 4..].to_vec())
+        .ok_or("building message: multipart without a body")?;
+    builder
+        .header(MIME_VERSION_1_0)
+        .header(content_type)
+        .body(Body::dangerous_pre_encoded(
+            parts,
+            ContentTransferEncoding::SevenBit,
+        ))
         .map_err(|e| format!("building message: {e}"))
 }
 

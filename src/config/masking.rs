@@ -96,6 +96,13 @@ impl Settings {
                 .to_string(),
             ),
             ("welcome_email", self.welcome_email.to_string()),
+            (
+                "smtp_ca_file",
+                self.smtp_ca
+                    .as_ref()
+                    .map(|ca| ca.file.display().to_string())
+                    .unwrap_or_default(),
+            ),
         ]
     }
 }

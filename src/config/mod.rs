@@ -51,6 +51,8 @@
 //! - `archive_public` (default true): whether /archive shows sent digests.
 //! - `digest_mode` (default send): `send` or `draft` ([`DigestMode`]).
 //! - `welcome_email` (default false): a welcome email after confirmation.
+//! - `smtp_ca_file` (default empty: Mozilla's roots only): PEM certificates
+//!   trusted as roots for SMTP TLS besides them (a private relay's CA).
 //!
 //! Layout: this file holds [`Settings`] and loading; `urls` the database and
 //! SMTP URL types, `dkim` the signing key, `values` how one raw value becomes
@@ -113,6 +115,7 @@ pub const KEYS: &[&str] = &[
     "archive_public",
     "digest_mode",
     "welcome_email",
+    "smtp_ca_file",
 ];
 
 /// A setting that could not be used. Displayed as `setting KEY: PROBLEM`.
@@ -176,6 +179,8 @@ pub struct Settings {
     pub digest_mode: DigestMode,
     /// Send templates/emails/welcome after a reader confirms.
     pub welcome_email: bool,
+    /// Extra roots for SMTP TLS, read and checked at start.
+    pub smtp_ca: Option<SmtpCa>,
 }
 
 /// Credentials of the providers' webhooks; a provider without one has no
@@ -208,6 +213,13 @@ impl std::fmt::Display for BounceAddress {
 pub enum DigestMode {
     Send,
     Draft,
+}
+
+/// `smtp_ca_file`: where the roots came from, and their PEM text.
+#[derive(Clone, Debug)]
+pub struct SmtpCa {
+    pub file: PathBuf,
+    pub pem: Vec<u8>,
 }
 
 fn default_of(key: &str) -> &'static str {
@@ -331,6 +343,7 @@ impl Settings {
                 }
             },
             welcome_email: raw.flag("welcome_email")?,
+            smtp_ca: values::smtp_ca_file(&raw)?,
         })
     }
 }
@@ -340,6 +353,7 @@ const PATH_KEYS: &[(&str, &str)] = &[
     ("database_url", "sqlite://"),
     ("outbox_dir", ""),
     ("dkim_private_key_file", ""),
+    ("smtp_ca_file", ""),
 ];
 
 /// With a settings file, the relative paths it gives (or the defaults it

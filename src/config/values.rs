@@ -129,6 +129,28 @@ pub(super) fn smtp_url(raw: &Raw) -> Result<Option<SmtpUrl>, SettingError> {
         .map_err(|e| bad("smtp_url", e))
 }
 
+/// Empty: no extra roots. Otherwise a readable PEM file with at least one
+/// certificate, checked the way the SMTP client will load it.
+pub(super) fn smtp_ca_file(raw: &Raw) -> Result<Option<super::SmtpCa>, SettingError> {
+    let file = raw.get("smtp_ca_file");
+    if file.is_empty() {
+        return Ok(None);
+    }
+    let pem = std::fs::read(&file)
+        .map_err(|e| bad("smtp_ca_file", format!("cannot read {file}: {e}")))?;
+    let has_certificate = String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----");
+    if !has_certificate || lettre::transport::smtp::client::Certificate::from_pem(&pem).is_err() {
+        return Err(bad(
+            "smtp_ca_file",
+            format!("{file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
+        ));
+    }
+    Ok(Some(super::SmtpCa {
+        file: PathBuf::from(file),
+        pem,
+    }))
+}
+
 pub(super) fn outbox_dir(raw: &Raw) -> Result<PathBuf, SettingError> {
     let dir = PathBuf::from(raw.get("outbox_dir"));
     if dir.as_os_str().is_empty() {

@@ -21,7 +21,9 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
+};
 use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, MailBodyParameter, MailParameter};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -80,7 +82,10 @@ pub struct Mailer {
 impl Mailer {
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let transport = match &settings.smtp_url {
-            Some(url) => Transport::Smtp(SmtpConnector::new(url.clone())),
+            Some(url) => Transport::Smtp(SmtpConnector::new(
+                url.clone(),
+                settings.smtp_ca.as_ref().map(|ca| ca.pem.as_slice()),
+            )?),
             None => {
                 std::fs::create_dir_all(&settings.outbox_dir).map_err(|e| {
                     anyhow::anyhow!(
@@ -147,7 +152,15 @@ struct SmtpConnector {
     url: SmtpUrl,
     hello: ClientId,
     idle: Mutex<Vec<Session>>,
+    /// Mozilla's roots, and `smtp_ca_file`'s when set.
+    tls: TlsParameters,
+    /// When a TLS failure was last logged, and how many since: one warning
+    /// per burst, not one per retry.
+    tls_failures: Mutex<(Option<std::time::Instant>, u64)>,
 }
+
+/// How long TLS failures after a logged one are only counted.
+const TLS_WARNING_EVERY: Duration = Duration::from_secs(60);
 
 /// A connection and whether its server takes pipelined commands.
 struct Session {
@@ -206,12 +219,50 @@ impl Session {
 }
 
 impl SmtpConnector {
-    fn new(url: SmtpUrl) -> Self {
-        Self {
+    fn new(url: SmtpUrl, extra_roots: Option<&[u8]>) -> anyhow::Result<Self> {
+        let mut tls = TlsParameters::builder(url.host.clone());
+        if let Some(pem) = extra_roots {
+            let roots = Certificate::from_pem(pem)
+                .map_err(|e| anyhow::anyhow!("setting smtp_ca_file: {e}"))?;
+            tls = tls.add_root_certificate(roots);
+        }
+        let tls = tls
+            .build()
+            .map_err(|e| anyhow::anyhow!("setting smtp_url: TLS: {e}"))?;
+        if url.tls == SmtpTls::None && url.user.is_some() && !is_loopback_name(&url.host) {
+            tracing::warn!(
+                host = %url.host,
+                "smtp_url has tls=none: the SMTP password goes to this relay unencrypted"
+            );
+        }
+        Ok(Self {
             url,
             hello: ClientId::default(),
             idle: Mutex::new(Vec::new()),
+            tls,
+            tls_failures: Mutex::new((None, 0)),
+        })
+    }
+
+    /// A TLS failure, logged at warn with its cause once per burst (the
+    /// retries that follow would otherwise log it at info, many times).
+    fn tls_failed(&self, e: lettre::transport::smtp::Error) -> SendError {
+        let now = std::time::Instant::now();
+        if let Ok(mut seen) = self.tls_failures.lock() {
+            let (last, count) = &mut *seen;
+            *count += 1;
+            if last.is_none_or(|t| now.duration_since(t) >= TLS_WARNING_EVERY) {
+                tracing::warn!(
+                    host = %self.url.host,
+                    failures = *count,
+                    cause = %error_chain(&e),
+                    "SMTP TLS failed (check the relay's certificate, or trust its CA with smtp_ca_file)"
+                );
+                *last = Some(now);
+                *count = 0;
+            }
         }
+        at_session(e)
     }
 
     fn take_idle(&self) -> Option<Session> {
@@ -228,18 +279,29 @@ impl SmtpConnector {
 
     async fn connect(&self) -> Result<Session, SendError> {
         let url = &self.url;
-        let tls = || TlsParameters::new(url.host.clone()).map_err(at_session);
+        let tls = || self.tls.clone();
+        // lettre reports a refused certificate as a connection error: on
+        // an implicit-TLS connect, tell it from a refused TCP connection by
+        // its text.
+        let fail = |e: lettre::transport::smtp::Error| {
+            let chain = error_chain(&e).to_ascii_lowercase();
+            match e.is_tls() || chain.contains("certificate") || chain.contains("handshake") {
+                true => self.tls_failed(e),
+                false => at_session(e),
+            }
+        };
+        let mut loopback = is_loopback_name(&url.host);
         let mut conn = if url.tls == SmtpTls::Wrapper {
             // Implicit TLS: lettre opens this socket itself (no TCP_NODELAY).
             AsyncSmtpConnection::connect_tokio1(
                 (url.host.as_str(), url.port),
                 Some(CONNECT_TIMEOUT),
                 &self.hello,
-                Some(tls()?),
+                Some(tls()),
                 None,
             )
             .await
-            .map_err(at_session)?
+            .map_err(fail)?
         } else {
             let stream = tokio::time::timeout(
                 CONNECT_TIMEOUT,
@@ -251,6 +313,7 @@ impl SmtpConnector {
             stream
                 .set_nodelay(true)
                 .map_err(|e| SendError::Transient(format!("SMTP socket: {e}")))?;
+            loopback |= stream.peer_addr().is_ok_and(|a| a.ip().is_loopback());
             let stream = DotLineWithBody::new(stream);
             let mut conn =
                 AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
@@ -262,9 +325,9 @@ impl SmtpConnector {
                 _ => false,
             };
             if upgrade {
-                conn.starttls(tls()?, &self.hello)
+                conn.starttls(tls(), &self.hello)
                     .await
-                    .map_err(at_session)?;
+                    .map_err(|e| self.tls_failed(e))?;
             }
             conn
         };
@@ -278,6 +341,13 @@ impl SmtpConnector {
             .message()
             .any(|line| line.eq_ignore_ascii_case("PIPELINING"));
         if let (Some(user), Some(password)) = (&url.user, &url.password) {
+            if !conn.is_encrypted() && !loopback && url.tls != SmtpTls::None {
+                return Err(SendError::Refused(format!(
+                    "not sending the SMTP password unencrypted to {}: it offers no STARTTLS \
+                     (use smtps://, or tls=none in smtp_url to allow it)",
+                    url.host
+                )));
+            }
             conn.auth(
                 &[Mechanism::Plain, Mechanism::Login],
                 &Credentials::new(user.clone(), password.clone()),
@@ -397,6 +467,27 @@ impl AsyncTokioStream for DotLineWithBody<tokio::net::TcpStream> {
     fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
         self.inner.peer_addr()
     }
+}
+
+/// `localhost` or a loopback address: a relay on this machine, where a
+/// password in clear crosses no network.
+fn is_loopback_name(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// An error and its causes, `: `-separated (TLS errors keep the useful
+/// part, such as "UnknownIssuer", in their source).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        out.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    out
 }
 
 fn at_session(e: lettre::transport::smtp::Error) -> SendError {

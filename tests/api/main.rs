@@ -6,6 +6,7 @@ mod support {
     pub mod http_proxy;
     pub mod proxy;
     pub mod smtp;
+    pub mod tls_smtp;
 }
 mod helpers;
 
@@ -34,5 +35,6 @@ mod privacy;
 mod send_safety;
 mod signup;
 mod smtp_selftest;
+mod smtp_tls;
 mod stats;
 mod timestamps;

@@ -379,22 +379,57 @@ async fn digest_send(settings: Settings) -> anyhow::Result<()> {
         }
         crate::digest::ComposeOutcome::Created(c) | crate::digest::ComposeOutcome::Existing(c) => {
             println!(
-                "digest {} composed: {} articles, {} recipients",
-                c.id, c.articles, c.recipients
+                "digest {} composed: {}, {}",
+                c.id,
+                plural(c.articles, "article"),
+                plural(c.recipients, "recipient")
             );
             c.id
         }
     };
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} sent ({msg}) {elapsed}")
+        indicatif::ProgressStyle::with_template("{bar:40} {msg} {elapsed}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    crate::telemetry::set_bar(&bar);
+    let result = follow_digest(&state, id, &bar).await;
+    crate::telemetry::clear_bar();
+    result
+}
+
+/// `N of M sent, F failed, R retrying`.
+fn progress_line(p: &db::digests::Progress, retrying: i64) -> String {
+    format!(
+        "{} of {} sent, {} failed, {} retrying",
+        p.sent, p.total, p.failed, retrying
+    )
+}
+
+/// `1 article`, `2 articles`.
+fn plural(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        _ => format!("{n} {noun}s"),
+    }
+}
+
+/// Runs the delivery worker here and draws its progress until the digest
+/// is done, paused or cancelled.
+async fn follow_digest(
+    state: &crate::state::SharedState,
+    id: i64,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<()> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(crate::workers::delivery::run(state.clone(), rx));
     let progress = loop {
-        let (p, digest) = db::run(&state.pool, move |c| {
-            Ok((db::digests::progress(c, id)?, db::digests::find(c, id)?))
+        let (p, digest, retrying) = db::run(&state.pool, move |c| {
+            Ok((
+                db::digests::progress(c, id)?,
+                db::digests::find(c, id)?,
+                db::digests::retrying(c, id)?,
+            ))
         })
         .await?;
         if let Some(d) = digest.filter(|d| d.status != DigestStatus::Sending) {
@@ -413,7 +448,7 @@ async fn digest_send(settings: Settings) -> anyhow::Result<()> {
         }
         bar.set_length(p.total as u64);
         bar.set_position((p.sent + p.failed + p.skipped) as u64);
-        bar.set_message(format!("{} failed, {} queued", p.failed, p.queued));
+        bar.set_message(progress_line(&p, retrying));
         if p.queued == 0 {
             break p;
         }
@@ -507,5 +542,25 @@ fn describe(outcome: &crate::bounces::Outcome) -> String {
             if *changed { " (status changed)" } else { "" }
         ),
         Outcome::Ignored(why) => format!("ignored: {why}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_and_counts_read_as_english() {
+        let p = db::digests::Progress {
+            total: 5,
+            sent: 3,
+            failed: 1,
+            queued: 1,
+            skipped: 0,
+        };
+        assert_eq!(progress_line(&p, 1), "3 of 5 sent, 1 failed, 1 retrying");
+        assert_eq!(plural(1, "article"), "1 article");
+        assert_eq!(plural(0, "article"), "0 articles");
+        assert_eq!(plural(2, "recipient"), "2 recipients");
     }
 }

@@ -59,8 +59,38 @@ pub fn init() {
         .with_target(false)
         // Colours for a terminal only, not into a pipe or a journal.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
+        .with_writer(|| AboveBars)
         .try_init();
+}
+
+/// The progress bar a command is drawing, if any: log lines are written
+/// above it instead of through it.
+static BAR: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
+
+/// Shows log lines above `bar` until [`clear_bar`].
+pub fn set_bar(bar: &indicatif::ProgressBar) {
+    *BAR.lock().unwrap_or_else(PoisonError::into_inner) = Some(bar.clone());
+}
+
+pub fn clear_bar() {
+    *BAR.lock().unwrap_or_else(PoisonError::into_inner) = None;
+}
+
+/// Stderr, with the progress bar (if one is drawn) lifted out of the way.
+struct AboveBars;
+
+impl std::io::Write for AboveBars {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let bar = BAR.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        match bar {
+            Some(bar) => bar.suspend(|| std::io::stderr().write_all(buf).map(|()| buf.len())),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// Lets through at most one log line per window and counts the rest, so a

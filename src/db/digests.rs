@@ -100,6 +100,18 @@ pub fn fan_out(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResu
     Ok(n)
 }
 
+/// Deliveries of a digest waiting for another try after a transient
+/// failure (queued, attempted before).
+pub fn retrying(conn: &mut DbConnection, id: i64) -> QueryResult<i64> {
+    use super::schema::deliveries;
+    deliveries::table
+        .filter(deliveries::digest_id.eq(id))
+        .filter(deliveries::status.eq(crate::domain::DeliveryStatus::Queued))
+        .filter(deliveries::attempts.gt(0))
+        .count()
+        .get_result(conn)
+}
+
 pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Digest>> {
     digests::table
         .find(id)

@@ -608,6 +608,10 @@ fn digest_send_command_composes_sends_and_reports() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("1 sent, 0 failed"), "{stdout}");
+    assert!(
+        stdout.contains("composed: 1 article, 1 recipient\n"),
+        "{stdout}"
+    );
     let mails = app.sink.messages_to("cli@example.com");
     assert_eq!(mails.len(), 2);
     assert!(mails[1].subject().unwrap().contains("From the CLI"));

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::schema::articles;
 use super::DbConnection;
 
-#[derive(Clone, Debug, Queryable, Selectable, Serialize)]
+#[derive(Clone, Debug, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = articles)]
 pub struct Article {
     pub id: i64,

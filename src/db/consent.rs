@@ -8,13 +8,14 @@ use super::schema::consent_events;
 use super::DbConnection;
 use crate::domain::ConsentEvent;
 
-#[derive(Clone, Debug, Queryable, Selectable, Serialize)]
+#[derive(Clone, Debug, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = consent_events)]
 pub struct ConsentRecord {
     #[serde(skip)]
     pub id: i64,
     #[serde(skip)]
     pub subscriber_id: String,
+    #[schema(value_type = String, example = "confirmed")]
     pub event: ConsentEvent,
     #[serde(serialize_with = "crate::domain::time::utc")]
     pub occurred_at: NaiveDateTime,

@@ -8,7 +8,7 @@ use super::schema::subscribers;
 use super::DbConnection;
 use crate::domain::{ConsentEvent, SubscriberStatus};
 
-#[derive(Clone, Debug, Queryable, Selectable, Serialize)]
+#[derive(Clone, Debug, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = subscribers)]
 pub struct Subscriber {
     pub id: String,
@@ -16,6 +16,7 @@ pub struct Subscriber {
     #[serde(skip)]
     pub email_key: Option<String>,
     pub name: Option<String>,
+    #[schema(value_type = String, example = "confirmed")]
     pub status: SubscriberStatus,
     #[serde(serialize_with = "crate::domain::time::utc")]
     pub created_at: NaiveDateTime,

@@ -19,7 +19,7 @@ pub const UNSUBSCRIBE_MARKER: &str = "%%UNSUBSCRIBE_URL%%";
 pub const READER_START: &str = "<!--reader-->";
 pub const READER_END: &str = "<!--/reader-->";
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Created {
     pub id: i64,
     pub articles: usize,

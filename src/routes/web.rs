@@ -136,7 +136,7 @@ pub fn json_text(
 }
 
 /// `{"status": …}`: what became of the request.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Status {
     pub status: &'static str,
 }
@@ -148,14 +148,14 @@ impl Status {
 }
 
 /// `{"items": […]}`: a listing.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Items<T> {
     pub items: T,
 }
 
 /// `{"error": …}`, with the `field` at fault or the `status` it left
 /// behind when there is one.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorBody<'a> {
     pub error: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -31,6 +31,7 @@ mod hostile;
 mod layers;
 mod login_memory;
 mod migration;
+mod openapi;
 mod privacy;
 mod send_safety;
 mod signup;

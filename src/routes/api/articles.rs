@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::ApiToken;
 use crate::db;
 use crate::routes::web::{
-    json_object, json_text, parse_time, query, validate_article, ApiError, ArticleInput, Items,
+    json_object, json_text, parse_time, query, validate_article, ApiError, ArticleInput, ErrorBody,
+    Items,
 };
 use crate::state::AppState;
 
@@ -39,13 +40,41 @@ fn json_strings(
     }
 }
 
+/// The body of POST /api/articles (read field by field, so that each
+/// mistake names its field; this is its shape for the document).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ArticleBody {
+    /// http(s) URL; the same URL again updates the article
+    url: String,
+    /// at most 300 characters, no control characters
+    title: String,
+    /// at most 5000 characters
+    summary: Option<String>,
+    /// RFC 3339; default now
+    #[schema(format = DateTime)]
+    published_at: Option<String>,
+    image_url: Option<String>,
+    author: Option<String>,
+    sections: Option<Vec<String>>,
+}
+
 /// What became of a submitted article.
-#[derive(Serialize)]
-struct Saved {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Saved {
     id: i64,
     created: bool,
 }
 
+#[utoipa::path(post, path = "/api/articles", operation_id = "create_article", tag = "ops", security(("bearer" = [])),
+    request_body = ArticleBody,
+    responses(
+        (status = 201, description = "created", body = Saved),
+        (status = 200, description = "updated (same URL)", body = Saved),
+        (status = 400, description = "not JSON", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 422, description = "a field is invalid", body = ErrorBody),
+    ))]
 pub async fn create(
     _auth: ApiToken,
     body: web::Bytes,
@@ -61,12 +90,22 @@ pub async fn create(
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {
+    /// only articles published since (RFC 3339)
     since: Option<String>,
+    /// 1 to 1000 (default 100)
     limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/articles", operation_id = "list_articles", tag = "ops", security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "newest first", body = Items<Vec<db::articles::Article>>),
+        (status = 400, description = "bad query", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 422, description = "a parameter is invalid", body = ErrorBody),
+    ))]
 pub async fn list(
     _auth: ApiToken,
     req: HttpRequest,

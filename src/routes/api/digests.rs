@@ -10,7 +10,9 @@ use crate::db;
 use crate::digest::editorial::{self, Edit, EditError, Sent};
 use crate::digest::{ComposeOutcome, Mode};
 use crate::domain::{DigestStatus, SubscriberEmail};
-use crate::routes::web::{json_object, json_text, parse_time, query, ApiError, Items, Status};
+use crate::routes::web::{
+    json_object, json_text, parse_time, query, ApiError, ErrorBody, Items, Status,
+};
 use crate::state::AppState;
 
 /// `{"draft": true}` composes a draft for an editor instead of sending.
@@ -25,6 +27,14 @@ fn compose_mode(body: &[u8]) -> Result<Mode, ApiError> {
     }
 }
 
+#[utoipa::path(post, path = "/api/digests", operation_id = "compose_digest", tag = "ops", security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "a repeat returns the same digest")),
+    responses(
+        (status = 201, description = "composed and queued", body = crate::digest::compose::Created),
+        (status = 200, description = "nothing new: {\"status\":\"nothing_new\"}", body = Status),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 422, description = "bad Idempotency-Key", body = ErrorBody),
+    ))]
 pub async fn create(
     _auth: ApiToken,
     req: HttpRequest,
@@ -60,9 +70,10 @@ pub async fn create(
 }
 
 /// A digest with its live counts (`reason` is null unless it is paused).
-#[derive(Serialize)]
-struct DigestView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DigestView {
     id: i64,
+    #[schema(value_type = String, example = "sending")]
     status: DigestStatus,
     subject: String,
     articles: i32,
@@ -100,12 +111,24 @@ fn view(d: &db::digests::Digest, p: &db::digests::Progress) -> DigestView {
     }
 }
 
+#[utoipa::path(get, path = "/api/digests", operation_id = "list_digests", tag = "ops", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the 50 most recent", body = Items<Vec<DigestView>>),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+    ))]
 pub async fn list(_auth: ApiToken, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let digests = db::run(&state.pool, |c| db::views::recent_digests(c, 50)).await?;
     let items: Vec<_> = digests.iter().map(|(d, p)| view(d, p)).collect();
     Ok(HttpResponse::Ok().json(Items { items }))
 }
 
+#[utoipa::path(get, path = "/api/digests/{id}", operation_id = "show_digest", tag = "ops", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "status and progress", body = DigestView),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 404, description = "no such digest", body = ErrorBody),
+    ))]
 pub async fn show(
     _auth: ApiToken,
     path: web::Path<String>,
@@ -139,6 +162,14 @@ pub async fn show(
 
 /// POST /api/digests/{id}/pause|resume|cancel: 200 with the digest, 404
 /// unknown, 409 when its status does not allow it.
+#[utoipa::path(post, path = "/api/digests/{id}/{action}", operation_id = "control_digest", tag = "ops", security(("bearer" = [])),
+    params(("id" = String, Path), ("action" = String, Path, description = "pause, resume or cancel")),
+    responses(
+        (status = 200, description = "the digest after the action", body = DigestView),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 404, description = "no such digest or action", body = ErrorBody),
+        (status = 409, description = "its status does not allow it", body = ErrorBody),
+    ))]
 pub async fn control(
     _auth: ApiToken,
     path: web::Path<(String, String)>,

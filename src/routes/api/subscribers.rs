@@ -8,25 +8,36 @@ use serde::{Deserialize, Serialize};
 use super::ApiToken;
 use crate::db::{self, consent::ConsentRecord, subscribers::Subscriber};
 use crate::domain::SubscriberStatus;
-use crate::routes::web::{parse_list, query, ApiError, PER_PAGE};
+use crate::routes::web::{parse_list, query, ApiError, ErrorBody, PER_PAGE};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {
+    /// pending, confirmed, unsubscribed, bounced or erased
     status: Option<String>,
+    /// part of the address
     q: Option<String>,
+    /// from 1
     page: Option<i64>,
 }
 
 /// A page of the listing.
-#[derive(Serialize)]
-struct Page {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Page {
     items: Vec<Subscriber>,
     page: i64,
     per_page: i64,
     total: i64,
 }
 
+#[utoipa::path(get, path = "/api/subscribers", operation_id = "list_subscribers", tag = "ops", security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "a page of readers", body = Page),
+        (status = 400, description = "bad query", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 422, description = "a parameter is invalid", body = ErrorBody),
+    ))]
 pub async fn list(
     _auth: ApiToken,
     req: HttpRequest,
@@ -47,8 +58,8 @@ pub async fn list(
 }
 
 /// A reader with their consent history.
-#[derive(Serialize)]
-struct WithConsent {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WithConsent {
     #[serde(flatten)]
     subscriber: Subscriber,
     consent: Vec<ConsentEntry>,
@@ -63,9 +74,10 @@ struct ConsentEntry {
 }
 
 /// What became of an erased reader.
-#[derive(Serialize)]
-struct Erased {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Erased {
     id: String,
+    #[schema(value_type = String, example = "erased")]
     status: SubscriberStatus,
 }
 
@@ -79,6 +91,13 @@ fn subscriber_id(path: web::Path<String>) -> Result<String, ApiError> {
     }
 }
 
+#[utoipa::path(get, path = "/api/subscribers/{id}", operation_id = "show_subscriber", tag = "ops", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "the reader and their consent log", body = WithConsent),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 404, description = "no such subscriber", body = ErrorBody),
+    ))]
 pub async fn show(
     _auth: ApiToken,
     path: web::Path<String>,
@@ -107,6 +126,13 @@ pub async fn show(
     }))
 }
 
+#[utoipa::path(get, path = "/api/subscribers/{id}/export", operation_id = "export_subscriber", tag = "ops", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "everything held about the reader (GDPR access)", body = Object),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 404, description = "no such subscriber", body = ErrorBody),
+    ))]
 pub async fn export(
     _auth: ApiToken,
     path: web::Path<String>,
@@ -120,6 +146,13 @@ pub async fn export(
         .json(body))
 }
 
+#[utoipa::path(delete, path = "/api/subscribers/{id}", operation_id = "erase_subscriber", tag = "ops", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "erased (GDPR erasure)", body = Erased),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 404, description = "no such subscriber", body = ErrorBody),
+    ))]
 pub async fn erase(
     auth: ApiToken,
     path: web::Path<String>,

@@ -44,6 +44,13 @@ pub async fn show_for(state: &SharedState, token: Option<&str>) -> Result<HttpRe
     )
 }
 
+#[utoipa::path(get, path = "/subscriptions/confirm", operation_id = "confirm_page", tag = "public",
+    params(("token" = Option<String>, Query)),
+    responses(
+        (status = 200, description = "a page with one Confirm button", content_type = "text/html", body = String),
+        (status = 404, description = "unknown link", content_type = "text/html", body = String),
+        (status = 410, description = "expired link", content_type = "text/html", body = String),
+    ))]
 pub async fn show(
     query: web::Query<TokenQuery>,
     state: web::Data<AppState>,
@@ -57,6 +64,22 @@ fn not_found(state: &SharedState) -> Result<HttpResponse, PageError> {
     link_not_found(state, message, true)
 }
 
+/// The JSON form of the Confirm button.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ConfirmBody {
+    token: String,
+}
+
+#[utoipa::path(post, path = "/subscriptions/confirm", operation_id = "confirm", tag = "public",
+    request_body(content = ConfirmBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "confirmed (idempotent)", body = crate::routes::web::Status),
+        (status = 400, description = "no token, or not JSON", body = crate::routes::web::ErrorBody),
+        (status = 404, description = "unknown token", body = crate::routes::web::ErrorBody),
+        (status = 410, description = "expired: sign up again for a new link", body = crate::routes::web::ErrorBody),
+        (status = 413, description = "over 16 KB"),
+    ))]
 pub async fn confirm(
     req: HttpRequest,
     body: web::Bytes,

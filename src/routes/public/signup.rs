@@ -29,6 +29,8 @@ struct FormContext<'a> {
     error_field: Option<&'a str>,
 }
 
+#[utoipa::path(get, path = "/", operation_id = "signup_page", tag = "public",
+    responses((status = 200, description = "the signup page", content_type = "text/html", body = String)))]
 pub async fn form(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let state = state.into_inner();
     page(
@@ -74,6 +76,23 @@ fn read_form(body: &[u8]) -> Result<Input, ApiError> {
     })
 }
 
+/// A JSON signup (the form posts `email`, `name` and the honeypot).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SignupBody {
+    email: String,
+    name: Option<String>,
+}
+
+#[utoipa::path(post, path = "/subscriptions", operation_id = "subscribe", tag = "public",
+    request_body(content = SignupBody, content_type = "application/json"),
+    responses(
+        (status = 202, description = "the same for a new, pending or confirmed address", body = crate::routes::web::Status),
+        (status = 400, description = "not JSON, or not UTF-8", body = crate::routes::web::ErrorBody),
+        (status = 413, description = "over 16 KB"),
+        (status = 422, description = "a field is invalid", body = crate::routes::web::ErrorBody),
+        (status = 429, description = "past the per-address rate limit", body = crate::routes::web::ErrorBody),
+    ))]
 pub async fn subscribe(
     req: HttpRequest,
     body: web::Bytes,

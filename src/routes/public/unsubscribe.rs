@@ -23,6 +23,12 @@ fn not_found(state: &SharedState) -> Result<HttpResponse, PageError> {
     link_not_found(state, message, false)
 }
 
+#[utoipa::path(get, path = "/unsubscribe", operation_id = "unsubscribe_page", tag = "public",
+    params(("token" = Option<String>, Query)),
+    responses(
+        (status = 200, description = "a page with one Unsubscribe button", content_type = "text/html", body = String),
+        (status = 404, description = "unknown link", content_type = "text/html", body = String),
+    ))]
 pub async fn show(
     query: web::Query<TokenQuery>,
     state: web::Data<AppState>,
@@ -44,6 +50,20 @@ pub async fn show(
     }
 }
 
+#[utoipa::path(post, path = "/unsubscribe", operation_id = "unsubscribe", tag = "public",
+    params(
+        ("token" = Option<String>, Query),
+        ("Accept" = Option<String>, Header, description = "application/json for a JSON answer"),
+    ),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "RFC 8058 one-click: List-Unsubscribe=One-Click"),
+    responses(
+        (status = 200, description = "unsubscribed at once", content(
+            (crate::routes::web::Status = "application/json"), (String = "text/html"))),
+        (status = 404, description = "unknown link", content(
+            (crate::routes::web::ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 413, description = "over 16 KB"),
+    ))]
 pub async fn unsubscribe(
     req: HttpRequest,
     query: web::Query<TokenQuery>,

@@ -56,6 +56,8 @@ pub enum Command {
         #[command(subcommand)]
         command: FeedCommand,
     },
+    /// Check the settings, the database and the relay, and say what to fix
+    Doctor,
     /// Subscribers as CSV
     Subscribers {
         #[command(subcommand)]
@@ -161,6 +163,7 @@ pub fn main() -> i32 {
     let result = match command {
         // actix-web wants its own system on the current thread.
         Command::Serve => actix_web::rt::System::new().block_on(crate::startup::serve(settings)),
+        Command::Doctor => runtime.block_on(doctor(settings)),
         other => {
             let may_create = cli.create || matches!(other, Command::Migrate);
             check_database(&settings, may_create)
@@ -195,13 +198,33 @@ fn check_database(settings: &Settings, may_create: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `tidings doctor`: a line per finding on stdout; exit 1 with a count
+/// when any is a problem.
+async fn doctor(settings: Settings) -> anyhow::Result<()> {
+    let env = std::env::vars().collect();
+    let findings = crate::doctor::examine(&settings, &env).await;
+    for finding in &findings {
+        println!("{finding}");
+    }
+    let problems = findings
+        .iter()
+        .filter(|f| matches!(f, crate::doctor::Finding::Problem { .. }))
+        .count();
+    match problems {
+        0 => Ok(()),
+        n => anyhow::bail!("{}", plural(n, "problem")),
+    }
+}
+
 fn one_line(e: &anyhow::Error) -> String {
     format!("{e:#}").replace('\n', " ")
 }
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
-        Command::Serve | Command::Inbound { .. } => unreachable!("handled by main"),
+        Command::Serve | Command::Inbound { .. } | Command::Doctor => {
+            unreachable!("handled by main")
+        }
         Command::Migrate => {
             let url = settings.database_url.clone();
             let applied = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {

@@ -36,6 +36,7 @@ pub mod config;
 pub mod console;
 pub mod db;
 pub mod digest;
+pub mod doctor;
 pub mod domain;
 pub mod limits;
 pub mod mail;

@@ -119,6 +119,25 @@ impl Mailer {
         }
     }
 
+    /// Connects as a send would (EHLO, STARTTLS, login) and hangs up:
+    /// what `tidings doctor` checks. Says how the session was secured.
+    pub async fn probe(&self) -> Result<String, SendError> {
+        match &self.transport {
+            Transport::File(dir) => Ok(format!(".eml files in {}", dir.display())),
+            Transport::Smtp(c) => {
+                let session = c.connect().await?;
+                let how = match session.conn.is_encrypted() {
+                    true => "over TLS",
+                    false => "unencrypted",
+                };
+                Ok(format!(
+                    "SMTP {}:{} answers EHLO, {how}",
+                    c.url.host, c.url.port
+                ))
+            }
+        }
+    }
+
     pub async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {
         let _permit = self
             .in_flight

@@ -21,6 +21,7 @@ mod csv;
 mod deploy;
 mod digests;
 mod dkim_keys;
+mod doctor;
 mod editorial;
 mod email_render;
 mod faults;

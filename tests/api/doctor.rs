@@ -1,0 +1,118 @@
+//! `tidings doctor`: a line per finding with its fix; exit 1 on any
+//! problem; the database and the relay tried for real.
+
+use std::process::Output;
+
+use crate::helpers::tidings;
+use crate::support::smtp::MailSink;
+
+fn key() -> String {
+    format!(
+        "{}/tests/api/fixtures/dkim_ed25519.pem",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn doctor(dir: &std::path::Path, env: &[(&str, String)]) -> Output {
+    let mut cmd = tidings();
+    cmd.current_dir(dir).arg("doctor");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn each_mistake_is_one_line_with_its_fix_and_the_exit_is_1() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sink = rt.block_on(MailSink::start());
+    let dir = tempfile::tempdir().unwrap();
+
+    let out = doctor(
+        dir.path(),
+        &[
+            ("TIDINGS_SMTP_URL", sink.url()),
+            ("TIDINGS_DKIM_DOMAIN", "other.example".into()),
+            ("TIDINGS_DKIM_SELECTOR", "mail".into()),
+            ("TIDINGS_DKIM_PRIVATE_KEY_FILE", key()),
+            ("TIDINGS_SMPT_URL", "smtp://typo".into()),
+            ("TIDINGS_LISTEN", "127.0.0.1:9999".into()),
+            ("TIDINGS_BASE_URL", "http://127.0.0.1:8080".into()),
+        ],
+    );
+
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let problems: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("problem"))
+        .collect();
+    for expected in [
+        "mail_from is at localhost",
+        "dkim_domain other.example is not mail_from's domain localhost",
+        "TIDINGS_SMPT_URL is not a setting",
+        "base_url http://127.0.0.1:8080/ points at port 8080, but listen is 127.0.0.1:9999",
+        "no database at",
+    ] {
+        assert!(
+            problems
+                .iter()
+                .any(|l| l.contains(expected) && l.contains("; fix: ")),
+            "{expected} not found in {stdout}"
+        );
+    }
+    assert_eq!(problems.len(), 5, "{stdout}");
+    assert!(
+        stdout.contains(&format!("ok       mail: SMTP 127.0.0.1:{}", sink.port())),
+        "{stdout}"
+    );
+    assert_eq!(
+        stderr.trim().lines().last(),
+        Some("error: 5 problems"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_sound_setup_passes_and_the_relay_is_tried_for_real() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sink = rt.block_on(MailSink::start());
+    let dir = tempfile::tempdir().unwrap();
+    let migrate = tidings()
+        .current_dir(dir.path())
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(migrate.status.code(), Some(0));
+    let env = [
+        ("TIDINGS_SMTP_URL", sink.url()),
+        ("TIDINGS_MAIL_FROM", "News <news@tidings.test>".to_string()),
+        ("TIDINGS_DKIM_DOMAIN", "tidings.test".into()),
+        ("TIDINGS_DKIM_SELECTOR", "mail".into()),
+        ("TIDINGS_DKIM_PRIVATE_KEY_FILE", key()),
+    ];
+
+    let out = doctor(dir.path(), &env);
+
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.lines().all(|l| l.starts_with("ok ")), "{stdout}");
+    assert!(
+        stdout.contains("DKIM signs for tidings.test, aligned"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("takes writes"), "{stdout}");
+    assert!(sink.connections() >= 1);
+
+    drop(sink);
+    let out = doctor(dir.path(), &env);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("problem  mail: ") && l.contains("fix: check smtp_url")),
+        "{stdout}"
+    );
+}

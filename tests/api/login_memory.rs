@@ -110,7 +110,7 @@ async fn a_login_flood_keeps_peak_memory_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let out = command(&db, dir.path(), port)
-        .args(["admin", "create", "editor"])
+        .args(["--create", "admin", "create", "editor"])
         .env("TIDINGS_ADMIN_PASSWORD", "correct horse battery staple")
         .output()
         .unwrap();

@@ -56,8 +56,12 @@ pub enum Command {
         #[command(subcommand)]
         command: FeedCommand,
     },
-    /// Check the settings, the database and the relay, and say what to fix
-    Doctor,
+    /// Check the settings, the database, the relay and DNS, and say what to fix
+    Doctor {
+        /// Ask this DNS server (IP:PORT) instead of the system's
+        #[arg(long, value_name = "IP:PORT")]
+        dns: Option<std::net::SocketAddr>,
+    },
     /// Subscribers as CSV
     Subscribers {
         #[command(subcommand)]
@@ -163,7 +167,7 @@ pub fn main() -> i32 {
     let result = match command {
         // actix-web wants its own system on the current thread.
         Command::Serve => actix_web::rt::System::new().block_on(crate::startup::serve(settings)),
-        Command::Doctor => runtime.block_on(doctor(settings)),
+        Command::Doctor { dns } => runtime.block_on(doctor(settings, dns)),
         other => {
             let may_create = cli.create || matches!(other, Command::Migrate);
             check_database(&settings, may_create)
@@ -200,9 +204,9 @@ fn check_database(settings: &Settings, may_create: bool) -> anyhow::Result<()> {
 
 /// `tidings doctor`: a line per finding on stdout; exit 1 with a count
 /// when any is a problem.
-async fn doctor(settings: Settings) -> anyhow::Result<()> {
+async fn doctor(settings: Settings, dns: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
     let env = std::env::vars().collect();
-    let findings = crate::doctor::examine(&settings, &env).await;
+    let findings = crate::doctor::examine(&settings, &env, dns).await;
     for finding in &findings {
         println!("{finding}");
     }
@@ -222,7 +226,7 @@ fn one_line(e: &anyhow::Error) -> String {
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
-        Command::Serve | Command::Inbound { .. } | Command::Doctor => {
+        Command::Serve | Command::Inbound { .. } | Command::Doctor { .. } => {
             unreachable!("handled by main")
         }
         Command::Migrate => {

@@ -2,8 +2,9 @@
 //! show only as mail that never arrives or links that lead nowhere, then
 //! the database and the relay tried for real. One line per finding, with
 //! how to fix it; any problem makes the command exit 1.
-//!
-//! DNS (SPF, the DKIM selector's key, DMARC) is not checked yet.
+//! Where DNS answers, the sending domain's SPF and DMARC records and the
+//! DKIM selector's key (compared with `dkim_private_key_file`'s) are read;
+//! where it does not, that is said and is not a problem.
 
 use std::collections::BTreeMap;
 
@@ -33,7 +34,11 @@ fn problem(what: impl Into<String>, fix: impl Into<String>) -> Finding {
 }
 
 /// Every check, settings first, then what needs the network.
-pub async fn examine(settings: &Settings, env: &BTreeMap<String, String>) -> Vec<Finding> {
+pub async fn examine(
+    settings: &Settings,
+    env: &BTreeMap<String, String>,
+    dns_server: Option<std::net::SocketAddr>,
+) -> Vec<Finding> {
     let mut findings = settings_checks(settings);
     findings.extend(crate::config::unknown_env_vars(env).into_iter().map(|w| {
         problem(
@@ -44,7 +49,124 @@ pub async fn examine(settings: &Settings, env: &BTreeMap<String, String>) -> Vec
     findings.push(templates(settings));
     findings.push(database(settings).await);
     findings.push(relay(settings).await);
+    findings.extend(dns(settings, dns_server).await);
     findings
+}
+
+/// What a TXT lookup found.
+enum Txt {
+    Records(Vec<String>),
+    Missing,
+    Unreachable(String),
+}
+
+async fn txt(resolver: &hickory_resolver::TokioResolver, name: &str) -> Txt {
+    match resolver.txt_lookup(format!("{name}.")).await {
+        Ok(found) => Txt::Records(
+            found
+                .iter()
+                .map(|r| {
+                    r.txt_data()
+                        .iter()
+                        .map(|part| String::from_utf8_lossy(part).into_owned())
+                        .collect::<String>()
+                })
+                .collect(),
+        ),
+        Err(e) if e.is_no_records_found() || e.is_nx_domain() => Txt::Missing,
+        Err(e) => Txt::Unreachable(e.to_string()),
+    }
+}
+
+/// The system's resolver, or the one `--dns` names.
+fn resolver(
+    server: Option<std::net::SocketAddr>,
+) -> Result<hickory_resolver::TokioResolver, String> {
+    use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+    use hickory_resolver::name_server::TokioConnectionProvider;
+    use hickory_resolver::proto::xfer::Protocol;
+    let mut opts = ResolverOpts::default();
+    opts.timeout = std::time::Duration::from_secs(3);
+    opts.attempts = 1;
+    let builder = match server {
+        Some(addr) => {
+            let mut config = ResolverConfig::new();
+            config.add_name_server(NameServerConfig::new(addr, Protocol::Udp));
+            hickory_resolver::Resolver::builder_with_config(
+                config,
+                TokioConnectionProvider::default(),
+            )
+        }
+        None => hickory_resolver::Resolver::builder_tokio().map_err(|e| e.to_string())?,
+    };
+    Ok(builder.with_options(opts).build())
+}
+
+/// SPF and DMARC of mail_from's domain, and the DKIM selector's key.
+async fn dns(s: &Settings, server: Option<std::net::SocketAddr>) -> Vec<Finding> {
+    let domain = s.mail_from.email.domain().to_ascii_lowercase();
+    if domain == "localhost" || domain.ends_with(".localhost") || s.smtp_url.is_none() {
+        return Vec::new();
+    }
+    let resolver = match resolver(server) {
+        Ok(r) => r,
+        Err(e) => return vec![Finding::Ok(format!("DNS not checked: {e}"))],
+    };
+    let spf = match txt(&resolver, &domain).await {
+        Txt::Unreachable(e) => {
+            return vec![Finding::Ok(format!(
+                "DNS not reachable ({e}): SPF, DKIM and DMARC not checked"
+            ))]
+        }
+        Txt::Records(r) if r.iter().any(|t| t.starts_with("v=spf1")) => {
+            Finding::Ok(format!("SPF record at {domain}"))
+        }
+        _ => problem(
+            format!("no SPF record at {domain}"),
+            format!("publish TXT \"v=spf1 include:<your relay's domain> ~all\" at {domain}"),
+        ),
+    };
+    let dmarc_name = format!("_dmarc.{domain}");
+    let dmarc = match txt(&resolver, &dmarc_name).await {
+        Txt::Records(r) if r.iter().any(|t| t.starts_with("v=DMARC1")) => {
+            Finding::Ok(format!("DMARC record at {dmarc_name}"))
+        }
+        _ => problem(
+            format!("no DMARC record at {dmarc_name}"),
+            format!("publish TXT \"v=DMARC1; p=none; rua=mailto:dmarc@{domain}\" at {dmarc_name}"),
+        ),
+    };
+    let mut out = vec![spf, dmarc];
+    if let Some(dkim) = &s.dkim {
+        out.push(dkim_record(&resolver, dkim).await);
+    }
+    out
+}
+
+/// The selector's record must carry the key the emails are signed with.
+async fn dkim_record(
+    resolver: &hickory_resolver::TokioResolver,
+    dkim: &crate::config::Dkim,
+) -> Finding {
+    let name = format!("{}._domainkey.{}", dkim.selector, dkim.domain);
+    let key_in = |record: &String| {
+        record
+            .split(';')
+            .filter_map(|tag| tag.trim().strip_prefix("p="))
+            .any(|p| p.split_whitespace().collect::<String>() == dkim.public_key)
+    };
+    let fix = format!("publish TXT \"v=DKIM1; p={}\" at {name}", dkim.public_key);
+    match txt(resolver, &name).await {
+        Txt::Records(r) if r.iter().any(key_in) => {
+            Finding::Ok(format!("DKIM key at {name} matches dkim_private_key_file"))
+        }
+        Txt::Records(_) => problem(
+            format!("the DKIM record at {name} is not dkim_private_key_file's key"),
+            fix,
+        ),
+        Txt::Missing => problem(format!("no DKIM record at {name}"), fix),
+        Txt::Unreachable(e) => Finding::Ok(format!("DKIM record at {name} not checked: {e}")),
+    }
 }
 
 /// The sender, DKIM alignment, plaintext logins and base_url against listen.

@@ -44,6 +44,8 @@ const ED25519_PKCS8_PREFIX: [u8; 16] = [
 pub struct Dkim {
     pub domain: String,
     pub selector: String,
+    /// The public key as the selector's DNS record gives it (`p=`).
+    pub public_key: String,
     pub signing: Arc<DkimConfig>,
 }
 
@@ -75,6 +77,7 @@ impl Dkim {
     /// base64 of the 32-byte seed. Signs [`SIGNED_HEADERS`].
     fn parse(domain: String, selector: String, pem: &str) -> Result<Self, String> {
         let (key, algorithm) = signing_key(pem.trim())?;
+        let public_key = public_key(&key, algorithm)?;
         let key =
             DkimSigningKey::new(&key, algorithm).map_err(|e| format!("{e}: {KEY_FORMATS}"))?;
         let headers = SIGNED_HEADERS
@@ -89,6 +92,7 @@ impl Dkim {
         Ok(Self {
             domain,
             selector,
+            public_key,
             signing: Arc::new(signing),
         })
     }
@@ -120,6 +124,36 @@ fn signing_key(text: &str) -> Result<(String, DkimSigningAlgorithm), String> {
             DkimSigningAlgorithm::Ed25519,
         )),
         _ => Err(format!("neither an RSA nor an Ed25519 key: {KEY_FORMATS}")),
+    }
+}
+
+/// The base64 `p=` value of the selector's record: the RSA key's
+/// SubjectPublicKeyInfo, or the raw 32-byte Ed25519 public key (RFC 8463).
+fn public_key(key: &str, algorithm: DkimSigningAlgorithm) -> Result<String, String> {
+    use base64::Engine;
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::EncodePublicKey;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let unreadable = |e: String| format!("{e}: {KEY_FORMATS}");
+    match algorithm {
+        DkimSigningAlgorithm::Rsa => {
+            let private =
+                rsa::RsaPrivateKey::from_pkcs1_pem(key).map_err(|e| unreadable(e.to_string()))?;
+            let der = private
+                .to_public_key()
+                .to_public_key_der()
+                .map_err(|e| unreadable(e.to_string()))?;
+            Ok(b64.encode(der.as_bytes()))
+        }
+        DkimSigningAlgorithm::Ed25519 => {
+            let seed: [u8; 32] = b64
+                .decode(key.trim())
+                .ok()
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(|| unreadable("not a 32-byte Ed25519 seed".into()))?;
+            let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
+            Ok(b64.encode(signing.verifying_key().to_bytes()))
+        }
     }
 }
 

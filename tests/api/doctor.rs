@@ -14,8 +14,12 @@ fn key() -> String {
 }
 
 fn doctor(dir: &std::path::Path, env: &[(&str, String)]) -> Output {
+    doctor_with(dir, env, &[])
+}
+
+fn doctor_with(dir: &std::path::Path, env: &[(&str, String)], args: &[&str]) -> Output {
     let mut cmd = tidings();
-    cmd.current_dir(dir).arg("doctor");
+    cmd.current_dir(dir).arg("doctor").args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -93,7 +97,10 @@ fn a_sound_setup_passes_and_the_relay_is_tried_for_real() {
         ("TIDINGS_DKIM_PRIVATE_KEY_FILE", key()),
     ];
 
-    let out = doctor(dir.path(), &env);
+    let dns = rt.block_on(crate::support::dns::TxtServer::start(sound_records()));
+    let dns = dns.addr.to_string();
+
+    let out = doctor_with(dir.path(), &env, &["--dns", &dns]);
 
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
@@ -106,7 +113,7 @@ fn a_sound_setup_passes_and_the_relay_is_tried_for_real() {
     assert!(sink.connections() >= 1);
 
     drop(sink);
-    let out = doctor(dir.path(), &env);
+    let out = doctor_with(dir.path(), &env, &["--dns", &dns]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
@@ -115,4 +122,84 @@ fn a_sound_setup_passes_and_the_relay_is_tried_for_real() {
             .any(|l| l.starts_with("problem  mail: ") && l.contains("fix: check smtp_url")),
         "{stdout}"
     );
+}
+
+/// The sending domain's records, read from a DNS server the test runs:
+/// SPF and DMARC present, and the selector's key compared with the file's.
+#[test]
+fn dns_records_are_read_and_the_dkim_key_compared() {
+    use std::collections::HashMap;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sink = rt.block_on(MailSink::start());
+    let dir = tempfile::tempdir().unwrap();
+    let migrate = tidings()
+        .current_dir(dir.path())
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(migrate.status.code(), Some(0));
+    let env = [
+        ("TIDINGS_SMTP_URL", sink.url()),
+        ("TIDINGS_MAIL_FROM", "News <news@tidings.test>".to_string()),
+        ("TIDINGS_DKIM_DOMAIN", "tidings.test".into()),
+        ("TIDINGS_DKIM_SELECTOR", "mail".into()),
+        ("TIDINGS_DKIM_PRIVATE_KEY_FILE", key()),
+    ];
+    let run = |records: HashMap<String, Vec<String>>| {
+        let server = rt.block_on(crate::support::dns::TxtServer::start(records));
+        let mut cmd = tidings();
+        cmd.current_dir(dir.path())
+            .args(["doctor", "--dns", &server.addr.to_string()]);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let record = |name: &str, txt: &str| (name.to_string(), vec![txt.to_string()]);
+
+    let (code, stdout) = run(sound_records());
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains("ok       SPF record at tidings.test"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ok       DMARC record at _dmarc.tidings.test"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("matches dkim_private_key_file"), "{stdout}");
+
+    let (code, stdout) = run(HashMap::from([record(
+        "mail._domainkey.tidings.test",
+        "v=DKIM1; k=ed25519; p=AAAAC3NzaC1lZDI1NTE5AAAAIOtherKeyOtherKeyOther=",
+    )]));
+    assert_eq!(code, Some(1), "{stdout}");
+    for expected in [
+        "problem  no SPF record at tidings.test; fix: publish TXT \"v=spf1",
+        "problem  no DMARC record at _dmarc.tidings.test; fix: publish TXT \"v=DMARC1",
+        "problem  the DKIM record at mail._domainkey.tidings.test is not dkim_private_key_file's key; fix: publish TXT \"v=DKIM1; p=UjwV5",
+    ] {
+        assert!(stdout.contains(expected), "{expected} not in {stdout}");
+    }
+}
+
+/// SPF, DMARC and the DKIM record of the fixture key (its public half as
+/// `openssl pkey -pubout` gives it) for tidings.test.
+fn sound_records() -> std::collections::HashMap<String, Vec<String>> {
+    let public = "UjwV5xaKmckDWnqnx8/YoCyHLrwNoqpFXVwO/jwANaY=";
+    [
+        ("tidings.test", "v=spf1 ip4:192.0.2.0/24 ~all".to_string()),
+        ("_dmarc.tidings.test", "v=DMARC1; p=none".to_string()),
+        (
+            "mail._domainkey.tidings.test",
+            format!("v=DKIM1; k=ed25519; p={public}"),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, txt)| (name.to_string(), vec![txt]))
+    .collect()
 }

@@ -3,6 +3,7 @@
 //! (a PostgreSQL server URL) to run the whole suite on PostgreSQL.
 
 mod support {
+    pub mod dns;
     pub mod http_proxy;
     pub mod proxy;
     pub mod smtp;

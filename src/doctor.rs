@@ -277,6 +277,10 @@ async fn relay(s: &Settings) -> Finding {
     };
     match mailer.probe().await {
         Ok(how) => Finding::Ok(format!("mail: {how}")),
+        Err(e) if s.smtp_url.is_none() => problem(
+            format!("mail: {e}"),
+            "make outbox_dir writable for Tidings, or set another outbox_dir",
+        ),
         Err(e) => problem(
             format!("mail: {e}"),
             "check smtp_url's host, port and login, and smtp_ca_file for a private CA",

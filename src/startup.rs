@@ -183,6 +183,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     println!("Tidings is running on {} (port {})", s.listen, app.port());
     println!("  signup form:   {base}/");
     println!("  mail goes to:  {}", state.mailer.describe());
+    println!("  database:      {}", s.database_label());
     println!("  admin console: {base}/admin");
     if admins == 0 {
         println!("  no admin yet:  TIDINGS_ADMIN_PASSWORD=… tidings admin create NAME");

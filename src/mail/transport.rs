@@ -123,7 +123,15 @@ impl Mailer {
     /// what `tidings doctor` checks. Says how the session was secured.
     pub async fn probe(&self) -> Result<String, SendError> {
         match &self.transport {
-            Transport::File(dir) => Ok(format!(".eml files in {}", dir.display())),
+            Transport::File(dir) => {
+                let probe = dir.join(".tidings-doctor-probe");
+                std::fs::write(&probe, b"")
+                    .and_then(|()| std::fs::remove_file(&probe))
+                    .map_err(|e| {
+                        SendError::Transient(format!("cannot write in {}: {e}", dir.display()))
+                    })?;
+                Ok(format!(".eml files in {}, writable", dir.display()))
+            }
             Transport::Smtp(c) => {
                 let session = c.connect().await?;
                 let how = match session.conn.is_encrypted() {

@@ -203,3 +203,23 @@ fn sound_records() -> std::collections::HashMap<String, Vec<String>> {
     .map(|(name, txt)| (name.to_string(), vec![txt]))
     .collect()
 }
+
+/// Without a relay, the outbox folder must take files.
+#[test]
+fn an_outbox_folder_that_takes_no_files_is_a_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocked = dir.path().join("outbox");
+    std::fs::write(&blocked, "a file where the folder should be").unwrap();
+    let out = doctor(
+        dir.path(),
+        &[("TIDINGS_OUTBOX_DIR", blocked.display().to_string())],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("problem  ")
+            && l.contains("outbox_dir")
+            && l.contains("; fix: ")),
+        "{stdout}"
+    );
+}

@@ -9,16 +9,19 @@ use super::schema::{bounces, digests, outbox};
 use super::DbConnection;
 use crate::domain::{BounceKind, BounceSource, DigestStatus, WorkStatus};
 
-#[derive(Clone, Debug, Queryable, Selectable, Serialize)]
+#[derive(Clone, Debug, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = bounces)]
 pub struct BounceRecord {
     pub id: i64,
     pub subscriber_id: String,
     pub digest_id: Option<i64>,
+    #[schema(value_type = String, example = "hard")]
     pub kind: BounceKind,
     pub status_code: Option<String>,
     pub diagnostic: Option<String>,
+    #[schema(value_type = String)]
     pub source: BounceSource,
+    #[serde(serialize_with = "crate::domain::time::utc")]
     pub received_at: NaiveDateTime,
 }
 

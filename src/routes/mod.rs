@@ -140,6 +140,8 @@ pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
         api::digests::show,
         api::digests::control,
         api::stats::show,
+        api::bounces::list,
+        webhooks::receive,
         openapi_json,
     ),
     modifiers(&BearerToken)

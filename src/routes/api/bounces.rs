@@ -7,19 +7,23 @@ use serde::{Deserialize, Serialize};
 use super::ApiToken;
 use crate::db::{self, bounces::BounceRecord, bounces::Filter};
 use crate::domain::BounceKind;
-use crate::routes::web::{query, ApiError, PER_PAGE};
+use crate::routes::web::{query, ApiError, ErrorBody, PER_PAGE};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {
+    /// a digest id
     digest: Option<String>,
+    /// a subscriber id
     subscriber: Option<String>,
+    /// hard, soft or complaint
     kind: Option<String>,
+    /// from 1
     page: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Page {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Page {
     items: Vec<BounceRecord>,
     page: i64,
     per_page: i64,
@@ -74,6 +78,15 @@ fn parse(q: ListQuery) -> Result<(Filter, i64), ApiError> {
     ))
 }
 
+#[utoipa::path(get, path = "/api/bounces", operation_id = "list_bounces", tag = "ops",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "bounces and complaints, newest first", body = Page),
+        (status = 400, description = "bad query", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 422, description = "a parameter is invalid", body = ErrorBody),
+    ))]
 pub async fn list(
     _auth: ApiToken,
     req: HttpRequest,

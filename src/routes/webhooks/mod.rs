@@ -11,9 +11,18 @@ mod providers;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::web::ApiError;
+use super::web::{ApiError, ErrorBody};
 use crate::state::AppState;
 
+#[utoipa::path(post, path = "/webhooks/{provider}", operation_id = "webhook", tag = "webhooks",
+    params(("provider" = String, Path, description = "postmark or mailgun")),
+    request_body(content = Object, description = "the provider's event, as it sends it"),
+    responses(
+        (status = 200, description = "{\"recorded\": N}", body = Object),
+        (status = 400, description = "not an event of that provider", body = ErrorBody),
+        (status = 401, description = "the provider's credential is missing or wrong", body = ErrorBody),
+        (status = 404, description = "no such webhook, or none configured", body = ErrorBody),
+    ))]
 pub async fn receive(
     req: HttpRequest,
     path: web::Path<String>,

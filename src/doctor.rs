@@ -236,7 +236,7 @@ fn base_url_and_listen(s: &Settings) -> Finding {
 }
 
 fn templates(s: &Settings) -> Finding {
-    match crate::mail::templates::environment(s.mount()) {
+    match crate::mail::templates::environment(s) {
         Ok(_) => Finding::Ok("templates compile".into()),
         Err(e) => problem(format!("templates: {e:#}"), "fix the template named"),
     }

@@ -25,6 +25,7 @@ pub struct Created {
     pub articles: usize,
     pub recipients: usize,
     /// `sending`, or `draft` when composed for an editor.
+    #[schema(value_type = String, example = "sending")]
     pub status: DigestStatus,
 }
 

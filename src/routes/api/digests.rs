@@ -27,7 +27,16 @@ fn compose_mode(body: &[u8]) -> Result<Mode, ApiError> {
     }
 }
 
+/// The optional body of POST /api/digests (its shape for the document).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ComposeBody {
+    /// compose a draft for an editor instead of sending
+    draft: Option<bool>,
+}
+
 #[utoipa::path(post, path = "/api/digests", operation_id = "compose_digest", tag = "ops", security(("bearer" = [])),
+    request_body(content = Option<ComposeBody>, content_type = "application/json"),
     params(("Idempotency-Key" = Option<String>, Header, description = "a repeat returns the same digest")),
     responses(
         (status = 201, description = "composed and queued", body = crate::digest::compose::Created),
@@ -218,6 +227,16 @@ pub struct PreviewQuery {
 /// GET /api/digests/{id}/preview: the HTML a reader gets (`?format=text`:
 /// the text part), a stand-in for their unsubscribe link. The HTML part's
 /// size is in `Tidings-Html-Bytes`; near Gmail's clipping, a `Warning`.
+#[utoipa::path(get, path = "/api/digests/{id}/preview", operation_id = "preview_digest", tag = "ops",
+    security(("bearer" = [])),
+    params(("id" = String, Path), ("format" = Option<String>, Query, description = "html (default) or text")),
+    responses(
+        (status = 200, description = "the digest as a reader sees it", content(
+            (String = "text/html"), (String = "text/plain"))),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 404, description = "no such digest", body = ErrorBody),
+        (status = 422, description = "bad format", body = ErrorBody),
+    ))]
 pub async fn preview(
     _auth: ApiToken,
     req: HttpRequest,
@@ -254,6 +273,18 @@ pub async fn preview(
 
 /// PATCH /api/digests/{id}: a draft's `subject`, `intro` and `articles`
 /// (ids, in the order wanted; the ones left out go back to the pool).
+#[utoipa::path(patch, path = "/api/digests/{id}", operation_id = "edit_digest", tag = "ops",
+    security(("bearer" = [])),
+    params(("id" = String, Path)),
+    request_body(content = Object, description = "a draft's subject, intro and articles (ids, in order)"),
+    responses(
+        (status = 200, description = "the draft after the edit", body = DigestView),
+        (status = 400, description = "not JSON", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 404, description = "no such digest", body = ErrorBody),
+        (status = 409, description = "not a draft", body = ErrorBody),
+        (status = 422, description = "a field is invalid", body = ErrorBody),
+    ))]
 pub async fn patch(
     _auth: ApiToken,
     path: web::Path<String>,
@@ -319,6 +350,17 @@ pub async fn patch(
 
 /// POST /api/digests/{id}/test `{to: [addresses]}`: "[Test]" copies to
 /// those addresses only.
+#[utoipa::path(post, path = "/api/digests/{id}/test", operation_id = "test_digest", tag = "ops",
+    security(("bearer" = [])),
+    params(("id" = String, Path)),
+    request_body(content = Object, description = "{\"to\": [addresses]}"),
+    responses(
+        (status = 200, description = "sent to those addresses only, marked as a test", body = Object),
+        (status = 400, description = "not JSON", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 404, description = "no such digest", body = ErrorBody),
+        (status = 422, description = "bad addresses", body = ErrorBody),
+    ))]
 pub async fn test(
     _auth: ApiToken,
     path: web::Path<String>,
@@ -355,6 +397,19 @@ pub async fn test(
 
 /// POST /api/digests/{id}/send: a draft (or scheduled digest) goes to every
 /// confirmed reader now, or `{at: RFC3339}` later.
+#[utoipa::path(post, path = "/api/digests/{id}/send", operation_id = "send_digest", tag = "ops",
+    security(("bearer" = [])),
+    params(("id" = String, Path)),
+    request_body(content = Option<Object>, description = "optional {\"at\": RFC 3339}"),
+    responses(
+        (status = 200, description = "sending now", body = DigestView),
+        (status = 202, description = "scheduled", body = DigestView),
+        (status = 400, description = "not JSON", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 404, description = "no such digest", body = ErrorBody),
+        (status = 409, description = "not a draft", body = ErrorBody),
+        (status = 422, description = "bad time", body = ErrorBody),
+    ))]
 pub async fn send(
     _auth: ApiToken,
     path: web::Path<String>,

@@ -66,8 +66,8 @@ pub struct WithConsent {
 }
 
 /// A consent event with the exact wording of its consent text version.
-#[derive(Serialize)]
-struct ConsentEntry {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ConsentEntry {
     #[serde(flatten)]
     record: ConsentRecord,
     consent_text: Option<String>,

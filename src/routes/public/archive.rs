@@ -44,6 +44,13 @@ fn closed(state: &SharedState) -> Result<HttpResponse, PageError> {
     link_not_found(state, "This newsletter has no public archive.", false)
 }
 
+#[utoipa::path(get, path = "/archive", operation_id = "archive", tag = "public",
+    params(("page" = Option<String>, Query)),
+    responses(
+        (status = 200, description = "sent digests, newest first", content_type = "text/html", body = String),
+        (status = 400, description = "bad page", content_type = "text/html", body = String),
+        (status = 404, description = "no public archive", content_type = "text/html", body = String),
+    ))]
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let state = state.into_inner();
     if !state.settings.archive_public {
@@ -79,6 +86,12 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     )
 }
 
+#[utoipa::path(get, path = "/archive/{id}", operation_id = "archived_digest", tag = "public",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "one sent digest, no reader's link in it", content_type = "text/html", body = String),
+        (status = 404, description = "no such digest, or no public archive", content_type = "text/html", body = String),
+    ))]
 pub async fn show(
     path: web::Path<String>,
     state: web::Data<AppState>,
@@ -100,6 +113,11 @@ pub async fn show(
         .body(body))
 }
 
+#[utoipa::path(get, path = "/archive/feed.xml", operation_id = "archive_feed", tag = "public",
+    responses(
+        (status = 200, description = "an Atom feed of the archive", content_type = "application/atom+xml", body = String),
+        (status = 404, description = "no public archive", content_type = "text/html", body = String),
+    ))]
 pub async fn feed(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let state = state.into_inner();
     if !state.settings.archive_public {

@@ -132,6 +132,12 @@ fn cut_chunk(
         #[diesel(sql_type = Text)]
         cut_from: String,
     }
+    if let DbConnection::Pg(c) = conn {
+        // Waiting for another claim's cut is short; waiting behind a
+        // session that died holding the digest is not: give up and claim
+        // again later (the server ends such a session, see db::open).
+        diesel::connection::SimpleConnection::batch_execute(c, "SET LOCAL lock_timeout = '2s'")?;
+    }
     let uncut: Vec<Uncut> = crate::with_backend!(conn, |c, pg| {
         diesel::sql_query(format!(
             "SELECT id, cut_from FROM digests WHERE status = '{}' AND cut_from IS NOT NULL \
@@ -462,6 +468,17 @@ pub fn progress(
         (Some(now), Some(run)) if already_past(now.as_deref(), &run.to) => Update::Held,
         (Some(_), _) => Update::OutOfTurn,
     })
+}
+
+/// The chunk's cursor, if the chunk is still held under this claim.
+pub fn cursor_of(conn: &mut DbConnection, chunk: &Chunk) -> QueryResult<Option<String>> {
+    let cursor: Option<Option<String>> = delivery_chunks::table
+        .find(chunk.id)
+        .filter(delivery_chunks::lease_id.eq(&chunk.lease_id))
+        .select(delivery_chunks::cursor)
+        .first(conn)
+        .optional()?;
+    Ok(cursor.flatten())
 }
 
 /// Records what became of one send as the reader's exception row: a new

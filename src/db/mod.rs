@@ -279,6 +279,12 @@ impl ConnectionManager {
         match &self.url {
             DatabaseUrl::Postgres(url) => {
                 let mut conn = PgConnection::establish(url)?;
+                // A session that died mid-transaction without the server
+                // noticing (a cut network, a proxy that dropped only our
+                // side) would hold its row locks until TCP keepalive gives
+                // up, hours later: the server ends it after this instead.
+                // No transaction of ours sits idle for more than a moment.
+                conn.batch_execute("SET idle_in_transaction_session_timeout = '15s'")?;
                 if self.relaxed {
                     conn.batch_execute("SET synchronous_commit = off")?;
                 }

@@ -159,6 +159,38 @@ impl Delivery {
 }
 
 impl Delivery {
+    /// One run's settle: the common case (fresh sends that all went out)
+    /// as one statement on PostgreSQL, anything else in a transaction.
+    fn settle_run(
+        &self,
+        c: &mut DbConnection,
+        batch: &Leased,
+        done: &[(DeliveryJob, Outcome)],
+        renew: Option<chrono::NaiveDateTime>,
+        in_order: bool,
+        tripped: Option<String>,
+    ) -> QueryResult<Settled> {
+        let plain = in_order
+            && tripped.is_none()
+            && done
+                .iter()
+                .all(|(job, o)| !job.retry && matches!(o, Outcome::Sent));
+        let one = match plain {
+            true => {
+                db::deliveries::settle_in_one(c, &batch.chunk, &batch.counts(done, true), renew)?
+            }
+            false => None,
+        };
+        Ok(match one {
+            Some((Update::Held, true)) => Settled::Go,
+            Some((Update::Held | Update::Lost, _)) => Settled::Stop,
+            Some((Update::OutOfTurn, _)) => Settled::OutOfTurn,
+            None => db::in_transaction(c, |c| {
+                self.settle_in(c, batch, done, renew, in_order, tripped)
+            })?,
+        })
+    }
+
     /// The general settle, inside its transaction: every kind of outcome,
     /// and the breaker's pause. The chunk's row first: a commit out of
     /// turn writes nothing else.
@@ -197,6 +229,22 @@ impl Delivery {
 }
 
 impl Leased {
+    /// The part of `done` after the chunk's cursor when the cursor is on
+    /// one of its readers (`None`: it is not, the run is simply not next).
+    fn after_cursor<'a>(
+        &self,
+        c: &mut DbConnection,
+        done: &'a [(DeliveryJob, Outcome)],
+    ) -> QueryResult<Option<&'a [(DeliveryJob, Outcome)]>> {
+        let Some(cursor) = db::deliveries::cursor_of(c, &self.chunk)? else {
+            return Ok(None);
+        };
+        Ok(done
+            .iter()
+            .position(|(job, _)| !job.retry && job.subscriber_id == cursor)
+            .map(|i| &done[i + 1..]))
+    }
+
     /// Keeps a reason the breaker gave, and returns the one in force.
     fn halted(&self, tripped: Option<String>) -> Option<String> {
         let mut halt = self.halt.lock().ok()?;
@@ -330,25 +378,18 @@ impl Work for Delivery {
         in_order: bool,
     ) -> QueryResult<Settled> {
         let tripped = batch.halted(self.tripped(batch.chunk.digest_id));
-        let plain = in_order
-            && tripped.is_none()
-            && done
-                .iter()
-                .all(|(job, o)| !job.retry && matches!(o, Outcome::Sent));
-        let one = match plain {
-            true => {
-                db::deliveries::settle_in_one(c, &batch.chunk, &batch.counts(done, true), renew)?
+        let mut settled = self.settle_run(c, batch, done, renew, in_order, tripped.clone())?;
+        if settled == Settled::OutOfTurn && in_order {
+            // A failed commit whose answer was lost may have committed the
+            // front of this run (it was tried again with more behind it):
+            // what is up to the chunk's cursor is done, the rest goes now.
+            if let Some(rest) = batch.after_cursor(c, done)? {
+                settled = match rest.is_empty() {
+                    true => Settled::Go,
+                    false => self.settle_run(c, batch, rest, renew, in_order, tripped)?,
+                };
             }
-            false => None,
-        };
-        let settled = match one {
-            Some((Update::Held, true)) => Settled::Go,
-            Some((Update::Held | Update::Lost, _)) => Settled::Stop,
-            Some((Update::OutOfTurn, _)) => Settled::OutOfTurn,
-            None => db::in_transaction(c, |c| {
-                self.settle_in(c, batch, done, renew, in_order, tripped)
-            })?,
-        };
+        }
         if settled != Settled::OutOfTurn {
             let fresh = done.iter().filter(|(job, _)| !job.retry).count();
             let _ = batch

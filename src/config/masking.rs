@@ -13,7 +13,7 @@ impl Settings {
         let dkim = |field: fn(&super::Dkim) -> &String| {
             self.dkim.as_ref().map(field).cloned().unwrap_or_default()
         };
-        vec![
+        let mut entries = vec![
             ("listen", self.listen.clone()),
             ("base_url", self.base_url.to_string()),
             ("database_url", masked_database_url(&self.database_url)),
@@ -71,6 +71,14 @@ impl Settings {
             ),
             ("soft_bounce_limit", self.soft_bounce_limit.to_string()),
             ("webhook_secrets", self.masked_webhook_secrets()),
+        ];
+        entries.extend(self.masked_brand_and_digest());
+        entries
+    }
+
+    /// The brand, template and digest settings of [`Settings::masked`].
+    fn masked_brand_and_digest(&self) -> Vec<(&'static str, String)> {
+        vec![
             ("site_name", self.brand.site_name.clone()),
             ("site_url", self.brand.site_url.clone()),
             ("logo_url", self.brand.logo_url.clone()),

@@ -295,11 +295,7 @@ async fn settle_as_they_come<W: Work>(
 ) {
     let shape = work.shape();
     let every = shape.lease / 4;
-    let parallel = if state.settings.database_url.is_postgres() && !shape.ordered {
-        COMMITS
-    } else {
-        1
-    };
+    let parallel = commits_at_once(state, &shape);
     let mut next_renewal = Instant::now() + every;
     let mut queue = Queue::<W>::new(shape.ordered);
     let mut running = futures_util::stream::FuturesUnordered::new();
@@ -367,6 +363,16 @@ async fn settle_as_they_come<W: Work>(
             _ = tokio::time::sleep_until(if queue.is_empty() { next_renewal } else { failing.retry_at }),
                 if running.is_empty() => {}
         }
+    }
+}
+
+/// How many settle commits may run at once: [`COMMITS`] for unordered work
+/// on PostgreSQL, else one.
+fn commits_at_once(state: &SharedState, shape: &Shape) -> usize {
+    if state.settings.database_url.is_postgres() && !shape.ordered {
+        COMMITS
+    } else {
+        1
     }
 }
 

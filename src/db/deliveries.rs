@@ -48,8 +48,7 @@ pub fn fan_out(conn: &mut DbConnection, digest_id: i64, at: NaiveDateTime) -> Qu
 }
 
 /// A leased chunk of a digest's readers: `[first, next)` in id order, with
-/// its cursor, the moment its digest's audience was counted, and the id of
-/// the claim that holds it.
+/// its cursor and the id of the claim that holds it.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct Chunk {
     #[diesel(sql_type = BigInt)]
@@ -66,8 +65,6 @@ pub struct Chunk {
     pub cursor: Option<String>,
     #[diesel(sql_type = Bool)]
     pub passed: bool,
-    #[diesel(sql_type = Timestamp)]
-    pub audience_at: NaiveDateTime,
 }
 
 /// Leases a chunk until `lease_until` under the claim id `lease_id`: the
@@ -81,8 +78,7 @@ pub fn claim_chunk(
     lease_until: NaiveDateTime,
     lease_id: &str,
 ) -> QueryResult<Option<Chunk>> {
-    let columns = "id, digest_id, first_subscriber, next_subscriber, lease_id, cursor, passed, \
-                   due_at AS audience_at";
+    let columns = "id, digest_id, first_subscriber, next_subscriber, lease_id, cursor, passed";
     let claimed: Vec<Chunk> = crate::with_backend!(conn, |c, pg| {
         diesel::sql_query(sql(
             pg,
@@ -101,20 +97,10 @@ pub fn claim_chunk(
         .bind::<Timestamp, _>(now)
         .load(c)
     })?;
-    let chunk = match claimed.into_iter().next() {
-        Some(chunk) => Some(chunk),
-        None => cut_chunk(conn, lease_until, lease_id)?,
-    };
-    let Some(mut chunk) = chunk else {
-        return Ok(None);
-    };
-    // `due_at` stood in for the column above; the audience is the digest's.
-    chunk.audience_at = digests::table
-        .find(chunk.digest_id)
-        .select(digests::audience_at)
-        .first::<Option<NaiveDateTime>>(conn)?
-        .unwrap_or(chunk.audience_at);
-    Ok(Some(chunk))
+    match claimed.into_iter().next() {
+        Some(chunk) => Ok(Some(chunk)),
+        None => cut_chunk(conn, lease_until, lease_id),
+    }
 }
 
 /// Cuts the next chunk of the first sending digest not yet cut to the end,
@@ -184,7 +170,6 @@ fn cut_chunk(
         lease_id: lease_id.to_string(),
         cursor: None,
         passed: false,
-        audience_at: lease_until,
     }))
 }
 

@@ -46,6 +46,32 @@ db_bytes() {
   esac
 }
 
+# CPU time (user + system, clock ticks) a process has used.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# CPU time of the PostgreSQL sessions on the database (0 on SQLite: its
+# work is in the app's own time). Sessions that ended are not counted.
+db_cpu_ticks() {
+  case "$1" in
+    postgres://*)
+      local total=0 pid
+      for pid in $(db_query "$1" "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"); do
+        total=$((total + $(cpu_ticks "$pid")))
+      done
+      echo "$total" ;;
+    *) echo 0 ;;
+  esac
+}
+# Microseconds of CPU per email from two tick counts.
+us_per() { echo "($2 - $1) * 1000000 / $(getconf CLK_TCK) / ($3 > 0 ? $3 : 1)" | bc; }
+
+# The mean of a delivery histogram in the last scrape of /metrics, times $2.
+mean_of() {
+  awk -v h="tidings_$1" -v k="$2" '
+    index($0, h "_sum{worker=\"delivery\"}") == 1 { s = $2 }
+    index($0, h "_count{worker=\"delivery\"}") == 1 { c = $2 }
+    END { if (c > 0) printf "%.2f", s / c * k; else print "-" }' <<<"$metrics"
+}
+
 RESULTS=$WORKDIR/results.txt
 : >"$RESULTS"
 for backend in $BACKENDS; do
@@ -66,7 +92,7 @@ for backend in $BACKENDS; do
     curl -fsS -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
       -d '{"url":"https://news.example/2026/bench-story","title":"A story worth a benchmark","summary":"What happened, why it matters, and what comes next: a summary of about the length a news site writes."}' \
       "$api/articles"
-    bytes0=$(sink_bytes)
+    bytes0=$(sink_bytes); app_cpu0=$(cpu_ticks "$APP_PID"); sink_cpu0=$(cpu_ticks "$SINK_PID"); db_cpu0=$(db_cpu_ticks "$url")
     db0=$(db_bytes "$url"); wal0=$(wal_at "$url")
     post=$(curl -fsS -m 600 -w ' %{time_total}' -H "Authorization: Bearer $token" -X POST "$api/digests")
     t_start=$(date +%s.%N)
@@ -90,6 +116,8 @@ for backend in $BACKENDS; do
     rate=$(echo "$sent / $secs" | bc -l | xargs printf '%.0f')
     rss=$(awk '/VmHWM/ {print $2}' "/proc/$APP_PID/status")
     size=$(( ($(sink_bytes) - bytes0) / (sent > 0 ? sent : 1) ))
+    metrics=$(curl -fsS "http://127.0.0.1:$APP_PORT/metrics")
+    app_cpu=$(cpu_ticks "$APP_PID"); sink_cpu=$(cpu_ticks "$SINK_PID"); db_cpu=$(db_cpu_ticks "$url")
     stop_app
     # Physical limit: smtp-source, same sink, same concurrency, same size,
     # reusing connections (-d) as Tidings does; min(n, 200000) messages.
@@ -100,7 +128,7 @@ for backend in $BACKENDS; do
       -f newsletter@localhost -t reader@bench.example 127.0.0.1:"$SINK_PORT"
     raw=$(echo "$m / ($(date +%s.%N) - $r0)" | bc -l | xargs printf '%.0f')
     stop_sink
-    line="$backend $run readers=$n fanout_s=$fanout send_s=$(printf '%.1f' "$secs") sent=$sent failed=$(jq -r .failed <<<"$progress") status=$status rate=$rate raw=$raw ratio=$(echo "$rate / $raw" | bc -l | xargs printf '%.2f') vmhwm_mb=$((rss / 1024)) msg_bytes=$size fanout_wal_mb=$(( (wal1 - wal0) / 1048576 )) send_wal_mb=$(( (wal2 - wal0) / 1048576 )) db_growth_mb=$(( (db1 - db0) / 1048576 ))"
+    line="$backend $run readers=$n fanout_s=$fanout send_s=$(printf '%.1f' "$secs") sent=$sent failed=$(jq -r .failed <<<"$progress") status=$status rate=$rate raw=$raw ratio=$(echo "$rate / $raw" | bc -l | xargs printf '%.2f') vmhwm_mb=$((rss / 1024)) msg_bytes=$size fanout_wal_mb=$(( (wal1 - wal0) / 1048576 )) send_wal_mb=$(( (wal2 - wal0) / 1048576 )) db_growth_mb=$(( (db1 - db0) / 1048576 )) send_ms=$(mean_of send_seconds 1000) commit_ms=$(mean_of settle_seconds 1000) wait_ms=$(mean_of settle_wait_seconds 1000) per_commit=$(mean_of settle_size 1) app_cpu_us=$(us_per "$app_cpu0" "$app_cpu" "$sent") db_cpu_us=$(us_per "$db_cpu0" "$db_cpu" "$sent") sink_cpu_us=$(us_per "$sink_cpu0" "$sink_cpu" "$sent")"
     log "$line"
     echo "$line" >>"$RESULTS"
     [ "$backend" = pg ] && drop_pg_db "tidings_bench_digest_$$"

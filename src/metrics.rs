@@ -4,7 +4,7 @@
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
 use crate::db::Pool;
 
@@ -27,6 +27,16 @@ pub struct Metrics {
     /// Signups each group transaction committed itself (the ones that went
     /// one by one are not counted): how much sharing a commit saves.
     pub signup_group_size: Histogram,
+    /// Seconds one send took, by worker (`outbox`, `delivery`).
+    pub send_seconds: HistogramVec,
+    /// Seconds one settle commit took (from asking for a connection to the
+    /// answer), by worker (`outbox`, `delivery`).
+    pub settle_seconds: HistogramVec,
+    /// Seconds from a send's end to its outcome's commit, by worker: how
+    /// long a finished send keeps its place in the window.
+    pub settle_wait_seconds: HistogramVec,
+    /// Outcomes one settle commit recorded, by worker.
+    pub settle_size: HistogramVec,
 }
 
 impl Metrics {
@@ -59,6 +69,41 @@ impl Metrics {
             .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
         )?;
         registry.register(Box::new(signup_group_size.clone()))?;
+        let histogram = |name: &str, help: &str, label: &str, buckets: Vec<f64>| {
+            let h = HistogramVec::new(
+                HistogramOpts::new(name, help)
+                    .namespace("tidings")
+                    .buckets(buckets),
+                &[label],
+            )?;
+            registry.register(Box::new(h.clone()))?;
+            anyhow::Ok(h)
+        };
+        let seconds = || prometheus::exponential_buckets(0.000_25, 2.0, 14);
+        let send_seconds = histogram(
+            "send_seconds",
+            "Seconds one send took, from its start to the transport's answer",
+            "worker",
+            seconds()?,
+        )?;
+        let settle_seconds = histogram(
+            "settle_seconds",
+            "Seconds one settle commit took, connection included",
+            "worker",
+            seconds()?,
+        )?;
+        let settle_wait_seconds = histogram(
+            "settle_wait_seconds",
+            "Seconds from a send's end to its outcome's commit",
+            "worker",
+            seconds()?,
+        )?;
+        let settle_size = histogram(
+            "settle_size",
+            "Outcomes recorded by one settle commit",
+            "worker",
+            prometheus::exponential_buckets(1.0, 2.0, 11)?,
+        )?;
         registry.register(Box::new(PoolCollector::new(pool)?))?;
         Ok(Self {
             registry,
@@ -69,6 +114,10 @@ impl Metrics {
             digests_paused,
             bounces,
             signup_group_size,
+            send_seconds,
+            settle_seconds,
+            settle_wait_seconds,
+            settle_size,
         })
     }
 }

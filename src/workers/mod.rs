@@ -224,6 +224,8 @@ struct Finished<W: Work> {
     seq: usize,
     item: W::Item,
     outcome: W::Outcome,
+    /// When the send ended.
+    ended: Instant,
     _place: OwnedSemaphorePermit,
 }
 
@@ -242,13 +244,17 @@ pub async fn drive<W: Work>(
     let batch = Arc::new(batch);
     let go_on = AtomicBool::new(true);
     let (tx, rx) = mpsc::unbounded_channel::<Finished<W>>();
+    let send_seconds = state
+        .metrics
+        .send_seconds
+        .with_label_values(&[work.shape().name]);
     let sends = {
         let (batch, go_on) = (&batch, &go_on);
         async move {
             let tx = tx;
             stream::iter(items.into_iter().enumerate())
                 .map(|(seq, item)| {
-                    let (window, tx) = (window.clone(), &tx);
+                    let (window, tx, send_seconds) = (window.clone(), &tx, &send_seconds);
                     async move {
                         let Ok(place) = window.acquire_owned().await else {
                             return;
@@ -256,11 +262,15 @@ pub async fn drive<W: Work>(
                         if *stop.borrow() || !go_on.load(Ordering::Acquire) {
                             return;
                         }
+                        let started = Instant::now();
                         let outcome = work.send(state, batch, &item).await;
+                        let ended = Instant::now();
+                        send_seconds.observe((ended - started).as_secs_f64());
                         let _ = tx.send(Finished {
                             seq,
                             item,
                             outcome,
+                            ended,
                             _place: place,
                         });
                     }
@@ -512,9 +522,10 @@ async fn commit<W: Work>(
 ) -> (Result<Settled, db::DbError>, Vec<Finished<W>>, bool) {
     let (items, places): (Vec<_>, Vec<_>) = pending
         .into_iter()
-        .map(|f| ((f.item, f.outcome), (f.seq, f._place)))
+        .map(|f| ((f.item, f.outcome), (f.seq, f.ended, f._place)))
         .unzip();
     let done = Arc::new(items);
+    let started = Instant::now();
     let result = {
         let (work, batch, done) = (work.clone(), batch.clone(), done.clone());
         db::run(&state.settle_pool, move |c| {
@@ -523,6 +534,7 @@ async fn commit<W: Work>(
         .await
     };
     if matches!(result, Ok(Settled::Go | Settled::Stop)) {
+        observe_settle(state, work.shape().name, started, &places);
         return (result, Vec::new(), in_order);
     }
     // The closure is gone (run or dropped), so this is the last handle.
@@ -530,16 +542,39 @@ async fn commit<W: Work>(
         Ok(items) => items
             .into_iter()
             .zip(places)
-            .map(|((item, outcome), (seq, place))| Finished {
+            .map(|((item, outcome), (seq, ended, place))| Finished {
                 seq,
                 item,
                 outcome,
+                ended,
                 _place: place,
             })
             .collect(),
         Err(_) => Vec::new(),
     };
     (result, left, in_order)
+}
+
+/// Records a settle commit's time, its size and how long its outcomes
+/// waited since their sends ended.
+fn observe_settle(
+    state: &SharedState,
+    name: &str,
+    started: Instant,
+    places: &[(usize, Instant, OwnedSemaphorePermit)],
+) {
+    let now = Instant::now();
+    let m = &state.metrics;
+    m.settle_seconds
+        .with_label_values(&[name])
+        .observe((now - started).as_secs_f64());
+    m.settle_size
+        .with_label_values(&[name])
+        .observe(places.len() as f64);
+    let wait = m.settle_wait_seconds.with_label_values(&[name]);
+    for (_, ended, _) in places {
+        wait.observe((now - *ended).as_secs_f64());
+    }
 }
 
 /// Ends the batch, trying again while the database is away (for at most a

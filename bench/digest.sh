@@ -62,7 +62,7 @@ db_cpu_ticks() {
   esac
 }
 # Microseconds of CPU per email from two tick counts.
-us_per() { echo "($2 - $1) * 1000000 / $(getconf CLK_TCK) / ($3 > 0 ? $3 : 1)" | bc; }
+us_per() { local n=$3; [ "$n" -gt 0 ] || n=1; echo $(( ($2 - $1) * 1000000 / $(getconf CLK_TCK) / n )); }
 
 # The mean of a delivery histogram in the last scrape of /metrics, times $2.
 mean_of() {
@@ -117,6 +117,7 @@ for backend in $BACKENDS; do
     rss=$(awk '/VmHWM/ {print $2}' "/proc/$APP_PID/status")
     size=$(( ($(sink_bytes) - bytes0) / (sent > 0 ? sent : 1) ))
     metrics=$(curl -fsS "http://127.0.0.1:$APP_PORT/metrics")
+    echo "$metrics" >"$WORKDIR/metrics-$backend-$run.log"
     app_cpu=$(cpu_ticks "$APP_PID"); sink_cpu=$(cpu_ticks "$SINK_PID"); db_cpu=$(db_cpu_ticks "$url")
     stop_app
     # Physical limit: smtp-source, same sink, same concurrency, same size,

@@ -313,107 +313,39 @@ pub enum Update {
     OutOfTurn,
 }
 
-/// The update of a chunk at a settle (`?` in order: sent, failed, skipped,
-/// the new cursor, the time, the lease's new end, the chunk, the claim;
-/// then, when the cursor moves, where it must be now).
-fn chunk_update(pg: bool, cas: bool) -> String {
-    let same = if pg { "IS NOT DISTINCT FROM" } else { "IS" };
-    let cas = if cas {
-        format!("AND cursor {same} ?")
-    } else {
-        String::new()
-    };
-    sql(
-        pg,
-        &format!(
-            "UPDATE delivery_chunks SET sent = sent + ?, failed = failed + ?, \
-               skipped = skipped + ?, cursor = COALESCE(?, cursor), settled_at = ?, \
-               due_at = COALESCE(?, due_at) \
-             WHERE id = ? AND lease_id = ? {cas}"
-        ),
-    )
-}
-
-/// On PostgreSQL, the common settle as one statement (one round trip, its
-/// own transaction): adds the counts to the chunk and moves its cursor
-/// (renewing its lease with `renew`) if the chunk is still held under
-/// this claim and the cursor is where this run starts (a run found already
-/// committed, because its commit's answer was lost, counts as done), and
-/// reads the digest's status. Returns what the update found and whether the digest
-/// is still sending; `None` on SQLite, whose caller settles in a
-/// transaction.
-pub fn settle_in_one(
+/// Adds a settle's counts to its chunk, moves the cursor and renews the
+/// lease, if the chunk is still held under this claim and (when the cursor
+/// moves) the cursor is where this run starts. One statement by primary
+/// key, built by diesel so both backends keep it prepared: it runs for
+/// every few sends. Returns the rows changed (0 or 1).
+fn update_chunk(
     conn: &mut DbConnection,
     chunk: &Chunk,
     counts: &Counts,
     renew: Option<NaiveDateTime>,
-) -> QueryResult<Option<(Update, bool)>> {
-    #[derive(QueryableByName)]
-    struct Going {
-        #[diesel(sql_type = BigInt)]
-        held: i64,
-        #[diesel(sql_type = BigInt)]
-        mine: i64,
-        #[diesel(sql_type = BigInt)]
-        applied: i64,
-        #[diesel(sql_type = Nullable<Text>)]
-        status: Option<String>,
-    }
-    let DbConnection::Pg(c) = conn else {
-        return Ok(None);
-    };
-    let update = chunk_update(true, counts.cursor.is_some());
-    let text = format!(
-        "WITH chunk AS ({update} RETURNING id) \
-         SELECT (SELECT COUNT(*) FROM chunk) AS held, \
-                (SELECT COUNT(*) FROM delivery_chunks WHERE id = $7 AND lease_id = $8) AS mine, \
-                (SELECT COUNT(*) FROM delivery_chunks \
-                 WHERE id = $7 AND lease_id = $8 AND cursor >= $4) AS applied, \
-                (SELECT status FROM digests WHERE id = {}) AS status",
-        chunk.digest_id
-    );
-    let q = bind_update(diesel::sql_query(text).into_boxed(), chunk, counts, renew);
-    let going: Going = q.get_result(c)?;
-    let update = match (going.held, going.mine, going.applied) {
-        (1, _, _) | (_, _, 1) => Update::Held,
-        (_, 0, _) => Update::Lost,
-        _ => Update::OutOfTurn,
-    };
-    let sending = going.status.as_deref() == Some(DigestStatus::Sending.as_str());
-    Ok(Some((update, sending)))
-}
-
-/// Binds [`chunk_update`]'s parameters.
-fn bind_update<'a, DB>(
-    q: diesel::query_builder::BoxedSqlQuery<'a, DB, diesel::query_builder::SqlQuery>,
-    chunk: &'a Chunk,
-    counts: &'a Counts,
-    renew: Option<NaiveDateTime>,
-) -> diesel::query_builder::BoxedSqlQuery<'a, DB, diesel::query_builder::SqlQuery>
-where
-    DB: diesel::backend::Backend
-        + diesel::sql_types::HasSqlType<Integer>
-        + diesel::sql_types::HasSqlType<Text>
-        + diesel::sql_types::HasSqlType<Timestamp>
-        + diesel::sql_types::HasSqlType<BigInt>,
-    i32: diesel::serialize::ToSql<Integer, DB>,
-    i64: diesel::serialize::ToSql<BigInt, DB>,
-    str: diesel::serialize::ToSql<Text, DB>,
-    NaiveDateTime: diesel::serialize::ToSql<Timestamp, DB>,
-{
-    let q = q
-        .bind::<Integer, _>(counts.sent)
-        .bind::<Integer, _>(counts.failed)
-        .bind::<Integer, _>(counts.skipped)
-        .bind::<Nullable<Text>, _>(counts.cursor.as_ref().map(|m| m.to.as_str()))
-        .bind::<Timestamp, _>(super::now())
-        .bind::<Nullable<Timestamp>, _>(renew)
-        .bind::<BigInt, _>(chunk.id)
-        .bind::<Text, _>(chunk.lease_id.as_str());
-    match &counts.cursor {
-        Some(m) => q.bind::<Nullable<Text>, _>(m.from.as_deref()),
-        None => q,
-    }
+) -> QueryResult<usize> {
+    use delivery_chunks as dc;
+    let now = super::now();
+    crate::with_backend!(conn, |c, _pg| {
+        let q = diesel::update(dc::table)
+            .set((
+                dc::sent.eq(dc::sent + counts.sent),
+                dc::failed.eq(dc::failed + counts.failed),
+                dc::skipped.eq(dc::skipped + counts.skipped),
+                counts.cursor.as_ref().map(|m| dc::cursor.eq(m.to.as_str())),
+                dc::settled_at.eq(now),
+                renew.map(|until| dc::due_at.eq(until)),
+            ))
+            .into_boxed()
+            .filter(dc::id.eq(chunk.id))
+            .filter(dc::lease_id.eq(chunk.lease_id.as_str()));
+        let q = match counts.cursor.as_ref().map(|m| m.from.as_deref()) {
+            None => q,
+            Some(Some(from)) => q.filter(dc::cursor.eq(from)),
+            Some(None) => q.filter(dc::cursor.is_null()),
+        };
+        q.execute(c)
+    })
 }
 
 /// Whether a cursor at `now` is already at or past `to`: the run was
@@ -435,11 +367,7 @@ pub fn progress(
     counts: &Counts,
     renew: Option<NaiveDateTime>,
 ) -> QueryResult<Update> {
-    let n = crate::with_backend!(conn, |c, pg| {
-        let text = chunk_update(pg, counts.cursor.is_some());
-        bind_update(diesel::sql_query(text).into_boxed(), chunk, counts, renew).execute(c)
-    })?;
-    if n == 1 {
+    if update_chunk(conn, chunk, counts, renew)? == 1 {
         return Ok(Update::Held);
     }
     let cursor: Option<Option<String>> = delivery_chunks::table

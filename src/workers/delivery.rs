@@ -160,7 +160,7 @@ impl Delivery {
 
 impl Delivery {
     /// One run's settle: the common case (fresh sends that all went out)
-    /// as one statement on PostgreSQL, anything else in a transaction.
+    /// as one statement on its own, anything else in a transaction.
     fn settle_run(
         &self,
         c: &mut DbConnection,
@@ -175,20 +175,18 @@ impl Delivery {
             && done
                 .iter()
                 .all(|(job, o)| !job.retry && matches!(o, Outcome::Sent));
-        let one = match plain {
-            true => {
-                db::deliveries::settle_in_one(c, &batch.chunk, &batch.counts(done, true), renew)?
-            }
-            false => None,
-        };
-        Ok(match one {
-            Some((Update::Held, true)) => Settled::Go,
-            Some((Update::Held | Update::Lost, _)) => Settled::Stop,
-            Some((Update::OutOfTurn, _)) => Settled::OutOfTurn,
-            None => db::in_transaction(c, |c| {
+        if !plain {
+            return db::in_transaction(c, |c| {
                 self.settle_in(c, batch, done, renew, in_order, tripped)
-            })?,
-        })
+            });
+        }
+        Ok(
+            match db::deliveries::progress(c, &batch.chunk, &batch.counts(done, true), renew)? {
+                Update::Held => batch.go_on(c, renew)?,
+                Update::Lost => Settled::Stop,
+                Update::OutOfTurn => Settled::OutOfTurn,
+            },
+        )
     }
 
     /// The general settle, inside its transaction: every kind of outcome,
@@ -218,13 +216,7 @@ impl Delivery {
             }
             return Ok(Settled::Stop);
         }
-        // A pause or cancel (from any instance) stops the sends that start
-        // after the next look.
-        if (renew.is_some() || batch.status_due()) && !db::digests::is_sending(c, chunk.digest_id)?
-        {
-            return Ok(Settled::Stop);
-        }
-        Ok(Settled::Go)
+        batch.go_on(c, renew)
     }
 }
 
@@ -282,6 +274,23 @@ impl Leased {
             });
         }
         counts
+    }
+
+    /// Whether sending goes on after a settle: a pause or cancel (from any
+    /// instance) stops the sends that start after the next look, every
+    /// [`STATUS_EVERY`] and at each renewal.
+    fn go_on(
+        &self,
+        c: &mut DbConnection,
+        renew: Option<chrono::NaiveDateTime>,
+    ) -> QueryResult<Settled> {
+        let look = renew.is_some() || self.status_due();
+        Ok(
+            match look && !db::digests::is_sending(c, self.chunk.digest_id)? {
+                true => Settled::Stop,
+                false => Settled::Go,
+            },
+        )
     }
 
     /// Whether it is time to look at the digest's status again.

@@ -37,6 +37,9 @@ pub struct Metrics {
     pub settle_wait_seconds: HistogramVec,
     /// Outcomes one settle commit recorded, by worker.
     pub settle_size: HistogramVec,
+    /// Votes recorded on articles (new or changed), by `source` (`site`,
+    /// `digest`) and `vote` (`yes`, `no`).
+    pub feedback_votes: IntCounterVec,
 }
 
 impl Metrics {
@@ -104,6 +107,7 @@ impl Metrics {
             "worker",
             prometheus::exponential_buckets(1.0, 2.0, 11)?,
         )?;
+        let feedback_votes = feedback_votes(&registry)?;
         registry.register(Box::new(PoolCollector::new(pool)?))?;
         Ok(Self {
             registry,
@@ -118,8 +122,23 @@ impl Metrics {
             settle_seconds,
             settle_wait_seconds,
             settle_size,
+            feedback_votes,
         })
     }
+}
+
+/// `tidings_feedback_votes_total{source, vote}`, registered.
+fn feedback_votes(registry: &Registry) -> anyhow::Result<IntCounterVec> {
+    let votes = IntCounterVec::new(
+        Opts::new(
+            "feedback_votes_total",
+            "Votes recorded on articles (new or changed)",
+        )
+        .namespace("tidings"),
+        &["source", "vote"],
+    )?;
+    registry.register(Box::new(votes.clone()))?;
+    Ok(votes)
 }
 
 /// Reads the pool's state at scrape time.

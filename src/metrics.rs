@@ -107,9 +107,8 @@ impl Metrics {
             "worker",
             prometheus::exponential_buckets(1.0, 2.0, 11)?,
         )?;
-        let feedback_votes = feedback_votes(&registry)?;
-        registry.register(Box::new(PoolCollector::new(pool)?))?;
         Ok(Self {
+            feedback_votes: pool_and_votes(&registry, pool)?,
             registry,
             emails_sent,
             emails_failed,
@@ -122,13 +121,14 @@ impl Metrics {
             settle_seconds,
             settle_wait_seconds,
             settle_size,
-            feedback_votes,
         })
     }
 }
 
-/// `tidings_feedback_votes_total{source, vote}`, registered.
-fn feedback_votes(registry: &Registry) -> anyhow::Result<IntCounterVec> {
+/// Registers the pool's gauges and `tidings_feedback_votes_total{source,
+/// vote}`; returns the vote counter.
+fn pool_and_votes(registry: &Registry, pool: Pool) -> anyhow::Result<IntCounterVec> {
+    registry.register(Box::new(PoolCollector::new(pool)?))?;
     let votes = IntCounterVec::new(
         Opts::new(
             "feedback_votes_total",

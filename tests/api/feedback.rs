@@ -326,7 +326,14 @@ async fn digest_links_count_only_when_posted_one_vote_per_reader_and_forgeries_a
     assert_eq!(app.db.count(digest_votes), 1);
     assert_eq!(app.db.count("SELECT COUNT(*) FROM feedback_votes"), 1);
 
-    // Forged, tampered or misused links: a clear 4xx, nothing counted.
+    forgeries_are_refused(&app, &fields).await;
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM feedback_votes"), 1);
+    assert_eq!(app.db.count(digest_votes), 1);
+}
+
+/// Forged, tampered or misused links (from a genuine link's `fields`): a
+/// clear 4xx on GET and POST, nothing counted.
+async fn forgeries_are_refused(app: &TestApp, fields: &[(String, String)]) {
     let token = fields.iter().find(|(k, _)| k == "token").unwrap().1.clone();
     let article = fields
         .iter()
@@ -369,8 +376,6 @@ async fn digest_links_count_only_when_posted_one_vote_per_reader_and_forgeries_a
         )
         .await;
     assert_eq!(res.status(), 404);
-    assert_eq!(app.db.count("SELECT COUNT(*) FROM feedback_votes"), 1);
-    assert_eq!(app.db.count(digest_votes), 1);
 }
 
 #[tokio::test]
@@ -452,9 +457,14 @@ async fn api_and_console_show_site_and_digest_votes_apart_and_together_and_metri
         assert!(metrics.contains(line), "{line} in {metrics}");
     }
 
-    // The console: the articles page and the dashboard's most liked.
-    create_admin(&app, ADMIN, PASSWORD).await;
-    let mut browser = Browser::new(&app);
+    console_shows(&app, article_id).await;
+}
+
+/// The console: the articles page (2 yes, 1 no; site 1/1, digest 1/0) and
+/// the dashboard's most liked.
+async fn console_shows(app: &TestApp, article_id: i64) {
+    create_admin(app, ADMIN, PASSWORD).await;
+    let mut browser = Browser::new(app);
     browser.login(ADMIN, PASSWORD).await;
     let page = browser.get("/admin/articles").await;
     assert_eq!(page.status, 200);
@@ -627,6 +637,21 @@ async fn counts_text(c: &fantoccini::Client) -> String {
         .join(" ")
 }
 
+async fn click(c: &fantoccini::Client, css: &str) {
+    let button = c.find(fantoccini::Locator::Css(css)).await.unwrap();
+    button.click().await.unwrap();
+}
+
+/// Waits until the `vote` count of the widget reads `text`, e.g. "(26)".
+async fn wait_count(c: &fantoccini::Client, vote: &str, text: &str) {
+    let xpath = format!("//span[@data-tidings-count='{vote}' and text()='{text}']");
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(fantoccini::Locator::XPath(&xpath))
+        .await
+        .unwrap();
+}
+
 async fn shots(c: &fantoccini::Client, app: &TestApp, name: &str) {
     let backend = if app.db.is_postgres() {
         "postgres"
@@ -668,19 +693,8 @@ async fn the_widget_in_chromium_works_without_and_with_its_script() {
         counts_text(&c).await,
         "Enjoyed this article? Yes (25) No (5)"
     );
-    c.find(Locator::Css("button[value=yes]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::XPath(
-            "//span[@data-tidings-count='yes' and text()='(26)']",
-        ))
-        .await
-        .unwrap();
+    click(&c, "button[value=yes]").await;
+    wait_count(&c, "yes", "(26)").await;
     assert_eq!(
         c.current_url().await.unwrap().as_str(),
         format!("{site}/plain")
@@ -705,32 +719,10 @@ async fn the_widget_in_chromium_works_without_and_with_its_script() {
     c.execute("window.__samePage = true;", vec![])
         .await
         .unwrap();
-    c.find(Locator::Css("button[value=no]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::XPath(
-            "//span[@data-tidings-count='no' and text()='(6)']",
-        ))
-        .await
-        .unwrap();
-    c.find(Locator::Css("button[value=yes]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::XPath(
-            "//span[@data-tidings-count='yes' and text()='(26)']",
-        ))
-        .await
-        .unwrap();
+    click(&c, "button[value=no]").await;
+    wait_count(&c, "no", "(6)").await;
+    click(&c, "button[value=yes]").await;
+    wait_count(&c, "yes", "(26)").await;
     assert_eq!(
         counts_text(&c).await,
         "Enjoyed this article? Yes (26) No (5)"

@@ -22,7 +22,8 @@
 //!   commit), [`digest`] (intake, compose and fan-out, pause/resume/cancel),
 //!   [`privacy`] (export, erasure), [`console`] (console sessions),
 //!   [`stats`], [`subscriber_csv`], [`bounces`] (inbound bounces,
-//!   complaints and mailto unsubscribes).
+//!   complaints and mailto unsubscribes), [`feedback`] (readers' votes on
+//!   articles, from the site and from the digest).
 //! - Bottom, importing nothing above them: [`mail`] (messages, templates,
 //!   transports), [`db`] (pool, backends, schema, one file per table group,
 //!   views), [`config`] (settings parsed and validated once), [`domain`]
@@ -38,6 +39,7 @@ pub mod db;
 pub mod digest;
 pub mod doctor;
 pub mod domain;
+pub mod feedback;
 pub mod limits;
 pub mod mail;
 pub mod metrics;

@@ -1,6 +1,7 @@
 //! Limits and guards that protect the server from floods: the console's
-//! login throttles and the bound on concurrent password hashing. (The
-//! per-IP signup limiter is a governor bucket kept in the app state.)
+//! login throttles, the bound on concurrent password hashing and the
+//! per-IP budget of feedback votes. (The per-IP signup limiter is a
+//! governor bucket kept in the app state.)
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -14,6 +15,10 @@ pub const LOGIN_PER_IP_PER_MINUTE: u32 = 10;
 pub const LOGIN_PER_ACCOUNT_PER_MINUTE: u32 = 5;
 /// argon2 verifications running at once.
 pub const HASHING_PERMITS: usize = 2;
+/// Votes (POST /feedback) per minute from one address: the burst, then
+/// one every 3 s. A page with a widget gets one vote per reader, so this
+/// only slows a script stuffing the counts.
+pub const VOTES_PER_IP_PER_MINUTE: u32 = 20;
 /// Keyed limiters past this many keys forget the ones that are full again.
 const LIMITER_KEYS: usize = 10_000;
 
@@ -64,6 +69,32 @@ impl LoginGuard {
         }
         let account: String = account.to_lowercase().chars().take(64).collect();
         self.per_account.check_key(&(account, ip)).is_ok()
+    }
+}
+
+/// The per-IP budget of feedback votes.
+pub struct VoteLimiter {
+    per_ip: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+impl Default for VoteLimiter {
+    fn default() -> Self {
+        let n = NonZeroU32::new(VOTES_PER_IP_PER_MINUTE).unwrap_or(NonZeroU32::MIN);
+        Self {
+            per_ip: RateLimiter::keyed(Quota::per_minute(n)),
+        }
+    }
+}
+
+impl VoteLimiter {
+    /// Takes one vote from the address's budget; false when it is spent.
+    /// A request without an address (never over TCP) is not limited.
+    pub fn allow(&self, ip: Option<IpAddr>) -> bool {
+        if self.per_ip.len() > LIMITER_KEYS {
+            self.per_ip.retain_recent();
+        }
+        ip.map(throttle_key)
+            .is_none_or(|ip| self.per_ip.check_key(&ip).is_ok())
     }
 }
 

@@ -37,6 +37,9 @@ pub struct Metrics {
     pub settle_wait_seconds: HistogramVec,
     /// Outcomes one settle commit recorded, by worker.
     pub settle_size: HistogramVec,
+    /// Votes recorded on articles (new or changed), by `source` (`site`,
+    /// `digest`) and `vote` (`yes`, `no`).
+    pub feedback_votes: IntCounterVec,
 }
 
 impl Metrics {
@@ -104,8 +107,8 @@ impl Metrics {
             "worker",
             prometheus::exponential_buckets(1.0, 2.0, 11)?,
         )?;
-        registry.register(Box::new(PoolCollector::new(pool)?))?;
         Ok(Self {
+            feedback_votes: pool_and_votes(&registry, pool)?,
             registry,
             emails_sent,
             emails_failed,
@@ -120,6 +123,22 @@ impl Metrics {
             settle_size,
         })
     }
+}
+
+/// Registers the pool's gauges and `tidings_feedback_votes_total{source,
+/// vote}`; returns the vote counter.
+fn pool_and_votes(registry: &Registry, pool: Pool) -> anyhow::Result<IntCounterVec> {
+    registry.register(Box::new(PoolCollector::new(pool)?))?;
+    let votes = IntCounterVec::new(
+        Opts::new(
+            "feedback_votes_total",
+            "Votes recorded on articles (new or changed)",
+        )
+        .namespace("tidings"),
+        &["source", "vote"],
+    )?;
+    registry.register(Box::new(votes.clone()))?;
+    Ok(votes)
 }
 
 /// Reads the pool's state at scrape time.

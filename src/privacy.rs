@@ -75,6 +75,8 @@ fn erase_in(
     erasure::forget_mail(conn, subscriber_id, &subscriber, key.as_deref())?;
     // A remote server's reply often quotes the address.
     db::bounces::blank_for(conn, subscriber_id)?;
+    // Their digest votes stay counted, no longer naming them.
+    db::feedback::forget_reader(conn, subscriber_id)?;
     erasure::blank_subscriber(conn, subscriber_id, now)?;
     let skeleton = consent::Context {
         ip: None,

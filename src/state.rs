@@ -29,6 +29,8 @@ pub struct AppState {
     pub signup_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     /// Console login throttles and the bound on concurrent argon2 work.
     pub login_guard: crate::limits::LoginGuard,
+    /// The per-IP budget of feedback votes.
+    pub vote_limiter: crate::limits::VoteLimiter,
     pub metrics: Metrics,
     /// Group commit of signups.
     pub signups: crate::subscriptions::batch::Batcher,
@@ -95,6 +97,7 @@ impl AppState {
             wake_deliveries: Notify::new(),
             signup_limiter,
             login_guard: Default::default(),
+            vote_limiter: Default::default(),
             metrics,
             dkim: settings_dkim,
             consent_version,

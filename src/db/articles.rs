@@ -233,3 +233,20 @@ pub fn arrange(conn: &mut DbConnection, digest_id: i64, order: &[i64]) -> QueryR
     }
     Ok(())
 }
+
+pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Article>> {
+    articles::table
+        .find(id)
+        .select(Article::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Whether an article has this exact URL.
+pub fn url_known(conn: &mut DbConnection, url: &str) -> QueryResult<bool> {
+    let n: i64 = articles::table
+        .filter(articles::url.eq(url))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}

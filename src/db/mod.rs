@@ -20,6 +20,7 @@ pub mod deliveries;
 pub mod digests;
 pub mod erasure;
 pub mod faults;
+pub mod feedback;
 pub mod feeds;
 pub mod jobs;
 pub mod outbox;

@@ -209,6 +209,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    feedback_votes (id) {
+        id -> BigInt,
+        url -> Text,
+        source -> Text,
+        voter -> Text,
+        vote -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(confirmation_tokens -> subscribers (subscriber_id));
 diesel::joinable!(consent_events -> subscribers (subscriber_id));
 diesel::joinable!(deliveries -> subscribers (subscriber_id));
@@ -235,4 +247,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     admin_sessions,
     suppressions,
     bounces,
+    feedback_votes,
 );

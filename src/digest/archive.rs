@@ -6,7 +6,7 @@
 use crate::db::{self, digests::Digest, DbError};
 use crate::domain::DigestStatus;
 
-use super::compose::{READER_END, READER_START, UNSUBSCRIBE_MARKER};
+use super::compose::{FEEDBACK_MARKER, READER_END, READER_START, UNSUBSCRIBE_MARKER};
 
 /// Digests per archive page.
 pub const PER_PAGE: i64 = 20;
@@ -37,7 +37,8 @@ pub async fn find(pool: &db::Pool, id: i64) -> Result<Option<Digest>, DbError> {
 
 /// The digest's HTML as sent, without the reader's own parts (between the
 /// reader markers); a stray unsubscribe placeholder (a custom template
-/// without the markers) becomes `signup_url`.
+/// without the markers) becomes `signup_url`, a stray feedback token
+/// nothing.
 pub fn web_version(html: &str, signup_url: &str) -> String {
     let mut out = String::with_capacity(html.len());
     let mut rest = html;
@@ -52,6 +53,7 @@ pub fn web_version(html: &str, signup_url: &str) -> String {
     }
     out.push_str(rest);
     out.replace(UNSUBSCRIBE_MARKER, signup_url)
+        .replace(FEEDBACK_MARKER, "")
 }
 
 #[cfg(test)]

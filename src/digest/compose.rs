@@ -14,6 +14,12 @@ use crate::state::{AppState, SharedState};
 /// Stands in the rendered bodies where each reader's unsubscribe link goes.
 pub const UNSUBSCRIBE_MARKER: &str = "%%UNSUBSCRIBE_URL%%";
 
+/// Stands in the rendered bodies where each reader's feedback token goes:
+/// every story's "Useful? Yes · No" links carry it
+/// ([`crate::domain::token::feedback_token`]), filled in at send time like
+/// the unsubscribe link, so the digest is still rendered once.
+pub const FEEDBACK_MARKER: &str = "%%FEEDBACK_TOKEN%%";
+
 /// Around the part of a digest that is the reader's own (their unsubscribe
 /// link, why they get it): the web archive leaves it out.
 pub const READER_START: &str = "<!--reader-->";
@@ -187,10 +193,15 @@ struct ArticleView<'a> {
     author: Option<&'a str>,
     /// Section names joined with " · ".
     sections: String,
+    /// The story's "Useful? Yes · No" links, with [`FEEDBACK_MARKER`]
+    /// where the reader's token goes.
+    useful_yes: String,
+    useful_no: String,
 }
 
 impl<'a> ArticleView<'a> {
-    fn of(a: &'a articles::Article) -> Self {
+    /// `feedback` is the feedback link up to the article id.
+    fn of(a: &'a articles::Article, feedback: &str) -> Self {
         let summary = a
             .summary
             .as_deref()
@@ -211,6 +222,8 @@ impl<'a> ArticleView<'a> {
             image_url: a.image_url.as_deref(),
             author: a.author.as_deref(),
             sections: a.section_names().join(" · "),
+            useful_yes: format!("{feedback}{}&vote=yes", a.id),
+            useful_no: format!("{feedback}{}&vote=no", a.id),
         }
     }
 }
@@ -231,7 +244,8 @@ pub fn render(
     list: &[articles::Article],
     framing: &Framing,
 ) -> anyhow::Result<crate::mail::message::Rendered> {
-    let views: Vec<ArticleView> = list.iter().map(ArticleView::of).collect();
+    let feedback = state.link(&format!("/feedback?token={FEEDBACK_MARKER}&article="));
+    let views: Vec<ArticleView> = list.iter().map(|a| ArticleView::of(a, &feedback)).collect();
     let ctx = minijinja::context! {
         lead => views.first().map(|v| minijinja::Value::from(minijinja::value::Serde(v))),
         rest => minijinja::Value::from(minijinja::value::Serde(views.get(1..).unwrap_or_default())),

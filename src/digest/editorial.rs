@@ -7,7 +7,7 @@
 
 use chrono::NaiveDateTime;
 
-use super::compose::{render, Framing, UNSUBSCRIBE_MARKER};
+use super::compose::{render, Framing, FEEDBACK_MARKER, UNSUBSCRIBE_MARKER};
 use crate::db::{self, digests::Digest, DbError};
 use crate::domain::{DigestStatus, SubscriberEmail};
 use crate::state::{AppState, SharedState};
@@ -149,8 +149,8 @@ fn rerender(
     Ok(db::digests::find(c, id)?.ok_or(EditError::NotFound))
 }
 
-/// A digest as a reader sees it, with a stand-in where their own
-/// unsubscribe link goes: `(body, html_bytes)`.
+/// A digest as a reader sees it, with stand-ins where their own
+/// unsubscribe link and feedback token go: `(body, html_bytes)`.
 pub fn preview(state: &AppState, digest: &Digest, text: bool) -> (String, usize) {
     let stand_in = state.link("/unsubscribe?token=preview");
     let body = if text {
@@ -159,7 +159,8 @@ pub fn preview(state: &AppState, digest: &Digest, text: bool) -> (String, usize)
         &digest.body_html
     };
     (
-        body.replace(UNSUBSCRIBE_MARKER, &stand_in),
+        body.replace(UNSUBSCRIBE_MARKER, &stand_in)
+            .replace(FEEDBACK_MARKER, "preview"),
         digest.body_html.len(),
     )
 }

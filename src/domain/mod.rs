@@ -4,6 +4,7 @@
 pub mod cron;
 pub mod email;
 pub mod feed_text;
+pub mod feedback;
 pub mod name;
 pub mod password;
 pub mod time;
@@ -15,7 +16,7 @@ pub use email::SubscriberEmail;
 pub use name::SubscriberName;
 pub use vocabulary::{
     BounceKind, BounceSource, ConsentEvent, DeliveryStatus, DigestStatus, MailKind,
-    SubscriberStatus, SuppressionReason, WorkStatus,
+    SubscriberStatus, SuppressionReason, Vote, VoteSource, WorkStatus,
 };
 
 /// The consent text shown on the signup form. Its version goes into every

@@ -61,6 +61,54 @@ pub fn verify_unsubscribe_token(key: &str, token: &str) -> Option<String> {
     constant_time_eq(expected.as_bytes(), token.as_bytes()).then(|| id.to_string())
 }
 
+/// Per-reader token of a digest's "Useful? Yes · No" links:
+/// `<digest id>.<subscriber id>.<mac>`, signed like the unsubscribe token.
+/// The digest fixes its articles, so the token lets one reader vote on
+/// that digest's stories and nothing else; the article and the vote ride
+/// beside it in the link. One token per email keeps the per-reader part of
+/// a send to one MAC, however many stories the digest has.
+pub fn feedback_token(key: &str, digest_id: i64, subscriber_id: &str) -> String {
+    let message = format!("feedback:{digest_id}:{subscriber_id}");
+    let mac = URL_SAFE_NO_PAD.encode(&mac_bytes(key, &message)[..16]);
+    format!("{digest_id}.{subscriber_id}.{mac}")
+}
+
+/// The digest and subscriber inside a genuine feedback token.
+pub fn verify_feedback_token(key: &str, token: &str) -> Option<(i64, String)> {
+    let (digest, rest) = token.split_once('.')?;
+    let (id, _) = rest.split_once('.')?;
+    if digest.len() > 19 || id.len() > 64 {
+        return None;
+    }
+    let digest_id: i64 = digest.parse().ok()?;
+    let expected = feedback_token(key, digest_id, id);
+    constant_time_eq(expected.as_bytes(), token.as_bytes()).then(|| (digest_id, id.to_string()))
+}
+
+/// A new browser id for the site's feedback widget, as its signed cookie
+/// value `<id>.<mac>`: `(cookie value, id)`.
+pub fn new_voter_cookie(key: &str) -> (String, String) {
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let id = URL_SAFE_NO_PAD.encode(bytes);
+    (voter_cookie(key, &id), id)
+}
+
+fn voter_cookie(key: &str, id: &str) -> String {
+    let mac = URL_SAFE_NO_PAD.encode(&mac_bytes(key, &format!("voter:{id}"))[..16]);
+    format!("{id}.{mac}")
+}
+
+/// The browser id inside a genuine voter cookie.
+pub fn verify_voter_cookie(key: &str, value: &str) -> Option<String> {
+    let (id, _) = value.split_once('.')?;
+    if id.len() != 22 {
+        return None;
+    }
+    let expected = voter_cookie(key, id);
+    constant_time_eq(expected.as_bytes(), value.as_bytes()).then(|| id.to_string())
+}
+
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
@@ -94,5 +142,23 @@ mod tests {
         assert_eq!(verify_unsubscribe_token("other", &t), None);
         assert_eq!(verify_unsubscribe_token("key", "abc-123.forged"), None);
         assert_eq!(verify_unsubscribe_token("key", "nodot"), None);
+    }
+
+    #[test]
+    fn feedback_and_voter_tokens_round_trip_and_refuse_forgeries() {
+        let t = feedback_token("key", 42, "abc-123");
+        assert_eq!(
+            verify_feedback_token("key", &t),
+            Some((42, "abc-123".to_string()))
+        );
+        assert_eq!(verify_feedback_token("other", &t), None);
+        let other_digest = t.replacen("42.", "43.", 1);
+        assert_eq!(verify_feedback_token("key", &other_digest), None);
+        assert_eq!(verify_feedback_token("key", "42.abc-123.forged"), None);
+        assert_eq!(verify_feedback_token("key", "x.y"), None);
+        let (cookie, id) = new_voter_cookie("key");
+        assert_eq!(verify_voter_cookie("key", &cookie), Some(id));
+        assert_eq!(verify_voter_cookie("other", &cookie), None);
+        assert_eq!(verify_voter_cookie("key", "short.mac"), None);
     }
 }

@@ -227,6 +227,23 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// A reader's answer to "Enjoyed this article?" / "Useful?".
+    pub enum Vote {
+        Yes = "yes",
+        No = "no",
+    }
+}
+
+text_enum! {
+    /// Where a vote was cast: the widget on the site (one per browser) or
+    /// a digest's per-story links (one per reader).
+    pub enum VoteSource {
+        Site = "site",
+        Digest = "digest",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,33 +125,81 @@ pub fn build_with(
 }
 
 /// A digest's text and HTML bodies, quoted-printable encoded once and cut
-/// where each reader's own link goes, so a send encodes only that link.
-/// Soft line breaks on both sides of the link keep every line within 76
-/// characters (segments are wrapped at 75 to leave room for the `=`).
+/// where each reader's own parts go (their unsubscribe link, their
+/// feedback token), so a send encodes only those. Soft line breaks on both
+/// sides of each part keep every line within 76 characters (segments are
+/// wrapped at 75 to leave room for the `=`).
 #[derive(Debug)]
 pub struct PreEncoded {
-    text: Vec<String>,
-    html: Vec<String>,
+    text: Cut,
+    html: Cut,
+}
+
+/// A body's encoded segments and, between each two, which marker was there.
+#[derive(Debug)]
+struct Cut {
+    segments: Vec<String>,
+    gaps: Vec<usize>,
+}
+
+impl Cut {
+    fn new(body: &str, markers: &[&str]) -> Self {
+        let mut segments = Vec::new();
+        let mut gaps = Vec::new();
+        let mut rest = body;
+        loop {
+            let next = markers
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| !m.is_empty())
+                .filter_map(|(i, m)| rest.find(m).map(|at| (at, i, m.len())))
+                .min();
+            let Some((at, marker, len)) = next else {
+                segments.push(quoted_printable_75(rest));
+                break;
+            };
+            segments.push(quoted_printable_75(&rest[..at]));
+            gaps.push(marker);
+            rest = &rest[at + len..];
+        }
+        Self { segments, gaps }
+    }
+
+    fn fill(&self, joints: &[String]) -> Body {
+        let size = self.segments.iter().map(String::len).sum::<usize>()
+            + self
+                .gaps
+                .iter()
+                .map(|g| joints.get(*g).map_or(0, String::len))
+                .sum::<usize>();
+        let mut body = String::with_capacity(size);
+        for (i, segment) in self.segments.iter().enumerate() {
+            body.push_str(segment);
+            if let Some(joint) = self.gaps.get(i).and_then(|g| joints.get(*g)) {
+                body.push_str(joint);
+            }
+        }
+        Body::dangerous_pre_encoded(body.into_bytes(), ContentTransferEncoding::QuotedPrintable)
+    }
 }
 
 impl PreEncoded {
-    pub fn new(text: &str, html: &str, marker: &str) -> Self {
-        let cut = |body: &str| body.split(marker).map(quoted_printable_75).collect();
+    /// Cuts both bodies wherever one of `markers` is.
+    pub fn new(text: &str, html: &str, markers: &[&str]) -> Self {
         Self {
-            text: cut(text),
-            html: cut(html),
+            text: Cut::new(text, markers),
+            html: Cut::new(html, markers),
         }
     }
 
-    /// `(text, html)` bodies with `link` wherever the marker was.
-    pub fn bodies(&self, link: &str) -> (Body, Body) {
-        let link = quoted_printable_75(link);
-        let fill = |segments: &[String]| {
-            let joint = format!("=\r\n{link}=\r\n");
-            let body = segments.join(joint.as_str());
-            Body::dangerous_pre_encoded(body.into_bytes(), ContentTransferEncoding::QuotedPrintable)
-        };
-        (fill(&self.text), fill(&self.html))
+    /// `(text, html)` bodies with `parts[i]` wherever `markers[i]` was
+    /// (a marker without a part is left out).
+    pub fn bodies(&self, parts: &[&str]) -> (Body, Body) {
+        let joints: Vec<String> = parts
+            .iter()
+            .map(|p| format!("=\r\n{}=\r\n", quoted_printable_75(p)))
+            .collect();
+        (self.text.fill(&joints), self.html.fill(&joints))
     }
 }
 
@@ -223,9 +271,21 @@ mod tests {
             "<p>x</p>\n<a href=\"{marker}\">Unsubscribe</a> <a href=\"{marker}\">again</a>"
         );
         let link = "https://n.example/unsubscribe?token=abc.DEF_123-xyz&x=1&y=2&zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz";
-        let pre = PreEncoded::new(&text, &html, marker);
+        let other = "@@TOKEN@@";
+        let html =
+            format!("{html}<a href=\"https://n.example/feedback?token={other}&a=1\">Yes</a>");
+        let token = "42.0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b.AbCdEfGhIjKlMnOpQrStUv";
+        let pre = PreEncoded::new(&text, &html, &[marker, other]);
         let from: Mailbox = "News <news@example.com>".parse().unwrap();
-        let msg = build_with(&from, "a@example.com", None, "S", pre.bodies(link), None).unwrap();
+        let msg = build_with(
+            &from,
+            "a@example.com",
+            None,
+            "S",
+            pre.bodies(&[link, token]),
+            None,
+        )
+        .unwrap();
         let raw = String::from_utf8(msg.formatted()).unwrap();
         for line in raw.split("\r\n") {
             assert!(line.len() <= 76, "{line:?}");
@@ -247,7 +307,7 @@ mod tests {
         );
         assert_eq!(
             decode("Content-Type: text/html"),
-            html.replace(marker, link)
+            html.replace(marker, link).replace(other, token)
         );
     }
 

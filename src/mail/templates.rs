@@ -42,6 +42,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/pages/unsubscribe_done.html"),
     ),
     (
+        "pages/feedback.html",
+        include_str!("../../templates/pages/feedback.html"),
+    ),
+    (
+        "pages/feedback_done.html",
+        include_str!("../../templates/pages/feedback_done.html"),
+    ),
+    (
         "pages/error.html",
         include_str!("../../templates/pages/error.html"),
     ),

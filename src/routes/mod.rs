@@ -35,7 +35,7 @@ pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
     use admin::{articles as a_articles, auth, dashboard, digests as a_digests, drafts};
     use admin::{settings, subscribers as a_subscribers};
     use api::{articles, bounces, digests, stats, subscribers};
-    use public::{archive, confirm, signup, unsubscribe};
+    use public::{archive, confirm, feedback, signup, unsubscribe};
 
     cfg.route("/health", get().to(health::health))
         .route("/ready", get().to(health::ready));
@@ -57,6 +57,13 @@ pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
                 .route(get().to(unsubscribe::show))
                 .route(post().to(unsubscribe::unsubscribe)),
         )
+        .service(
+            resource("/feedback")
+                .wrap(public::feedback_cors(&state.settings.cors_origins))
+                .route(get().to(feedback::show))
+                .route(post().to(feedback::vote)),
+        )
+        .route("/feedback.js", get().to(feedback::script))
         .route("/archive", get().to(archive::list))
         .route("/archive/feed.xml", get().to(archive::feed))
         .route("/archive/{id}", get().to(archive::show));
@@ -129,6 +136,9 @@ pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
         public::confirm::confirm,
         public::unsubscribe::show,
         public::unsubscribe::unsubscribe,
+        public::feedback::show,
+        public::feedback::vote,
+        public::feedback::script,
         public::archive::list,
         public::archive::feed,
         public::archive::show,

@@ -23,7 +23,7 @@ use super::retry::{backoff, MAX_ATTEMPTS};
 use super::{Claimed, Handed, Settled, Shape, Work};
 use crate::db::deliveries::{Chunk, Counts, DeliveryJob, Move, Update};
 use crate::db::{self, DbConnection, QueryResult};
-use crate::digest::compose::UNSUBSCRIBE_MARKER;
+use crate::digest::compose::{FEEDBACK_MARKER, UNSUBSCRIBE_MARKER};
 use crate::domain::{DeliveryStatus, SubscriberStatus};
 use crate::mail::message::{self, ListHeaders, PreEncoded};
 use crate::mail::SendError;
@@ -56,7 +56,7 @@ struct Streak {
 }
 
 /// A digest as every send uses it: the subject, and the bodies encoded
-/// once with a gap for each reader's unsubscribe link.
+/// once with a gap for each reader's unsubscribe link and feedback token.
 pub struct Content {
     subject: String,
     bodies: PreEncoded,
@@ -117,7 +117,11 @@ impl Delivery {
             .await?
             .ok_or_else(|| anyhow::anyhow!("digest {id} vanished"))?;
         let content = Arc::new(Content {
-            bodies: PreEncoded::new(&digest.body_text, &digest.body_html, UNSUBSCRIBE_MARKER),
+            bodies: PreEncoded::new(
+                &digest.body_text,
+                &digest.body_html,
+                &[UNSUBSCRIBE_MARKER, FEEDBACK_MARKER],
+            ),
             subject: digest.subject,
         });
         if let Ok(mut map) = self.contents.lock() {
@@ -473,7 +477,9 @@ async fn send_one(state: &AppState, job: &DeliveryJob, content: &Content) -> Out
     };
     let token = crate::domain::token::unsubscribe_token(&state.secret, &job.subscriber_id);
     let unsubscribe_url = state.link(&format!("/unsubscribe?token={token}"));
-    let bodies = content.bodies.bodies(&unsubscribe_url);
+    let feedback =
+        crate::domain::token::feedback_token(&state.secret, job.digest_id, &job.subscriber_id);
+    let bodies = content.bodies.bodies(&[&unsubscribe_url, &feedback]);
     let from = &state.settings.mail_from;
     let host = state.settings.base_url.host_str().unwrap_or("localhost");
     let list = ListHeaders {

@@ -174,6 +174,10 @@ pub async fn start(db: TestDb, sink: MailSink, map: BTreeMap<String, String>) ->
         db,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // Under actix-web's 5 s keep-alive: a connection idle longer
+            // may be closed by the server just as it is reused
+            // (IncompleteMessage), e.g. after a slow scan of every table.
+            .pool_idle_timeout(Duration::from_secs(3))
             .build()
             .expect("client"),
         stop,

@@ -28,6 +28,7 @@ mod email_render;
 mod faults;
 mod feed;
 mod feed_fidelity;
+mod feedback;
 mod foundation;
 mod hostile;
 mod layers;

@@ -22,11 +22,19 @@ struct FormValues {
     published_at: String,
 }
 
+/// A row of the list: the article and its votes from both sources.
+#[derive(Serialize)]
+struct Row {
+    #[serde(flatten)]
+    article: Article,
+    feedback: db::feedback::Counts,
+}
+
 /// The list with the add form: what it shows again after a mistake, the
 /// mistake, and whether an article was just added.
 #[derive(Serialize)]
 struct ListPage {
-    items: Vec<Article>,
+    items: Vec<Row>,
     form: FormValues,
     error: Option<String>,
     error_field: Option<String>,
@@ -41,7 +49,19 @@ async fn page(
     error: Option<(String, String)>,
     added: bool,
 ) -> Result<HttpResponse, AdminError> {
-    let items = db::run(&state.pool, |c| db::articles::list(c, None, LISTED)).await?;
+    let items = db::run(&state.pool, |c| {
+        let articles = db::articles::list(c, None, LISTED)?;
+        let urls: Vec<String> = articles.iter().map(|a| a.url.clone()).collect();
+        let mut counts = db::feedback::counts_for(c, &urls)?;
+        Ok(articles
+            .into_iter()
+            .map(|article| Row {
+                feedback: counts.remove(&article.url).unwrap_or_default(),
+                article,
+            })
+            .collect::<Vec<_>>())
+    })
+    .await?;
     render(
         state,
         status,

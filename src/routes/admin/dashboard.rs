@@ -1,4 +1,5 @@
-//! GET /admin: counts by status, the growth chart, recent digests.
+//! GET /admin: counts by status, the growth chart, recent digests, the
+//! articles readers liked most this week.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -10,14 +11,19 @@ use crate::db;
 use crate::routes::web::AdminError;
 use crate::state::AppState;
 
+/// Articles in "most liked this week".
+const LIKED: i64 = 5;
+
 pub async fn show(admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, AdminError> {
     let state = state.into_inner();
     let today = db::now().date();
-    let (counts, days, digests) = db::run(&state.pool, move |c| {
+    let week_ago = db::now() - chrono::Duration::days(7);
+    let (counts, days, digests, liked) = db::run(&state.pool, move |c| {
         let counts = db::subscribers::count_by_status(c)?;
         let days = crate::stats::growth(c, today)?;
         let digests = rows(c, 5)?;
-        Ok((counts, days, digests))
+        let liked = db::feedback::most_liked(c, week_ago, LIKED)?;
+        Ok((counts, days, digests, liked))
     })
     .await?;
     let new_confirmed: i64 = days.iter().map(|(_, n)| n).sum();
@@ -42,6 +48,7 @@ pub async fn show(admin: Admin, state: web::Data<AppState>) -> Result<HttpRespon
             chart_days => crate::stats::GROWTH_DAYS,
             chart => minijinja::Value::from_safe_string(chart::svg(&days)),
             digests => minijinja::Value::from(minijinja::value::Serde(&digests)),
+            liked => minijinja::Value::from(minijinja::value::Serde(&liked)),
         },
     )
 }

@@ -90,6 +90,16 @@ pub async fn create(
     })
 }
 
+/// An article as GET /api/articles lists it: its fields and its votes.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Listed {
+    #[serde(flatten)]
+    article: db::articles::Article,
+    /// Readers' votes on it: from the site's widget, from the digest's
+    /// links, and both together.
+    feedback: db::feedback::Counts,
+}
+
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {
     /// only articles published since (RFC 3339)
@@ -101,7 +111,7 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/api/articles", operation_id = "list_articles", tag = "ops", security(("bearer" = [])),
     params(ListQuery),
     responses(
-        (status = 200, description = "newest first", body = Items<Vec<db::articles::Article>>),
+        (status = 200, description = "newest first, each with its votes", body = Items<Vec<Listed>>),
         (status = 400, description = "bad query", body = ErrorBody),
         (status = 401, description = "missing or invalid token", body = ErrorBody),
         (status = 422, description = "a parameter is invalid", body = ErrorBody),
@@ -120,6 +130,18 @@ pub async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::validation("limit", "must be between 1 and 1000"));
     }
-    let items = db::run(&state.pool, move |c| db::articles::list(c, since, limit)).await?;
+    let items = db::run(&state.pool, move |c| {
+        let articles = db::articles::list(c, since, limit)?;
+        let urls: Vec<String> = articles.iter().map(|a| a.url.clone()).collect();
+        let mut counts = db::feedback::counts_for(c, &urls)?;
+        Ok(articles
+            .into_iter()
+            .map(|article| Listed {
+                feedback: counts.remove(&article.url).unwrap_or_default(),
+                article,
+            })
+            .collect::<Vec<_>>())
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(Items { items }))
 }

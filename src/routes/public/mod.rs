@@ -1,8 +1,10 @@
-//! Reader-facing pages and endpoints: signup, confirmation, unsubscribe.
+//! Reader-facing pages and endpoints: signup, confirmation, unsubscribe,
+//! feedback on articles.
 //! Their routes are in [`crate::routes::configure`].
 
 pub mod archive;
 pub mod confirm;
+pub mod feedback;
 pub mod signup;
 pub mod unsubscribe;
 
@@ -19,6 +21,20 @@ pub fn signup_cors(origins: &[String]) -> actix_cors::Cors {
     let mut cors = actix_cors::Cors::default()
         .allowed_methods(["POST"])
         .allowed_headers(["content-type", "accept"])
+        .max_age(86_400);
+    for origin in origins {
+        cors = cors.allowed_origin(origin.trim_end_matches('/'));
+    }
+    cors
+}
+
+/// GET and POST /feedback may come from the sites in `cors_origins` (the
+/// widget's script, with the browser's cookie, reads the counts).
+pub fn feedback_cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST"])
+        .allowed_headers(["content-type", "accept"])
+        .supports_credentials()
         .max_age(86_400);
     for origin in origins {
         cors = cors.allowed_origin(origin.trim_end_matches('/'));

@@ -216,6 +216,9 @@ pub enum PageError {
     TooManyRequests,
     #[error("{0}")]
     BadRequest(String),
+    /// A field of a form that cannot be taken as it is (422).
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("Something went wrong on our side. Please try again later.")]
     Unexpected(#[source] anyhow::Error),
 }
@@ -226,6 +229,7 @@ impl ResponseError for PageError {
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -6,6 +6,7 @@ pub mod email;
 pub mod feed_text;
 pub mod name;
 pub mod password;
+pub mod preferences;
 pub mod time;
 pub mod token;
 pub mod verp;
@@ -14,7 +15,7 @@ pub mod vocabulary;
 pub use email::SubscriberEmail;
 pub use name::SubscriberName;
 pub use vocabulary::{
-    BounceKind, BounceSource, ConsentEvent, DeliveryStatus, DigestStatus, MailKind,
+    BounceKind, BounceSource, ConsentEvent, DeliveryStatus, DigestStatus, Frequency, MailKind,
     SubscriberStatus, SuppressionReason, WorkStatus,
 };
 

@@ -6,7 +6,7 @@
 use crate::db::{self, digests::Digest, DbError};
 use crate::domain::DigestStatus;
 
-use super::compose::{READER_END, READER_START, UNSUBSCRIBE_MARKER};
+use super::compose::{PREFERENCES_MARKER, READER_END, READER_START, UNSUBSCRIBE_MARKER};
 
 /// Digests per archive page.
 pub const PER_PAGE: i64 = 20;
@@ -52,6 +52,7 @@ pub fn web_version(html: &str, signup_url: &str) -> String {
     }
     out.push_str(rest);
     out.replace(UNSUBSCRIBE_MARKER, signup_url)
+        .replace(PREFERENCES_MARKER, signup_url)
 }
 
 #[cfg(test)]

@@ -125,33 +125,82 @@ pub fn build_with(
 }
 
 /// A digest's text and HTML bodies, quoted-printable encoded once and cut
-/// where each reader's own link goes, so a send encodes only that link.
-/// Soft line breaks on both sides of the link keep every line within 76
-/// characters (segments are wrapped at 75 to leave room for the `=`).
+/// where each reader's own links go (one marker per kind of link), so a
+/// send encodes only those links. Soft line breaks on both sides of a link
+/// keep every line within 76 characters (segments are wrapped at 75 to
+/// leave room for the `=`).
 #[derive(Debug)]
 pub struct PreEncoded {
-    text: Vec<String>,
-    html: Vec<String>,
+    text: Cut,
+    html: Cut,
+}
+
+/// A body's encoded segments and, between each two, which marker's link
+/// goes there.
+#[derive(Debug)]
+struct Cut {
+    segments: Vec<String>,
+    gaps: Vec<usize>,
+}
+
+impl Cut {
+    fn new(body: &str, markers: &[&str]) -> Self {
+        let (mut segments, mut gaps) = (Vec::new(), Vec::new());
+        let mut rest = body;
+        loop {
+            let next = markers
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| rest.find(m).map(|at| (at, i, m.len())))
+                .min();
+            let Some((at, i, len)) = next else {
+                segments.push(quoted_printable_75(rest));
+                break;
+            };
+            segments.push(quoted_printable_75(&rest[..at]));
+            gaps.push(i);
+            rest = &rest[at + len..];
+        }
+        Self { segments, gaps }
+    }
+
+    fn fill(&self, links: &[String]) -> Body {
+        let mut body = String::new();
+        for (n, segment) in self.segments.iter().enumerate() {
+            body.push_str(segment);
+            if let Some(link) = self.gaps.get(n).and_then(|&i| links.get(i)) {
+                body.push_str("=\r\n");
+                body.push_str(link);
+                body.push_str("=\r\n");
+            }
+        }
+        Body::dangerous_pre_encoded(body.into_bytes(), ContentTransferEncoding::QuotedPrintable)
+    }
 }
 
 impl PreEncoded {
     pub fn new(text: &str, html: &str, marker: &str) -> Self {
-        let cut = |body: &str| body.split(marker).map(quoted_printable_75).collect();
+        Self::with_markers(text, html, &[marker])
+    }
+
+    /// Cut at each of `markers`; [`PreEncoded::fill`] takes their links in
+    /// the same order.
+    pub fn with_markers(text: &str, html: &str, markers: &[&str]) -> Self {
         Self {
-            text: cut(text),
-            html: cut(html),
+            text: Cut::new(text, markers),
+            html: Cut::new(html, markers),
         }
     }
 
     /// `(text, html)` bodies with `link` wherever the marker was.
     pub fn bodies(&self, link: &str) -> (Body, Body) {
-        let link = quoted_printable_75(link);
-        let fill = |segments: &[String]| {
-            let joint = format!("=\r\n{link}=\r\n");
-            let body = segments.join(joint.as_str());
-            Body::dangerous_pre_encoded(body.into_bytes(), ContentTransferEncoding::QuotedPrintable)
-        };
-        (fill(&self.text), fill(&self.html))
+        self.fill(&[link])
+    }
+
+    /// `(text, html)` bodies with each marker's link where it was.
+    pub fn fill(&self, links: &[&str]) -> (Body, Body) {
+        let links: Vec<String> = links.iter().map(|l| quoted_printable_75(l)).collect();
+        (self.text.fill(&links), self.html.fill(&links))
     }
 }
 

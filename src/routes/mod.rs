@@ -35,7 +35,7 @@ pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
     use admin::{articles as a_articles, auth, dashboard, digests as a_digests, drafts};
     use admin::{settings, subscribers as a_subscribers};
     use api::{articles, bounces, digests, stats, subscribers};
-    use public::{archive, confirm, signup, unsubscribe};
+    use public::{archive, confirm, preferences, signup, unsubscribe};
 
     cfg.route("/health", get().to(health::health))
         .route("/ready", get().to(health::ready));
@@ -57,6 +57,8 @@ pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
                 .route(get().to(unsubscribe::show))
                 .route(post().to(unsubscribe::unsubscribe)),
         )
+        .route("/preferences", get().to(preferences::show))
+        .route("/preferences", post().to(preferences::update))
         .route("/archive", get().to(archive::list))
         .route("/archive/feed.xml", get().to(archive::feed))
         .route("/archive/{id}", get().to(archive::show));
@@ -129,6 +131,8 @@ pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
         public::confirm::confirm,
         public::unsubscribe::show,
         public::unsubscribe::unsubscribe,
+        public::preferences::show,
+        public::preferences::update,
         public::archive::list,
         public::archive::feed,
         public::archive::show,

@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod confirm;
+pub mod preferences;
 pub mod signup;
 pub mod unsubscribe;
 

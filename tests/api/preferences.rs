@@ -356,8 +356,8 @@ async fn a_weekly_reader_gets_at_most_one_digest_a_week() {
 
     // A week on: the weekly readers' next one.
     app.db.execute(
-        "UPDATE digests SET audience_at = '2000-01-01 00:00:00', \
-         weekly_before = CASE WHEN weekly_before IS NULL THEN NULL ELSE '1999-12-25 00:00:00' END",
+        "UPDATE digests SET audience_at = '2000-01-01 00:00:00'; \
+         UPDATE digests SET weekly_before = '1999-12-25 00:00:00' WHERE weekly_before IS NOT NULL;",
     );
     app.db.execute(
         "UPDATE subscribers SET frequency_at = '2000-01-01 00:00:00' WHERE frequency = 'weekly'",

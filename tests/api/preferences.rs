@@ -456,6 +456,8 @@ async fn export_downloads_the_same_data_as_the_gdpr_export() {
     let app = spawn_app().await;
     let api = app.api_token().await;
     let (id, token) = reader(&app, "exa@example.com").await;
+    post(&app, &token, &[("action", "pause"), ("weeks", "1")]).await;
+    pick(&app, &token, "Sport").await;
     let res = post(&app, &token, &[("action", "export")]).await;
     assert_eq!(res.status().as_u16(), 200);
     assert!(res
@@ -473,12 +475,14 @@ async fn export_downloads_the_same_data_as_the_gdpr_export() {
         .await
         .unwrap();
     assert_eq!(mine["subscriber"]["email"], "exa@example.com");
+    assert_eq!(mine["preferences"]["sections"], json!(["sport"]));
+    assert!(mine["preferences"]["paused_until"].is_string());
     mine["exported_at"] = json!(null);
     theirs["exported_at"] = json!(null);
     assert_eq!(mine, theirs);
     assert_eq!(
         events(&app, &id, "preferences"),
-        0,
+        2,
         "reading changes nothing"
     );
 }

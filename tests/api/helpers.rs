@@ -174,6 +174,10 @@ pub async fn start(db: TestDb, sink: MailSink, map: BTreeMap<String, String>) ->
         db,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // Under the server's 5 s keep-alive: a connection idle that
+            // long is not reused just as the server closes it (a request
+            // on it would fail with IncompleteMessage).
+            .pool_idle_timeout(Duration::from_secs(3))
             .build()
             .expect("client"),
         stop,

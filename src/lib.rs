@@ -20,7 +20,8 @@
 //! - Use cases, each a service function owning its transaction and error:
 //!   [`subscriptions`] (signup, confirm, unsubscribe, the signup group
 //!   commit), [`digest`] (intake, compose and fan-out, pause/resume/cancel),
-//!   [`privacy`] (export, erasure), [`console`] (console sessions),
+//!   [`privacy`] (export, erasure), [`preferences`] (the reader's own page),
+//!   [`console`] (console sessions),
 //!   [`stats`], [`subscriber_csv`], [`bounces`] (inbound bounces,
 //!   complaints and mailto unsubscribes), [`feedback`] (readers' votes on
 //!   articles, from the site and from the digest).
@@ -43,6 +44,7 @@ pub mod feedback;
 pub mod limits;
 pub mod mail;
 pub mod metrics;
+pub mod preferences;
 pub mod privacy;
 pub mod receiver;
 pub mod routes;

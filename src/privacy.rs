@@ -181,8 +181,19 @@ pub struct Export {
     /// Bounces and complaints received about their emails.
     pub bounces: Vec<db::bounces::BounceRecord>,
     pub confirmation_pending: bool,
+    /// What they chose on their preferences page.
+    pub preferences: ExportedPreferences,
     #[serde(serialize_with = "crate::domain::time::utc")]
     pub exported_at: NaiveDateTime,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExportedPreferences {
+    #[serde(serialize_with = "crate::domain::time::utc_opt")]
+    pub paused_until: Option<NaiveDateTime>,
+    pub frequency: crate::domain::Frequency,
+    /// Empty: every section.
+    pub sections: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -289,6 +300,7 @@ fn export_in(conn: &mut DbConnection, subscriber_id: &str) -> db::QueryResult<Op
     let deliveries = deliveries_of(conn, subscriber_id, &consent)?;
     let pending = erasure::pending_links(conn, subscriber_id, now)?;
     let bounces = db::bounces::for_subscriber(conn, subscriber_id)?;
+    let preferences = preferences_of(conn, subscriber_id)?;
     Ok(Some(Export {
         subscriber: ExportedSubscriber {
             id: s.id,
@@ -304,8 +316,29 @@ fn export_in(conn: &mut DbConnection, subscriber_id: &str) -> db::QueryResult<Op
         deliveries,
         bounces,
         confirmation_pending: pending > 0,
+        preferences,
         exported_at: now,
     }))
+}
+
+fn preferences_of(conn: &mut DbConnection, id: &str) -> db::QueryResult<ExportedPreferences> {
+    let settings = db::audience::settings_of(conn, id)?;
+    let choice = match settings.as_ref().and_then(|s| s.choice_id) {
+        Some(choice) => db::audience::choice_key(conn, choice)?,
+        None => None,
+    };
+    let sections = choice
+        .map(|key| {
+            crate::domain::preferences::SectionChoice::from_key(&key)
+                .names()
+                .to_vec()
+        })
+        .unwrap_or_default();
+    Ok(ExportedPreferences {
+        paused_until: settings.as_ref().and_then(|s| s.paused_until),
+        frequency: settings.map_or(crate::domain::Frequency::Every, |s| s.frequency),
+        sections,
+    })
 }
 
 #[cfg(test)]

@@ -121,6 +121,8 @@ async fn housekeeping(state: SharedState, mut shutdown: watch::Receiver<bool>) {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+        state.preferences_limiter.retain_recent();
+        state.preferences_limiter.shrink_to_fit();
         let cutoff = crate::db::now() - chrono::Duration::days(7);
         if let Err(e) =
             crate::db::run(&state.pool, move |c| crate::db::jobs::prune(c, cutoff)).await

@@ -27,6 +27,8 @@ pub struct AppState {
     /// Poked after a digest was fanned out.
     pub wake_deliveries: Notify,
     pub signup_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Per-IP ceiling on the preferences page (GET and POST).
+    pub preferences_limiter: DefaultKeyedRateLimiter<IpAddr>,
     /// Console login throttles and the bound on concurrent argon2 work.
     pub login_guard: crate::limits::LoginGuard,
     /// The per-IP budget of feedback votes.
@@ -40,6 +42,10 @@ pub struct AppState {
 }
 
 pub type SharedState = Arc<AppState>;
+
+/// Requests a minute from one address to /preferences (a reader needs a
+/// handful); past it, 429.
+pub const PREFERENCES_PER_MINUTE: u32 = 30;
 
 impl AppState {
     /// Connects, migrates and loads the secret key: everything a command
@@ -96,6 +102,9 @@ impl AppState {
             outbox,
             wake_deliveries: Notify::new(),
             signup_limiter,
+            preferences_limiter: RateLimiter::keyed(Quota::per_minute(
+                NonZeroU32::new(PREFERENCES_PER_MINUTE).unwrap_or(NonZeroU32::MIN),
+            )),
             login_guard: Default::default(),
             vote_limiter: Default::default(),
             metrics,

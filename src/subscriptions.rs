@@ -157,6 +157,9 @@ fn new_confirmation(policy: &SignupPolicy, name: Option<&str>) -> (String, Strin
 #[derive(Debug, PartialEq, Eq)]
 pub enum ConfirmOutcome {
     Confirmed,
+    /// A new address asked for on the preferences page is confirmed: it
+    /// replaced the old one.
+    AddressChanged,
     AlreadyConfirmed,
     /// The link expired (or the reader left since): offer a new one.
     Expired {
@@ -170,6 +173,7 @@ impl ConfirmOutcome {
     pub fn label(&self) -> &'static str {
         match self {
             Self::Confirmed => "confirmed",
+            Self::AddressChanged => "address_changed",
             Self::AlreadyConfirmed => "already_confirmed",
             Self::Expired { .. } => "expired",
             Self::Unknown => "unknown",
@@ -201,6 +205,18 @@ fn confirm_in(
     let Some((subscriber_id, expires_at)) = confirmations::find(conn, &hash)? else {
         return Ok(ConfirmOutcome::Unknown);
     };
+    if let Some((new_email, used)) = confirmations::change_of(conn, &hash)? {
+        if used {
+            return Ok(ConfirmOutcome::AlreadyConfirmed);
+        }
+        let change = Change {
+            hash: &hash,
+            subscriber_id: &subscriber_id,
+            new_email: &new_email,
+            live: expires_at > now,
+        };
+        return change_address(conn, &change, ctx, now);
+    }
     let Some(subscriber) = subscribers::find(conn, &subscriber_id)? else {
         return Ok(ConfirmOutcome::Unknown);
     };
@@ -227,6 +243,57 @@ fn confirm_in(
             email: subscriber.email,
         }),
     }
+}
+
+/// An address change's confirmation link.
+struct Change<'a> {
+    hash: &'a str,
+    subscriber_id: &'a str,
+    new_email: &'a str,
+    /// Not expired.
+    live: bool,
+}
+
+/// Confirms an address change: the new address replaces the old one,
+/// with a `preferences` consent event. Expired, or the reader left since:
+/// expired. Another reader took the address meanwhile: unknown.
+fn change_address(
+    conn: &mut DbConnection,
+    change: &Change,
+    ctx: &consent::Context,
+    now: NaiveDateTime,
+) -> db::QueryResult<ConfirmOutcome> {
+    let confirmed = subscribers::find(conn, change.subscriber_id)?
+        .is_some_and(|s| s.status == SubscriberStatus::Confirmed);
+    if !change.live || !confirmed {
+        return Ok(ConfirmOutcome::Expired { email: None });
+    }
+    let Ok(email) = SubscriberEmail::parse(change.new_email) else {
+        return Ok(ConfirmOutcome::Unknown);
+    };
+    if subscribers::find_by_key(conn, &email.key())?.is_some() {
+        return Ok(ConfirmOutcome::Unknown);
+    }
+    subscribers::set_email(
+        conn,
+        change.subscriber_id,
+        email.as_str(),
+        &email.key(),
+        now,
+    )?;
+    confirmations::mark_used(conn, change.hash, now)?;
+    let ctx = consent::Context {
+        method: Some("new address confirmed".into()),
+        ..ctx.clone()
+    };
+    consent::record(
+        conn,
+        change.subscriber_id,
+        ConsentEvent::Preferences,
+        now,
+        &ctx,
+    )?;
+    Ok(ConfirmOutcome::AddressChanged)
 }
 
 #[derive(Debug, PartialEq, Eq)]

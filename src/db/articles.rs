@@ -195,6 +195,37 @@ pub fn take_for_digest(
     .execute(conn)
 }
 
+/// The section names of the articles published since `since`, most used
+/// first (the sections a reader may pick from), at most `limit`.
+pub fn sections_since(
+    conn: &mut DbConnection,
+    since: NaiveDateTime,
+    limit: usize,
+) -> QueryResult<Vec<String>> {
+    let rows: Vec<Option<String>> = articles::table
+        .filter(articles::published_at.ge(since))
+        .filter(articles::sections.is_not_null())
+        .select(articles::sections)
+        .load(conn)?;
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for name in rows.iter().flat_map(|r| parse_sections(r.as_deref())) {
+        let name = name.trim().to_string();
+        match counts
+            .iter_mut()
+            .find(|(n, _)| n.to_lowercase() == name.to_lowercase())
+        {
+            Some((_, k)) => *k += 1,
+            None if !name.is_empty() => counts.push((name, 1)),
+            None => {}
+        }
+    }
+    counts.sort_by(|a, b| {
+        b.1.cmp(&a.1)
+            .then_with(|| a.0.to_lowercase().cmp(&b.0.to_lowercase()))
+    });
+    Ok(counts.into_iter().take(limit).map(|(n, _)| n).collect())
+}
+
 pub fn in_digest(conn: &mut DbConnection, digest_id: i64) -> QueryResult<Vec<Article>> {
     articles::table
         .filter(articles::digest_id.eq(digest_id))

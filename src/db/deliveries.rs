@@ -30,19 +30,18 @@ use crate::domain::{DeliveryStatus, DigestStatus, SubscriberStatus};
 /// Reader ids per chunk: what one worker claims, sends and settles at a time.
 pub const CHUNK: i64 = 1000;
 
-/// Queues a digest for its audience: the readers confirmed now. Returns
-/// their number; the digest is cut into chunks as it is sent.
+/// Queues a digest for its audience (the rule of
+/// [`super::audience::eligible`], at `at`). Returns their number; the
+/// digest is cut into chunks as it is sent.
 pub fn fan_out(conn: &mut DbConnection, digest_id: i64, at: NaiveDateTime) -> QueryResult<usize> {
-    let n: i64 = subscribers::table
-        .filter(subscribers::status.eq(SubscriberStatus::Confirmed))
-        .count()
-        .get_result(conn)?;
+    // The rule reads the digest's audience time: set it before the count.
     diesel::update(digests::table.find(digest_id))
-        .set((
-            digests::audience_at.eq(Some(at)),
-            // Nothing to cut for nobody.
-            digests::cut_from.eq((n > 0).then_some("")),
-        ))
+        .set(digests::audience_at.eq(Some(at)))
+        .execute(conn)?;
+    let n = super::audience::count(conn, digest_id)?;
+    diesel::update(digests::table.find(digest_id))
+        // Nothing to cut for nobody.
+        .set(digests::cut_from.eq((n > 0).then_some("")))
         .execute(conn)?;
     Ok(usize::try_from(n).unwrap_or_default())
 }
@@ -192,13 +191,17 @@ pub struct DeliveryJob {
     pub name: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     pub status: Option<SubscriberStatus>,
+    /// The reader's section choice: which edition of the digest they get.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub choice_id: Option<i64>,
     #[diesel(sql_type = Bool)]
     pub retry: bool,
 }
 
 /// The chunk's sends: its exceptions due for a retry, then (unless the
-/// range is passed) the readers after the cursor who are confirmed now and
-/// have no delivery row yet, in id order. (A reader who confirmed since
+/// range is passed) the readers after the cursor who are in the digest's
+/// audience now ([`super::audience::eligible`]) and have no delivery row
+/// yet, in id order. (A reader who confirmed since
 /// the digest was queued gets it too: it goes to whoever is confirmed when
 /// it is sent, and its total grows by them.)
 pub fn due_in(
@@ -209,7 +212,8 @@ pub fn due_in(
     let mut jobs: Vec<DeliveryJob> = in_range(
         conn,
         chunk,
-        "SELECT d.digest_id, d.subscriber_id, d.attempts, s.email, s.name, s.status, TRUE AS retry \
+        "SELECT d.digest_id, d.subscriber_id, d.attempts, s.email, s.name, s.status, s.choice_id, \
+         TRUE AS retry \
          FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id \
          WHERE d.digest_id = ? AND",
         "d.subscriber_id",
@@ -225,15 +229,15 @@ pub fn due_in(
             chunk,
             &format!(
                 "SELECT CAST({} AS BIGINT) AS digest_id, s.id AS subscriber_id, 0 AS attempts, s.email, s.name, \
-                 s.status, FALSE AS retry FROM subscribers s WHERE NOT EXISTS ( \
+                 s.status, s.choice_id, FALSE AS retry FROM subscribers s WHERE NOT EXISTS ( \
                    SELECT 1 FROM deliveries d WHERE d.digest_id = ? AND d.subscriber_id = s.id) \
                  AND",
                 chunk.digest_id
             ),
             "s.id",
             &format!(
-                "AND s.status = '{}' {} ORDER BY s.id",
-                SubscriberStatus::Confirmed,
+                "AND {} {} ORDER BY s.id",
+                super::audience::eligible(chunk.digest_id),
                 if chunk.cursor.is_some() { "AND s.id > ?" } else { "" },
             ),
             None,

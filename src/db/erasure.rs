@@ -109,6 +109,11 @@ pub fn blank_subscriber(
             subscribers::status.eq(crate::domain::SubscriberStatus::Erased),
             subscribers::updated_at.eq(now),
             subscribers::last_confirmation_at.eq(None::<chrono::NaiveDateTime>),
+            // What they chose on their preferences page is theirs too.
+            subscribers::paused_until.eq(None::<chrono::NaiveDateTime>),
+            subscribers::frequency.eq(crate::domain::Frequency::Every),
+            subscribers::frequency_at.eq(None::<chrono::NaiveDateTime>),
+            subscribers::choice_id.eq(None::<i64>),
         ))
         .execute(conn)?;
     Ok(())

@@ -13,6 +13,7 @@ pub mod admins;
 pub mod api_tokens;
 pub mod app_state;
 pub mod articles;
+pub mod audience;
 pub mod bounces;
 pub mod confirmations;
 pub mod consent;

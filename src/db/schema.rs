@@ -19,6 +19,10 @@ diesel::table! {
         updated_at -> Timestamp,
         confirmed_at -> Nullable<Timestamp>,
         last_confirmation_at -> Nullable<Timestamp>,
+        paused_until -> Nullable<Timestamp>,
+        frequency -> Text,
+        frequency_at -> Nullable<Timestamp>,
+        choice_id -> Nullable<BigInt>,
     }
 }
 
@@ -29,6 +33,7 @@ diesel::table! {
         created_at -> Timestamp,
         expires_at -> Timestamp,
         used_at -> Nullable<Timestamp>,
+        new_email -> Nullable<Text>,
     }
 }
 
@@ -91,6 +96,25 @@ diesel::table! {
         intro -> Nullable<Text>,
         custom_subject -> Nullable<Text>,
         scheduled_at -> Nullable<Timestamp>,
+        weekly_before -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    section_choices (id) {
+        id -> BigInt,
+        sections -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    digest_editions (digest_id, choice_id) {
+        digest_id -> BigInt,
+        choice_id -> BigInt,
+        subject -> Nullable<Text>,
+        body_text -> Nullable<Text>,
+        body_html -> Nullable<Text>,
     }
 }
 
@@ -228,6 +252,7 @@ diesel::joinable!(deliveries -> digests (digest_id));
 diesel::joinable!(delivery_chunks -> digests (digest_id));
 diesel::joinable!(articles -> digests (digest_id));
 diesel::joinable!(admin_sessions -> admins (admin_id));
+diesel::joinable!(digest_editions -> digests (digest_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     app_state,
@@ -248,4 +273,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     suppressions,
     bounces,
     feedback_votes,
+    section_choices,
+    digest_editions,
 );

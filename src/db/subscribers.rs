@@ -114,6 +114,23 @@ pub fn mark_confirmation_sent(
         .execute(conn)
 }
 
+/// A confirmed address change: the new address and its key.
+pub fn set_email(
+    conn: &mut DbConnection,
+    id: &str,
+    email: &str,
+    key: &str,
+    at: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(subscribers::table.find(id))
+        .set((
+            subscribers::email.eq(Some(email)),
+            subscribers::email_key.eq(Some(key)),
+            subscribers::updated_at.eq(at),
+        ))
+        .execute(conn)
+}
+
 pub fn set_name(conn: &mut DbConnection, id: &str, name: Option<&str>) -> QueryResult<usize> {
     diesel::update(subscribers::table.find(id))
         .set(subscribers::name.eq(name))

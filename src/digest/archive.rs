@@ -6,7 +6,9 @@
 use crate::db::{self, digests::Digest, DbError};
 use crate::domain::DigestStatus;
 
-use super::compose::{FEEDBACK_MARKER, READER_END, READER_START, UNSUBSCRIBE_MARKER};
+use super::compose::{
+    FEEDBACK_MARKER, PREFERENCES_MARKER, READER_END, READER_START, UNSUBSCRIBE_MARKER,
+};
 
 /// Digests per archive page.
 pub const PER_PAGE: i64 = 20;
@@ -54,6 +56,7 @@ pub fn web_version(html: &str, signup_url: &str) -> String {
     out.push_str(rest);
     out.replace(UNSUBSCRIBE_MARKER, signup_url)
         .replace(FEEDBACK_MARKER, "")
+        .replace(PREFERENCES_MARKER, signup_url)
 }
 
 #[cfg(test)]

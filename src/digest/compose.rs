@@ -1,5 +1,6 @@
 //! Composition: take the articles not yet in any digest, render the email
-//! once, and queue one delivery per confirmed reader, all in one transaction.
+//! once, and queue it for its audience ([`super::audience::queue`]), all in
+//! one transaction.
 //! Nothing new, no digest.
 
 use chrono::NaiveDateTime;
@@ -13,6 +14,8 @@ use crate::state::{AppState, SharedState};
 
 /// Stands in the rendered bodies where each reader's unsubscribe link goes.
 pub const UNSUBSCRIBE_MARKER: &str = "%%UNSUBSCRIBE_URL%%";
+/// Stands where each reader's preferences link goes.
+pub const PREFERENCES_MARKER: &str = "%%PREFERENCES_URL%%";
 
 /// Stands in the rendered bodies where each reader's feedback token goes:
 /// every story's "Useful? Yes · No" links carry it
@@ -167,11 +170,7 @@ fn compose_in(
             status,
         })));
     }
-    let recipients = digests::fan_out(c, id, now)?;
-    if recipients == 0 {
-        // No reader to wait for: the digest is done as composed.
-        db::deliveries::finish_done_digests(c, now)?;
-    }
+    let recipients = super::audience::queue(c, state, id, now)?;
     Ok(Ok(ComposeOutcome::Created(Created {
         id,
         articles: taken,
@@ -259,6 +258,7 @@ pub fn render(
             .unwrap_or_default(),
         site => &state.settings.brand.site_name,
         unsubscribe_url => UNSUBSCRIBE_MARKER,
+        preferences_url => PREFERENCES_MARKER,
         archive_url => if state.settings.archive_public {
             state.link(&format!("/archive/{}", framing.id))
         } else {

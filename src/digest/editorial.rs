@@ -7,7 +7,7 @@
 
 use chrono::NaiveDateTime;
 
-use super::compose::{render, Framing, FEEDBACK_MARKER, UNSUBSCRIBE_MARKER};
+use super::compose::{render, Framing, FEEDBACK_MARKER, PREFERENCES_MARKER, UNSUBSCRIBE_MARKER};
 use crate::db::{self, digests::Digest, DbError};
 use crate::domain::{DigestStatus, SubscriberEmail};
 use crate::state::{AppState, SharedState};
@@ -160,7 +160,11 @@ pub fn preview(state: &AppState, digest: &Digest, text: bool) -> (String, usize)
     };
     (
         body.replace(UNSUBSCRIBE_MARKER, &stand_in)
-            .replace(FEEDBACK_MARKER, "preview"),
+            .replace(FEEDBACK_MARKER, "preview")
+            .replace(
+                PREFERENCES_MARKER,
+                &state.link("/preferences?token=preview"),
+            ),
         digest.body_html.len(),
     )
 }
@@ -229,6 +233,7 @@ pub async fn send(
     at: Option<NaiveDateTime>,
 ) -> Result<Sent, EditError> {
     let now = db::now();
+    let st = state.clone();
     let outcome = db::transaction(&state.pool, move |c| {
         let from = [DigestStatus::Draft, DigestStatus::Scheduled];
         let Some(digest) = db::digests::find(c, id)? else {
@@ -247,7 +252,7 @@ pub async fn send(
                     return Ok(Err(EditError::NotDraft(digest.status)));
                 }
                 Ok(Ok(Sent::Now {
-                    recipients: queue(c, id, now)?,
+                    recipients: queue(c, &st, id, now)?,
                 }))
             }
         }
@@ -260,20 +265,22 @@ pub async fn send(
     Ok(outcome)
 }
 
-/// Queues a digest for every reader confirmed now: the same fan-out a
-/// composed digest gets.
-fn queue(c: &mut db::DbConnection, id: i64, now: NaiveDateTime) -> db::QueryResult<usize> {
-    let recipients = db::digests::fan_out(c, id, now)?;
-    if recipients == 0 {
-        db::deliveries::finish_done_digests(c, now)?;
-    }
-    Ok(recipients)
+/// Queues a digest for its audience: the same fan-out a composed digest
+/// gets.
+fn queue(
+    c: &mut db::DbConnection,
+    state: &AppState,
+    id: i64,
+    now: NaiveDateTime,
+) -> db::QueryResult<usize> {
+    super::audience::queue(c, state, id, now)
 }
 
 /// Sends the scheduled digests whose time has come; each is claimed by a
 /// conditional update, so one instance sends it.
 pub async fn send_due(state: &SharedState) -> Result<usize, DbError> {
     let now = db::now();
+    let st = state.clone();
     let sent = db::transaction(&state.pool, move |c| {
         let mut sent = 0;
         for id in db::digests::due(c, now)? {
@@ -284,7 +291,7 @@ pub async fn send_due(state: &SharedState) -> Result<usize, DbError> {
                 DigestStatus::Sending,
                 None,
             )? {
-                queue(c, id, now)?;
+                queue(c, &st, id, now)?;
                 sent += 1;
             }
         }

@@ -2,6 +2,7 @@
 //! (delivery is the `workers::delivery` worker).
 
 pub mod archive;
+pub mod audience;
 pub mod compose;
 pub mod control;
 pub mod feed;

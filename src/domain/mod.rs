@@ -7,6 +7,7 @@ pub mod feed_text;
 pub mod feedback;
 pub mod name;
 pub mod password;
+pub mod preferences;
 pub mod time;
 pub mod token;
 pub mod verp;
@@ -15,7 +16,7 @@ pub mod vocabulary;
 pub use email::SubscriberEmail;
 pub use name::SubscriberName;
 pub use vocabulary::{
-    BounceKind, BounceSource, ConsentEvent, DeliveryStatus, DigestStatus, MailKind,
+    BounceKind, BounceSource, ConsentEvent, DeliveryStatus, DigestStatus, Frequency, MailKind,
     SubscriberStatus, SuppressionReason, Vote, VoteSource, WorkStatus,
 };
 

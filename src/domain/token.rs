@@ -109,6 +109,56 @@ pub fn verify_voter_cookie(key: &str, value: &str) -> Option<String> {
     constant_time_eq(expected.as_bytes(), value.as_bytes()).then(|| id.to_string())
 }
 
+/// How long a preferences link works after its email was sent.
+pub const PREFERENCES_DAYS: i64 = 90;
+
+/// Why a preferences token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenProblem {
+    /// Not one we made (or mangled).
+    Forged,
+    /// Ours, but older than [`PREFERENCES_DAYS`].
+    Expired,
+}
+
+/// Per-reader preferences token, signed like the unsubscribe token:
+/// `<subscriber id>.<day issued>.<mac>`, the day counted from 1970-01-01
+/// (UTC), so a link stops working [`PREFERENCES_DAYS`] after its email.
+pub fn preferences_token(key: &str, subscriber_id: &str, day: i64) -> String {
+    let message = format!("preferences:{subscriber_id}:{day}");
+    let mac = URL_SAFE_NO_PAD.encode(&mac_bytes(key, &message)[..16]);
+    format!("{subscriber_id}.{day}.{mac}")
+}
+
+/// Today's day number for [`preferences_token`].
+pub fn day_of(at: chrono::NaiveDateTime) -> i64 {
+    at.and_utc().timestamp().div_euclid(86_400)
+}
+
+/// The subscriber id inside a genuine, unexpired preferences token.
+pub fn verify_preferences_token(
+    key: &str,
+    token: &str,
+    today: i64,
+) -> Result<String, TokenProblem> {
+    let mut parts = token.splitn(3, '.');
+    let (Some(id), Some(day), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(TokenProblem::Forged);
+    };
+    if id.len() > 64 || day.len() > 8 {
+        return Err(TokenProblem::Forged);
+    }
+    let day: i64 = day.parse().map_err(|_| TokenProblem::Forged)?;
+    let expected = preferences_token(key, id, day);
+    if !constant_time_eq(expected.as_bytes(), token.as_bytes()) {
+        return Err(TokenProblem::Forged);
+    }
+    if today - day > PREFERENCES_DAYS || day > today + 1 {
+        return Err(TokenProblem::Expired);
+    }
+    Ok(id.to_string())
+}
+
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
@@ -130,6 +180,32 @@ mod tests {
         assert_eq!(c, confirmation_token("k", "n"));
         assert_eq!(c.len(), 32);
         assert_ne!(c, confirmation_token("k2", "n"));
+    }
+
+    #[test]
+    fn preferences_round_trip_and_expiry() {
+        let t = preferences_token("key", "abc-123", 20_000);
+        assert_eq!(
+            verify_preferences_token("key", &t, 20_000).as_deref(),
+            Ok("abc-123")
+        );
+        assert_eq!(
+            verify_preferences_token("key", &t, 20_000 + PREFERENCES_DAYS + 1),
+            Err(TokenProblem::Expired)
+        );
+        assert_eq!(
+            verify_preferences_token("other", &t, 20_000),
+            Err(TokenProblem::Forged)
+        );
+        let later = t.replace(".20000.", ".20050.");
+        assert_eq!(
+            verify_preferences_token("key", &later, 20_050),
+            Err(TokenProblem::Forged)
+        );
+        assert_eq!(
+            verify_preferences_token("key", "x.y", 1),
+            Err(TokenProblem::Forged)
+        );
     }
 
     #[test]

@@ -148,6 +148,18 @@ text_enum! {
         Complained = "complained",
         Imported = "imported",
         Erased = "erased",
+        /// The reader changed their own settings on /preferences (pause,
+        /// frequency, sections, name, a new address asked for).
+        Preferences = "preferences",
+    }
+}
+
+text_enum! {
+    /// How often a reader wants the digest: every one, or at most one in
+    /// seven days.
+    pub enum Frequency {
+        Every = "every",
+        Weekly = "weekly",
     }
 }
 

@@ -50,6 +50,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/pages/feedback_done.html"),
     ),
     (
+        "pages/preferences.html",
+        include_str!("../../templates/pages/preferences.html"),
+    ),
+    (
+        "pages/preferences_deleted.html",
+        include_str!("../../templates/pages/preferences_deleted.html"),
+    ),
+    (
         "pages/error.html",
         include_str!("../../templates/pages/error.html"),
     ),

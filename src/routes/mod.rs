@@ -35,38 +35,11 @@ pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
     use admin::{articles as a_articles, auth, dashboard, digests as a_digests, drafts};
     use admin::{settings, subscribers as a_subscribers};
     use api::{articles, bounces, digests, stats, subscribers};
-    use public::{archive, confirm, feedback, signup, unsubscribe};
 
     cfg.route("/health", get().to(health::health))
         .route("/ready", get().to(health::ready));
 
-    cfg.route("/", get().to(signup::form))
-        .service(
-            resource("/subscriptions")
-                .wrap(public::signup_cors(&state.settings.cors_origins))
-                .route(post().to(signup::subscribe)),
-        )
-        .service(
-            resource("/subscriptions/confirm")
-                .route(get().to(confirm::show))
-                .route(post().to(confirm::confirm)),
-        )
-        .route("/webhooks/{provider}", post().to(webhooks::receive))
-        .service(
-            resource("/unsubscribe")
-                .route(get().to(unsubscribe::show))
-                .route(post().to(unsubscribe::unsubscribe)),
-        )
-        .service(
-            resource("/feedback")
-                .wrap(public::feedback_cors(&state.settings.cors_origins))
-                .route(get().to(feedback::show))
-                .route(post().to(feedback::vote)),
-        )
-        .route("/feedback.js", get().to(feedback::script))
-        .route("/archive", get().to(archive::list))
-        .route("/archive/feed.xml", get().to(archive::feed))
-        .route("/archive/{id}", get().to(archive::show));
+    public_routes(cfg, state);
 
     cfg.service(
         scope("/api")
@@ -117,6 +90,42 @@ pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
     );
 }
 
+/// The readers' and the site's routes: the form, confirmation,
+/// unsubscribe, feedback, preferences, the archive and the webhooks.
+fn public_routes(cfg: &mut ServiceConfig, state: &SharedState) {
+    use public::{archive, confirm, feedback, preferences, signup, unsubscribe};
+
+    cfg.route("/", get().to(signup::form))
+        .service(
+            resource("/subscriptions")
+                .wrap(public::signup_cors(&state.settings.cors_origins))
+                .route(post().to(signup::subscribe)),
+        )
+        .service(
+            resource("/subscriptions/confirm")
+                .route(get().to(confirm::show))
+                .route(post().to(confirm::confirm)),
+        )
+        .route("/webhooks/{provider}", post().to(webhooks::receive))
+        .service(
+            resource("/unsubscribe")
+                .route(get().to(unsubscribe::show))
+                .route(post().to(unsubscribe::unsubscribe)),
+        )
+        .service(
+            resource("/feedback")
+                .wrap(public::feedback_cors(&state.settings.cors_origins))
+                .route(get().to(feedback::show))
+                .route(post().to(feedback::vote)),
+        )
+        .route("/feedback.js", get().to(feedback::script))
+        .route("/preferences", get().to(preferences::show))
+        .route("/preferences", post().to(preferences::update))
+        .route("/archive", get().to(archive::list))
+        .route("/archive/feed.xml", get().to(archive::feed))
+        .route("/archive/{id}", get().to(archive::show));
+}
+
 /// The HTTP API as OpenAPI 3.1: one `paths` line per route of the table
 /// above that answers programs (the console's pages are left out).
 #[derive(utoipa::OpenApi)]
@@ -139,6 +148,8 @@ pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
         public::feedback::show,
         public::feedback::vote,
         public::feedback::script,
+        public::preferences::show,
+        public::preferences::update,
         public::archive::list,
         public::archive::feed,
         public::archive::show,

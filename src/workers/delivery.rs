@@ -23,7 +23,7 @@ use super::retry::{backoff, MAX_ATTEMPTS};
 use super::{Claimed, Handed, Settled, Shape, Work};
 use crate::db::deliveries::{Chunk, Counts, DeliveryJob, Move, Update};
 use crate::db::{self, DbConnection, QueryResult};
-use crate::digest::compose::{FEEDBACK_MARKER, UNSUBSCRIBE_MARKER};
+use crate::digest::compose::{FEEDBACK_MARKER, PREFERENCES_MARKER, UNSUBSCRIBE_MARKER};
 use crate::domain::{DeliveryStatus, SubscriberStatus};
 use crate::mail::message::{self, ListHeaders, PreEncoded};
 use crate::mail::SendError;
@@ -43,7 +43,9 @@ pub async fn run(state: SharedState, shutdown: watch::Receiver<bool>) {
 
 pub struct Delivery {
     shape: Shape,
-    contents: Mutex<HashMap<i64, Arc<Content>>>,
+    /// Each digest's content per section choice (`None`: the digest's
+    /// own); a choice with no edition of the digest has `None`.
+    contents: Mutex<HashMap<(i64, Option<i64>), Edition>>,
     breaker: Mutex<HashMap<i64, Streak>>,
     paused: prometheus::IntCounterVec,
 }
@@ -62,10 +64,15 @@ pub struct Content {
     bodies: PreEncoded,
 }
 
+/// A digest's content as one section choice gets it; `None`: the choice
+/// matches nothing in it.
+type Edition = Option<Arc<Content>>;
+
 /// A leased chunk and the content its sends use.
 pub struct Leased {
     chunk: Chunk,
-    content: Arc<Content>,
+    /// The digest's editions its readers get, by section choice.
+    editions: HashMap<Option<i64>, Edition>,
     /// The fresh readers read at claim, in order, and where each is in it:
     /// a run's cursor moves from the one before its first.
     fresh: Vec<String>,
@@ -109,26 +116,49 @@ impl Delivery {
         }
     }
 
-    async fn content(&self, state: &AppState, id: i64) -> anyhow::Result<Arc<Content>> {
-        if let Some(c) = self.contents.lock().ok().and_then(|m| m.get(&id).cloned()) {
+    /// The digest as readers with section choice `choice` get it, loaded
+    /// once per instance; `None` when the choice matches none of it.
+    async fn content(
+        &self,
+        state: &AppState,
+        id: i64,
+        choice: Option<i64>,
+    ) -> anyhow::Result<Option<Arc<Content>>> {
+        if let Some(c) = self
+            .contents
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&(id, choice)).cloned())
+        {
             return Ok(c);
         }
-        let digest = db::run(&state.pool, move |c| db::digests::find(c, id))
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("digest {id} vanished"))?;
-        let content = Arc::new(Content {
-            bodies: PreEncoded::new(
-                &digest.body_text,
-                &digest.body_html,
-                &[UNSUBSCRIBE_MARKER, FEEDBACK_MARKER],
-            ),
-            subject: digest.subject,
+        let (digest, edition) = db::run(&state.pool, move |c| {
+            let edition = match choice {
+                Some(choice) => db::audience::edition(c, id, choice)?.map(Some),
+                None => Some(None),
+            };
+            Ok((db::digests::find(c, id)?, edition))
+        })
+        .await?;
+        let digest = digest.ok_or_else(|| anyhow::anyhow!("digest {id} vanished"))?;
+        let content = edition.map(|edition| {
+            let own = edition.unwrap_or_default();
+            let text = own.body_text.as_deref().unwrap_or(&digest.body_text);
+            let html = own.body_html.as_deref().unwrap_or(&digest.body_html);
+            Arc::new(Content {
+                bodies: PreEncoded::new(
+                    text,
+                    html,
+                    &[UNSUBSCRIBE_MARKER, FEEDBACK_MARKER, PREFERENCES_MARKER],
+                ),
+                subject: own.subject.unwrap_or(digest.subject),
+            })
         });
         if let Ok(mut map) = self.contents.lock() {
-            if map.len() > 16 {
+            if map.len() > 64 {
                 map.clear();
             }
-            map.insert(id, content.clone());
+            map.insert((id, choice), content.clone());
         }
         Ok(content)
     }
@@ -339,7 +369,12 @@ impl Work for Delivery {
         let Some((chunk, jobs)) = claimed else {
             return Ok(None);
         };
-        let content = self.content(state, chunk.digest_id).await?;
+        let mut editions = HashMap::new();
+        for job in &jobs {
+            if let std::collections::hash_map::Entry::Vacant(slot) = editions.entry(job.choice_id) {
+                slot.insert(self.content(state, chunk.digest_id, job.choice_id).await?);
+            }
+        }
         let status_read = Mutex::new(Instant::now());
         let fresh: Vec<String> = jobs
             .iter()
@@ -355,7 +390,7 @@ impl Work for Delivery {
         Ok(Some((
             Leased {
                 chunk,
-                content,
+                editions,
                 fresh,
                 place,
                 fresh_left,
@@ -367,7 +402,12 @@ impl Work for Delivery {
     }
 
     async fn send(&self, state: &AppState, batch: &Leased, job: &DeliveryJob) -> Outcome {
-        let outcome = send_one(state, job, &batch.content).await;
+        // A reader whose sections match nothing in the digest (they
+        // changed them since it was queued) is skipped.
+        let outcome = match batch.editions.get(&job.choice_id).cloned().flatten() {
+            Some(content) => send_one(state, job, &content).await,
+            None => Outcome::Skipped,
+        };
         let counter = match &outcome {
             Outcome::Sent => Some(&state.metrics.emails_sent),
             Outcome::Retry(_) => Some(&state.metrics.emails_retried),
@@ -479,7 +519,13 @@ async fn send_one(state: &AppState, job: &DeliveryJob, content: &Content) -> Out
     let unsubscribe_url = state.link(&format!("/unsubscribe?token={token}"));
     let feedback =
         crate::domain::token::feedback_token(&state.secret, job.digest_id, &job.subscriber_id);
-    let bodies = content.bodies.bodies(&[&unsubscribe_url, &feedback]);
+    let day = crate::domain::token::day_of(db::now());
+    let preferences =
+        crate::domain::token::preferences_token(&state.secret, &job.subscriber_id, day);
+    let preferences_url = state.link(&format!("/preferences?token={preferences}"));
+    let bodies = content
+        .bodies
+        .bodies(&[&unsubscribe_url, &feedback, &preferences_url]);
     let from = &state.settings.mail_from;
     let host = state.settings.base_url.host_str().unwrap_or("localhost");
     let list = ListHeaders {

@@ -341,6 +341,10 @@ fn render_welcome(state: &AppState, job: &OutboxJob) -> anyhow::Result<Rendered>
     let ctx = minijinja::context! {
         name => payload.get("name").and_then(|n| n.as_str()),
         unsubscribe_url => state.link(&format!("/unsubscribe?token={token}")),
+        preferences_url => state.link(&format!(
+            "/preferences?token={}",
+            crate::domain::token::preferences_token(&state.secret, subscriber, crate::domain::token::day_of(crate::db::now()))
+        )),
         archive_url => if state.settings.archive_public { state.link("/archive") } else { String::new() },
         signup_url => state.link("/"),
     };

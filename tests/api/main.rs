@@ -35,6 +35,7 @@ mod layers;
 mod login_memory;
 mod migration;
 mod openapi;
+mod preferences;
 mod privacy;
 mod send_safety;
 mod signup;

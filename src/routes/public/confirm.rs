@@ -108,7 +108,11 @@ pub async fn confirm(
     let outcome = subscriptions::confirm(&state.pool, &token, ctx, welcome).await?;
     tracing::info!(outcome = outcome.label(), "confirmation");
     match outcome {
-        ConfirmOutcome::Confirmed | ConfirmOutcome::AlreadyConfirmed if json => {
+        ConfirmOutcome::Confirmed
+        | ConfirmOutcome::AlreadyConfirmed
+        | ConfirmOutcome::AddressChanged
+            if json =>
+        {
             Ok(HttpResponse::Ok().json(Status::new(SubscriberStatus::Confirmed.as_str())))
         }
         ConfirmOutcome::Confirmed | ConfirmOutcome::AlreadyConfirmed => page(
@@ -116,6 +120,12 @@ pub async fn confirm(
             StatusCode::OK,
             "pages/confirm_done.html",
             minijinja::context! { already => outcome == ConfirmOutcome::AlreadyConfirmed },
+        ),
+        ConfirmOutcome::AddressChanged => page(
+            &state,
+            StatusCode::OK,
+            "pages/confirm_done.html",
+            minijinja::context! { already => false, address_changed => true },
         ),
         ConfirmOutcome::Expired { .. } if json => {
             let error = "this confirmation link has expired: sign up again for a new one";

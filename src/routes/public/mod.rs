@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod confirm;
 pub mod feedback;
+pub mod preferences;
 pub mod signup;
 pub mod unsubscribe;
 

@@ -13,12 +13,31 @@ pub fn insert(
     created_at: NaiveDateTime,
     expires_at: NaiveDateTime,
 ) -> QueryResult<()> {
+    insert_row(
+        conn,
+        token_hash,
+        subscriber_id,
+        None,
+        created_at,
+        expires_at,
+    )
+}
+
+fn insert_row(
+    conn: &mut DbConnection,
+    token_hash: &str,
+    subscriber_id: &str,
+    new_email: Option<&str>,
+    created_at: NaiveDateTime,
+    expires_at: NaiveDateTime,
+) -> QueryResult<()> {
     diesel::insert_into(confirmation_tokens::table)
         .values((
             confirmation_tokens::token_hash.eq(token_hash),
             confirmation_tokens::subscriber_id.eq(subscriber_id),
             confirmation_tokens::created_at.eq(created_at),
             confirmation_tokens::expires_at.eq(expires_at),
+            confirmation_tokens::new_email.eq(new_email),
         ))
         .execute(conn)
         .map(drop)
@@ -49,16 +68,15 @@ pub fn insert_change(
     created_at: NaiveDateTime,
     expires_at: NaiveDateTime,
 ) -> QueryResult<()> {
-    diesel::insert_into(confirmation_tokens::table)
-        .values((
-            confirmation_tokens::token_hash.eq(token_hash),
-            confirmation_tokens::subscriber_id.eq(subscriber_id),
-            confirmation_tokens::created_at.eq(created_at),
-            confirmation_tokens::expires_at.eq(expires_at),
-            confirmation_tokens::new_email.eq(Some(new_email)),
-        ))
-        .execute(conn)
-        .map(drop)
+    let new_email = Some(new_email);
+    insert_row(
+        conn,
+        token_hash,
+        subscriber_id,
+        new_email,
+        created_at,
+        expires_at,
+    )
 }
 
 /// The new address a token confirms, if it is an address change; and

@@ -18,6 +18,9 @@ use crate::routes::web::{client_ip, field, form, user_agent, PageError};
 use crate::state::{AppState, SharedState};
 use crate::subscriptions::{self, SignupPolicy, UnsubscribeOutcome};
 
+/// A change the form asked for that cannot be made.
+const INVALID: StatusCode = StatusCode::UNPROCESSABLE_ENTITY;
+
 #[derive(Deserialize)]
 pub struct TokenQuery {
     token: Option<String>,
@@ -163,15 +166,7 @@ async fn change(
         Ok(change) => change,
         Err((field, reason)) => {
             let error = Some((field.as_str(), reason));
-            return render(
-                state,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                token,
-                id,
-                None,
-                error,
-            )
-            .await;
+            return render(state, INVALID, token, id, None, error).await;
         }
     };
     let policy = SignupPolicy::new(&state.settings, &state.secret);
@@ -184,15 +179,7 @@ async fn change(
             .into(),
         Err(PrefError::Invalid { field, reason }) => {
             let error = Some((field, format!("{field} {reason}")));
-            return render(
-                state,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                token,
-                id,
-                None,
-                error,
-            )
-            .await;
+            return render(state, INVALID, token, id, None, error).await;
         }
         Err(PrefError::NotSubscribed) => {
             let error = Some(("status", PrefError::NotSubscribed.to_string()));

@@ -423,3 +423,33 @@ fn digest_send_stops_with_the_reason_when_the_relay_keeps_refusing() {
     );
     assert_eq!(bounced(&app), (0, 0));
 }
+
+/// The workers' timings are on /metrics: every send timed, and every
+/// outcome in exactly one settle commit.
+#[tokio::test]
+async fn metrics_time_each_send_and_count_each_outcome_in_one_commit() {
+    let app = spawn_app_with(|_| {}).await;
+    let token = app.api_token().await;
+    seed_confirmed(&app, 30);
+    let id = queue_digest(&app, &token, "https://news.example/timed").await;
+    wait_digest_sent(&app, &token, id).await;
+    assert_each_once(&app, 30);
+
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for line in [
+        "tidings_send_seconds_count{worker=\"delivery\"} 30",
+        "tidings_settle_wait_seconds_count{worker=\"delivery\"} 30",
+        "tidings_settle_size_sum{worker=\"delivery\"} 30",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no {line} in {metrics}");
+    }
+    let commits = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tidings_settle_seconds_count{worker=\"delivery\"} "))
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap();
+    assert!(
+        (1..=30).contains(&commits),
+        "{commits} commits for 30 sends"
+    );
+}

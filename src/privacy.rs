@@ -183,6 +183,8 @@ pub struct Export {
     pub confirmation_pending: bool,
     /// What they chose on their preferences page.
     pub preferences: ExportedPreferences,
+    /// Their "Useful? Yes · No" votes on their digests' stories.
+    pub votes: Vec<db::feedback::VoteRecord>,
     #[serde(serialize_with = "crate::domain::time::utc")]
     pub exported_at: NaiveDateTime,
 }
@@ -301,6 +303,7 @@ fn export_in(conn: &mut DbConnection, subscriber_id: &str) -> db::QueryResult<Op
     let pending = erasure::pending_links(conn, subscriber_id, now)?;
     let bounces = db::bounces::for_subscriber(conn, subscriber_id)?;
     let preferences = preferences_of(conn, subscriber_id)?;
+    let votes = db::feedback::votes_of(conn, subscriber_id)?;
     Ok(Some(Export {
         subscriber: ExportedSubscriber {
             id: s.id,
@@ -317,6 +320,7 @@ fn export_in(conn: &mut DbConnection, subscriber_id: &str) -> db::QueryResult<Op
         bounces,
         confirmation_pending: pending > 0,
         preferences,
+        votes,
         exported_at: now,
     }))
 }

@@ -103,6 +103,29 @@ pub fn vote_of(
         .optional()
 }
 
+/// A reader's own vote on a digest's story, as their data export shows it.
+#[derive(Debug, Queryable, serde::Serialize)]
+pub struct VoteRecord {
+    pub url: String,
+    pub vote: Vote,
+    #[serde(serialize_with = "crate::domain::time::utc")]
+    pub updated_at: NaiveDateTime,
+}
+
+/// Every vote reader `subscriber_id` gave through their digests' links.
+pub fn votes_of(conn: &mut DbConnection, subscriber_id: &str) -> QueryResult<Vec<VoteRecord>> {
+    feedback_votes::table
+        .filter(feedback_votes::source.eq(VoteSource::Digest))
+        .filter(feedback_votes::voter.eq(subscriber_id))
+        .order(feedback_votes::url)
+        .select((
+            feedback_votes::url,
+            feedback_votes::vote,
+            feedback_votes::updated_at,
+        ))
+        .load(conn)
+}
+
 /// The counts of each URL in `urls` (those without votes are absent).
 pub fn counts_for(
     conn: &mut DbConnection,

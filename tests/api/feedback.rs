@@ -748,3 +748,37 @@ async fn the_widget_in_chromium_works_without_and_with_its_script() {
     .await;
     c.close().await.unwrap();
 }
+
+/// A reader's digest votes are their data: the GDPR export lists them.
+#[tokio::test]
+async fn a_readers_digest_votes_are_in_their_data_export() {
+    let app = site_app().await;
+    let links = digest_with_links(&app, "reader@example.com").await;
+    let no = links.iter().find(|l| l.ends_with("vote=no")).unwrap();
+    let fields = form_of(no);
+    let form: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(app.post_form("/feedback", &form).await.status(), 200);
+    let id = app
+        .db
+        .query_strings("SELECT id AS v FROM subscribers WHERE email = 'reader@example.com'")
+        .remove(0);
+    let url = app
+        .db
+        .query_strings("SELECT url AS v FROM feedback_votes WHERE source = 'digest'")
+        .remove(0);
+
+    let token = app.api_token().await;
+    let res = app
+        .api_get(&token, &format!("/api/subscribers/{id}/export"))
+        .await;
+    assert_eq!(res.status(), 200);
+    let export: serde_json::Value = res.json().await.unwrap();
+    let votes = export["votes"].as_array().expect("votes in the export");
+    assert_eq!(votes.len(), 1, "{export}");
+    assert_eq!(votes[0]["url"], url.as_str());
+    assert_eq!(votes[0]["vote"], "no");
+    assert!(votes[0]["updated_at"].as_str().unwrap().ends_with('Z'));
+}

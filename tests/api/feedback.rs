@@ -309,10 +309,7 @@ async fn digest_links_count_only_when_posted_one_vote_per_reader_and_forgeries_a
 
     // The button's POST counts; a second changes it.
     let fields = form_of(yes);
-    let form: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let form = borrowed(&fields);
     let res = app.post_form("/feedback", &form).await;
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("Thank you"));
@@ -390,10 +387,7 @@ async fn api_and_console_show_site_and_digest_votes_apart_and_together_and_metri
         .unwrap()
         .clone();
     let fields = form_of(&bridge_yes);
-    let form: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let form = borrowed(&fields);
     assert_eq!(app.post_form("/feedback", &form).await.status(), 200);
     let article_id: i64 = fields
         .iter()
@@ -498,10 +492,7 @@ async fn feedback_never_says_who_is_subscribed() {
     app.db
         .execute("UPDATE subscribers SET status = 'unsubscribed'");
     let fields = form_of(&links[0]);
-    let form: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let form = borrowed(&fields);
     assert_eq!(app.post_form("/feedback", &form).await.status(), 200);
     let res = app
         .post_form(
@@ -756,10 +747,7 @@ async fn a_readers_digest_votes_are_in_their_data_export() {
     let links = digest_with_links(&app, "reader@example.com").await;
     let no = links.iter().find(|l| l.ends_with("vote=no")).unwrap();
     let fields = form_of(no);
-    let form: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let form = borrowed(&fields);
     assert_eq!(app.post_form("/feedback", &form).await.status(), 200);
     let id = app
         .db
@@ -781,4 +769,12 @@ async fn a_readers_digest_votes_are_in_their_data_export() {
     assert_eq!(votes[0]["url"], url.as_str());
     assert_eq!(votes[0]["vote"], "no");
     assert!(votes[0]["updated_at"].as_str().unwrap().ends_with('Z'));
+}
+
+/// A form's fields as `post_form` takes them.
+fn borrowed(fields: &[(String, String)]) -> Vec<(&str, &str)> {
+    fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
 }

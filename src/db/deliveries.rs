@@ -374,13 +374,7 @@ pub fn progress(
     if update_chunk(conn, chunk, counts, renew)? == 1 {
         return Ok(Update::Held);
     }
-    let cursor: Option<Option<String>> = delivery_chunks::table
-        .find(chunk.id)
-        .filter(delivery_chunks::lease_id.eq(&chunk.lease_id))
-        .select(delivery_chunks::cursor)
-        .first(conn)
-        .optional()?;
-    Ok(match (cursor, &counts.cursor) {
+    Ok(match (held_cursor(conn, chunk)?, &counts.cursor) {
         (None, _) => Update::Lost,
         (Some(now), Some(run)) if already_past(now.as_deref(), &run.to) => Update::Held,
         (Some(_), _) => Update::OutOfTurn,
@@ -389,13 +383,18 @@ pub fn progress(
 
 /// The chunk's cursor, if the chunk is still held under this claim.
 pub fn cursor_of(conn: &mut DbConnection, chunk: &Chunk) -> QueryResult<Option<String>> {
-    let cursor: Option<Option<String>> = delivery_chunks::table
+    Ok(held_cursor(conn, chunk)?.flatten())
+}
+
+/// `Some(cursor)` while the chunk is held under this claim, `None` once
+/// another claim took it over.
+fn held_cursor(conn: &mut DbConnection, chunk: &Chunk) -> QueryResult<Option<Option<String>>> {
+    delivery_chunks::table
         .find(chunk.id)
         .filter(delivery_chunks::lease_id.eq(&chunk.lease_id))
         .select(delivery_chunks::cursor)
         .first(conn)
-        .optional()?;
-    Ok(cursor.flatten())
+        .optional()
 }
 
 /// Records what became of one send as the reader's exception row: a new

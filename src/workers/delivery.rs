@@ -107,7 +107,7 @@ impl Delivery {
                 lease: Duration::from_secs(u64::from(state.settings.lease_seconds)),
                 // What a crash may repeat: the sends in flight, and as many
                 // finished but not yet committed.
-                window: 2 * state.mailer.concurrency(),
+                window: super::SENDS_PER_CONNECTION * state.mailer.concurrency(),
                 ordered: true,
             },
             contents: Mutex::default(),

@@ -38,6 +38,14 @@ use tokio::time::Instant;
 use crate::db::{self, DbConnection, QueryResult};
 use crate::state::{AppState, SharedState};
 
+/// How many sends of a batch may be under way (sending, waiting for a
+/// connection, or finished and waiting for their commit) per SMTP
+/// connection. Ordered work commits one run at a time, so its rate is the
+/// outcomes one commit carries over a commit's latency: with 2 per
+/// connection a digest's commits carried 2.9 outcomes each and the window,
+/// not the relay, set the pace (bench/README.md, session 8).
+pub const SENDS_PER_CONNECTION: usize = 4;
+
 /// How often an idle lane looks for work when nothing wakes it.
 const POLL: Duration = Duration::from_secs(1);
 /// How long a stopping worker keeps trying to settle against a database
@@ -275,7 +283,7 @@ pub async fn drive<W: Work>(
                         });
                     }
                 })
-                .buffer_unordered(2 * state.mailer.concurrency())
+                .buffer_unordered(SENDS_PER_CONNECTION * state.mailer.concurrency())
                 .for_each(|()| std::future::ready(()))
                 .await;
         }

@@ -14,7 +14,7 @@
 //!   Exchange, webmail providers): the status code and reply in the text.
 //!
 //! A failure is hard only when the recipient itself is gone (X.1.1, X.1.2,
-//! X.1.3, X.1.6, X.1.10, X.2.1, or a permanent failure whose text says the
+//! X.1.3, X.1.6, X.1.10, X.2.1, X.4.4, or a permanent failure whose text says the
 //! user, mailbox or domain does not exist or was disabled); anything else
 //! (full mailboxes, blocks, policy, spam filters, timeouts) is soft.
 
@@ -78,6 +78,8 @@ pub fn read(raw: &[u8]) -> Report {
         read_arf(&fields, &mut report);
     } else if let Some(fields) = part_text(&msg, "delivery-status") {
         read_dsn(&msg, &fields, &mut report);
+    } else if read_ses(msg.body_text(0).as_deref().unwrap_or_default(), &mut report) {
+        // Amazon SES's notification as an SNS email subscription sends it.
     } else if looks_like_bounce(&msg) {
         // Before the auto-reply test: Exim and Google mark their bounces
         // `Auto-Submitted: auto-replied`.
@@ -250,6 +252,85 @@ fn read_arf(fields: &str, report: &mut Report) {
     } else {
         Verdict::Complaint
     });
+}
+
+/// Reads an Amazon SES notification (Bounce, Complaint or Delivery), bare
+/// or in its SNS envelope (`"Type": "Notification"` with the notification
+/// as a JSON string in `Message`); false when `body` is not one. SES has
+/// judged the bounce already: `Permanent` is hard (SES says to remove the
+/// address), `Transient` and `Undetermined` soft.
+pub fn read_ses(body: &str, report: &mut Report) -> bool {
+    use serde_json::Value;
+    let first_json = |text: &str| {
+        let from = text.find('{')?;
+        serde_json::Deserializer::from_str(text.get(from..)?)
+            .into_iter::<Value>()
+            .next()?
+            .ok()
+    };
+    // Sendmail breaks lines over 990 bytes with "!" and a newline; the
+    // JSON of an SNS email has no newline of its own inside a value.
+    let unbroken = || first_json(&body.replace("!\r\n ", "").replace("!\n ", ""));
+    let Some(mut n) = first_json(body).or_else(unbroken) else {
+        return false;
+    };
+    if n["Type"] == "Notification" {
+        match n["Message"].as_str().and_then(first_json) {
+            Some(inner) => n = inner,
+            None => return false,
+        }
+    }
+    let kind = n["notificationType"].as_str().or(n["eventType"].as_str());
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    report.quoted.extend(
+        n["mail"]["source"]
+            .as_str()
+            .map(addresses_in)
+            .unwrap_or_default(),
+    );
+    for h in n["mail"]["headers"].as_array().into_iter().flatten() {
+        let name = h["name"].as_str().unwrap_or_default().to_ascii_lowercase();
+        if name == "return-path" || name == "list-unsubscribe" {
+            report
+                .quoted
+                .extend(h["value"].as_str().map(addresses_in).unwrap_or_default());
+        }
+    }
+    match kind {
+        Some("Bounce") => {
+            let bounce = &n["bounce"];
+            let first = &bounce["bouncedRecipients"][0];
+            report.final_recipient = text(&first["emailAddress"]);
+            let diagnostic = text(&first["diagnosticCode"]).map(|d| {
+                d.split_once(';')
+                    .map_or(d.as_str(), |(_, v)| v)
+                    .trim()
+                    .to_string()
+            });
+            report.status = text(&first["status"])
+                .as_deref()
+                .and_then(status_in)
+                .or_else(|| diagnostic.as_deref().and_then(status_in));
+            report.diagnostic = diagnostic
+                .or_else(|| text(&bounce["bounceSubType"]))
+                .map(|d| one_line(&d));
+            report.verdict = Some(if bounce["bounceType"] == "Permanent" {
+                Verdict::Hard
+            } else {
+                Verdict::Soft
+            });
+        }
+        Some("Complaint") => {
+            let complaint = &n["complaint"];
+            report.final_recipient = text(&complaint["complainedRecipients"][0]["emailAddress"]);
+            let kind = text(&complaint["complaintFeedbackType"]).unwrap_or_else(|| "abuse".into());
+            report.diagnostic = Some(format!("feedback-type: {kind}"));
+            report.verdict = Some(Verdict::Complaint);
+        }
+        Some("Delivery") => report.verdict = Some(Verdict::Ignored("delivery report")),
+        _ => return false,
+    }
+    true
 }
 
 /// Per-recipient blocks of a delivery-status body (the first block is
@@ -716,10 +797,16 @@ const AFTER_DATA: &[&str] = &[
     "in reply to data",
 ];
 
-/// Status codes whose subject is the recipient's address or mailbox.
+/// Status codes whose subject is the recipient's address, mailbox or
+/// domain. X.4.4 is "unable to route": the domain has no mail exchanger
+/// (RFC 3463 gives a lookup that returns only an SOA as its example);
+/// Postfix reports "Host or domain name not found" with it.
 fn recipient_status(status: &str) -> bool {
     let detail = status.get(2..).unwrap_or_default();
-    matches!(detail, "1.1" | "1.2" | "1.3" | "1.6" | "1.10" | "2.1")
+    matches!(
+        detail,
+        "1.1" | "1.2" | "1.3" | "1.6" | "1.10" | "2.1" | "4.4"
+    )
 }
 
 /// Hard, soft: see the module doc.
@@ -779,6 +866,8 @@ mod tests {
         assert_eq!(classify(None, "550 no such user here"), Verdict::Hard);
         assert_eq!(classify(Some("4.4.7"), "user unknown"), Verdict::Soft);
         assert_eq!(classify(Some("5.1.1"), "blocked as spam"), Verdict::Soft);
+        assert_eq!(classify(Some("5.4.4"), "unable to route"), Verdict::Hard);
+        assert_eq!(classify(Some("4.4.4"), "unable to route"), Verdict::Soft);
     }
 
     #[test]
@@ -808,6 +897,42 @@ mod tests {
         assert!(r.verdict.is_some());
         let bad = b"From: postmaster@x.example\r\nSubject: failure notice\r\nContent-Type: text/plain; charset=x-unknown\r\n\r\n\xff\xfe 550 5.1.1 user unknown\r\n";
         assert_eq!(read(bad).verdict(), Verdict::Hard);
+    }
+
+    #[test]
+    fn ses_notifications_bare_or_in_their_sns_envelope_are_read() {
+        let corpus = |name: &str| {
+            let path = format!(
+                "{}/tests/fixtures/bounces/sisimai/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            read(&std::fs::read(path).expect("fixture"))
+        };
+        let bare = corpus("lhost-amazonses-09.eml");
+        assert_eq!(bare.verdict(), Verdict::Hard);
+        assert_eq!(bare.status.as_deref(), Some("5.1.1"));
+        assert_eq!(bare.diagnostic.as_deref(), Some("550 5.1.1 user unknown"));
+        assert_eq!(
+            bare.final_recipient.as_deref(),
+            Some("bounce@simulator.amazonses.com")
+        );
+        assert!(bare.quoted.iter().any(|a| a == "kijitora@neko.example.org"));
+        assert_eq!(corpus("lhost-amazonses-10.eml").verdict(), Verdict::Hard);
+        let complaint = corpus("lhost-amazonses-11.eml");
+        assert_eq!(complaint.verdict(), Verdict::Complaint);
+        assert_eq!(
+            complaint.final_recipient.as_deref(),
+            Some("complaint@simulator.amazonses.com")
+        );
+        let transient = r#"{"notificationType":"Bounce","bounce":{"bounceType":"Transient","bouncedRecipients":[{"emailAddress":"a@b.example","status":"4.2.2"}]}}"#;
+        let mut r = Report::default();
+        assert!(read_ses(transient, &mut r));
+        assert_eq!(r.verdict(), Verdict::Soft);
+        assert!(!read_ses("{\"hello\": 1}", &mut Report::default()));
+        assert!(!read_ses(
+            "550 5.1.1 {user} unknown",
+            &mut Report::default()
+        ));
     }
 
     #[test]

@@ -261,6 +261,11 @@ fn read_arf(fields: &str, report: &mut Report) {
 /// address), `Transient` and `Undetermined` soft.
 pub fn read_ses(body: &str, report: &mut Report) -> bool {
     use serde_json::Value;
+    // Every other message is passed over without a JSON parse (the SNS
+    // envelope carries the name too, escaped inside `Message`).
+    if !body.contains("notificationType") && !body.contains("eventType") {
+        return false;
+    }
     let first_json = |text: &str| {
         let from = text.find('{')?;
         serde_json::Deserializer::from_str(text.get(from..)?)

@@ -246,12 +246,23 @@ fn read_arf(fields: &str, report: &mut Report) {
     if let Some(from) = field(&lines, "Original-Mail-From") {
         report.quoted.extend(addresses_in(from));
     }
+    feedback(&kind, report);
+}
+
+/// A feedback report of type `kind` (ARF's Feedback-Type, SES's
+/// complaintFeedbackType): a complaint, unless it reports on our DKIM/SPF.
+fn feedback(kind: &str, report: &mut Report) {
     report.diagnostic = Some(format!("feedback-type: {kind}"));
     report.verdict = Some(if kind.starts_with("auth-failure") || kind == "dmarc" {
         Verdict::Ignored("authentication failure report")
     } else {
         Verdict::Complaint
     });
+}
+
+/// A diagnostic's text after its type (`smtp; 550 ...` → `550 ...`).
+fn after_type(d: &str) -> &str {
+    d.split_once(';').map_or(d, |(_, v)| v).trim()
 }
 
 /// Reads an Amazon SES notification (Bounce, Complaint or Delivery), bare
@@ -306,12 +317,9 @@ pub fn read_ses(body: &str, report: &mut Report) -> bool {
             let bounce = &n["bounce"];
             let first = &bounce["bouncedRecipients"][0];
             report.final_recipient = text(&first["emailAddress"]);
-            let diagnostic = text(&first["diagnosticCode"]).map(|d| {
-                d.split_once(';')
-                    .map_or(d.as_str(), |(_, v)| v)
-                    .trim()
-                    .to_string()
-            });
+            let diagnostic = first["diagnosticCode"]
+                .as_str()
+                .map(|d| after_type(d).to_string());
             report.status = text(&first["status"])
                 .as_deref()
                 .and_then(status_in)
@@ -328,9 +336,10 @@ pub fn read_ses(body: &str, report: &mut Report) -> bool {
         Some("Complaint") => {
             let complaint = &n["complaint"];
             report.final_recipient = text(&complaint["complainedRecipients"][0]["emailAddress"]);
-            let kind = text(&complaint["complaintFeedbackType"]).unwrap_or_else(|| "abuse".into());
-            report.diagnostic = Some(format!("feedback-type: {kind}"));
-            report.verdict = Some(Verdict::Complaint);
+            let kind = complaint["complaintFeedbackType"]
+                .as_str()
+                .unwrap_or("abuse");
+            feedback(&kind.to_ascii_lowercase(), report);
         }
         Some("Delivery") => report.verdict = Some(Verdict::Ignored("delivery report")),
         _ => return false,
@@ -383,16 +392,11 @@ fn read_dsn(msg: &Message, fields: &str, report: &mut Report) {
         .and_then(address_field);
     let action = action(block);
     let diagnostic = field(block, "Diagnostic-Code").map(|d| {
-        let d = d.split_once(';').map_or(d, |(_, v)| v).trim();
+        let d = after_type(d);
         // Some MTAs repeat the field's name inside its value.
         let lower = d.to_ascii_lowercase();
         match lower.strip_prefix("diagnostic-code:") {
-            Some(_) => d
-                .get(16..)
-                .unwrap_or(d)
-                .split_once(';')
-                .map_or(d, |(_, v)| v)
-                .trim(),
+            Some(_) => after_type(d.get(16..).unwrap_or(d)),
             None => d,
         }
         .to_string()
@@ -933,6 +937,13 @@ mod tests {
         let mut r = Report::default();
         assert!(read_ses(transient, &mut r));
         assert_eq!(r.verdict(), Verdict::Soft);
+        let auth = r#"{"notificationType":"Complaint","complaint":{"complainedRecipients":[{"emailAddress":"a@b.example"}],"complaintFeedbackType":"auth-failure"}}"#;
+        let mut r = Report::default();
+        assert!(read_ses(auth, &mut r));
+        assert_eq!(
+            r.verdict(),
+            Verdict::Ignored("authentication failure report")
+        );
         assert!(!read_ses("{\"hello\": 1}", &mut Report::default()));
         assert!(!read_ses(
             "550 5.1.1 {user} unknown",

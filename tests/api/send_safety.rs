@@ -182,8 +182,7 @@ async fn pause_resume_and_cancel_through_the_api() {
         (Some("paused"), Some("paused by an operator"))
     );
     // What was in flight finishes; then nothing.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let at_pause = app.sink.messages().len();
+    let at_pause = settled_count(&app, Duration::from_secs(1)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         app.sink.messages().len(),

@@ -26,6 +26,9 @@ pub struct AppState {
     pub outbox: Arc<crate::subscriptions::handoff::Handoff>,
     /// Poked after a digest was fanned out.
     pub wake_deliveries: Notify,
+    /// When the workers last failed to reach the database: they take over
+    /// expired leases only a grace after it.
+    pub db_reach: db::faults::Reach,
     pub signup_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     /// Per-IP ceiling on the preferences page (GET and POST).
     pub preferences_limiter: DefaultKeyedRateLimiter<IpAddr>,
@@ -101,6 +104,7 @@ impl AppState {
             secret,
             outbox,
             wake_deliveries: Notify::new(),
+            db_reach: Default::default(),
             signup_limiter,
             preferences_limiter: RateLimiter::keyed(Quota::per_minute(
                 NonZeroU32::new(PREFERENCES_PER_MINUTE).unwrap_or(NonZeroU32::MIN),

@@ -76,14 +76,22 @@ pub fn claim_chunk(
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
     lease_id: &str,
+    take_over: bool,
 ) -> QueryResult<Option<Chunk>> {
     let columns = "id, digest_id, first_subscriber, next_subscriber, lease_id, cursor, passed";
+    // A chunk still under a claim whose lease ran out is taken over only
+    // when the caller may (see `faults::Reach`); a released one always.
+    let held = if take_over {
+        ""
+    } else {
+        "AND lease_id IS NULL"
+    };
     let claimed: Vec<Chunk> = crate::with_backend!(conn, |c, pg| {
         diesel::sql_query(sql(
             pg,
             &format!(
                 "UPDATE delivery_chunks SET due_at = ?, lease_id = ? WHERE id IN ( \
-                   SELECT id FROM delivery_chunks WHERE NOT done AND due_at <= ? \
+                   SELECT id FROM delivery_chunks WHERE NOT done AND due_at <= ? {held} \
                    AND digest_id IN (SELECT id FROM digests WHERE status = '{}') \
                    ORDER BY due_at, id LIMIT 1 {}) \
                  RETURNING {columns}",

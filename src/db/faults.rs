@@ -61,6 +61,43 @@ pub fn is_unavailable(e: &Error) -> bool {
     }
 }
 
+/// How long a process must have reached the database before it takes over
+/// leases that ran out. Twice the longest pause between a live holder's
+/// settle retries (the workers' `settle_pause`, 2 s) and then
+/// some: time in which a holder that was only cut off has settled or
+/// renewed its work.
+pub const TAKEOVER_GRACE: std::time::Duration = std::time::Duration::from_secs(6);
+
+/// When this process last failed to reach the database. A lease that ran
+/// out while the database was away is no sign its holder died: the holder
+/// could not renew it either, and sends it made meanwhile wait in its
+/// memory for their settle. Taking such a lease over the moment the
+/// database is back would send them again, so workers take over only once
+/// [`Reach::may_take_over`] says the database has been reachable for
+/// [`TAKEOVER_GRACE`]. A process that saw no outage (its peer crashed)
+/// takes over as soon as the lease runs out.
+#[derive(Debug, Default)]
+pub struct Reach {
+    last_failure: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Reach {
+    /// Notes a failed claim, settle or release.
+    pub fn failed(&self) {
+        if let Ok(mut last) = self.last_failure.lock() {
+            *last = Some(std::time::Instant::now());
+        }
+    }
+
+    /// Whether expired leases may be taken over now.
+    pub fn may_take_over(&self) -> bool {
+        match self.last_failure.lock() {
+            Ok(last) => last.is_none_or(|at| at.elapsed() >= TAKEOVER_GRACE),
+            Err(_) => false,
+        }
+    }
+}
+
 /// How long the probe waits for SQLite's write lock: a readiness check must
 /// answer quickly, not wait out the requests' busy_timeout.
 const PROBE_BUSY_MS: u32 = 2_000;
@@ -132,6 +169,18 @@ mod tests {
             Box::new("cannot execute INSERT in a read-only transaction".to_string()),
         )));
         assert!(is_unavailable(&Error::BrokenTransactionManager));
+    }
+
+    #[test]
+    fn takeover_waits_out_the_grace_after_a_failure() {
+        let reach = Reach::default();
+        assert!(reach.may_take_over(), "no outage seen: take over at once");
+        reach.failed();
+        assert!(!reach.may_take_over());
+        if let Ok(mut last) = reach.last_failure.lock() {
+            *last = std::time::Instant::now().checked_sub(TAKEOVER_GRACE);
+        }
+        assert!(reach.may_take_over());
     }
 
     #[test]

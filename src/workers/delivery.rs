@@ -353,9 +353,11 @@ impl Work for Delivery {
         let now = db::now();
         let until = now + chrono::Duration::from_std(self.shape.lease)?;
         let lease_id = uuid::Uuid::new_v4().simple().to_string();
+        let take_over = state.db_reach.may_take_over();
         let claimed = db::run(&state.pool, move |c| {
-            let claimed =
-                db::in_transaction(c, |c| db::deliveries::claim_chunk(c, now, until, &lease_id))?;
+            let claimed = db::in_transaction(c, |c| {
+                db::deliveries::claim_chunk(c, now, until, &lease_id, take_over)
+            })?;
             let Some(chunk) = claimed else {
                 for id in db::deliveries::finish_done_digests(c, now)? {
                     tracing::info!(digest_id = id, "digest sent");

@@ -16,7 +16,10 @@
 //! - **A live worker's work never looks abandoned.** The settler renews the
 //!   batch's lease every quarter lease whether or not anything finished, so
 //!   no SMTP speed, `send_rate` or batch size outlasts it; a dead worker's
-//!   lease runs out within `lease_seconds`.
+//!   lease runs out within `lease_seconds`. A lease that ran out while the
+//!   database was away is taken over only once this process has reached
+//!   the database again for a grace ([`db::faults::Reach`]): its holder
+//!   could not renew either, and settles first.
 //! - **A sent mail is never sent again because its settle failed.** A failed
 //!   settle keeps its outcomes and tries again until the database is back;
 //!   meanwhile the window fills and sending waits.
@@ -213,10 +216,11 @@ async fn lane<W: Work>(
             }
             Ok(None) => failing = false,
             Err(e) if !failing => {
+                state.db_reach.failed();
                 failing = true;
                 tracing::warn!(worker = work.shape().name, error = %format!("{e:#}"), "claiming work failed; retrying every second");
             }
-            Err(_) => {}
+            Err(_) => state.db_reach.failed(),
         }
         tokio::select! {
             _ = work.woken(&state) => {}
@@ -364,6 +368,7 @@ async fn settle_as_they_come<W: Work>(
                     failing.recovered(shape.name);
                 }
                 Err(e) => {
+                    state.db_reach.failed();
                     queue.put_back(left, in_order);
                     if failing.failed(shape.name, &e, *stop.borrow()) {
                         tracing::warn!(
@@ -597,19 +602,18 @@ async fn release<W: Work>(
     let mut failures = 0;
     loop {
         let (w, b) = (work.clone(), batch.clone());
-        match db::transaction(&state.settle_pool, move |c| w.release(c, &b)).await {
-            Ok(()) => return,
-            Err(e) if Instant::now() < deadline && !(*stop.borrow() && failures > 20) => {
-                if failures == 0 {
-                    tracing::warn!(worker = work.shape().name, error = %e, "releasing a batch failed; trying again");
-                }
-                failures += 1;
-                tokio::time::sleep(retry::settle_pause(failures)).await;
-            }
-            Err(e) => {
-                tracing::warn!(worker = work.shape().name, error = %e, "releasing a batch failed; its lease will run out");
-                return;
-            }
+        let Err(e) = db::transaction(&state.settle_pool, move |c| w.release(c, &b)).await else {
+            return;
+        };
+        state.db_reach.failed();
+        if Instant::now() >= deadline || (*stop.borrow() && failures > 20) {
+            tracing::warn!(worker = work.shape().name, error = %e, "releasing a batch failed; its lease will run out");
+            return;
         }
+        if failures == 0 {
+            tracing::warn!(worker = work.shape().name, error = %e, "releasing a batch failed; trying again");
+        }
+        failures += 1;
+        tokio::time::sleep(retry::settle_pause(failures)).await;
     }
 }

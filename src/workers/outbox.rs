@@ -81,8 +81,13 @@ impl Outbox {
         jobs
     }
 
-    /// Whether this claim should look for expired leases too.
-    fn reclaim_now(&self) -> bool {
+    /// Whether this claim should look for expired leases too: when woken
+    /// or every [`RECLAIM`], once the database has been reachable for the
+    /// takeover grace (until then the look stays due).
+    fn reclaim_now(&self, reach: &db::faults::Reach) -> bool {
+        if !reach.may_take_over() {
+            return false;
+        }
         let Ok(mut next) = self.next_reclaim.lock() else {
             return false;
         };
@@ -128,7 +133,7 @@ impl Work for Outbox {
         if jobs.is_empty() {
             let now = db::now();
             let until = now + chrono::Duration::from_std(self.lease)?;
-            let reclaim = self.reclaim_now();
+            let reclaim = self.reclaim_now(&state.db_reach);
             jobs = db::run(&state.pool, move |c| {
                 db::outbox::claim(c, now, until, BATCH as i64, reclaim)
             })

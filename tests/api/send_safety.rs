@@ -348,6 +348,83 @@ async fn the_database_taken_away_mid_send_repeats_nothing_and_loses_nothing() {
     assert_each_once_among(&counts, READERS);
 }
 
+#[tokio::test]
+async fn an_outage_longer_than_the_lease_hands_no_live_work_over() {
+    // The leases (2 s) run out while the database is away (5 s): the
+    // worker holding them is alive, with sends it could not record, so
+    // neither its other lane nor the outbox's reclaim may take them over
+    // the moment the database is back.
+    const READERS: usize = 200;
+    const SIGNUPS: usize = 40;
+    let (app, mut outage) = crate::faults::app_with_outage_and(|s| {
+        s.insert("send_concurrency".into(), "4".into());
+        s.insert("lease_seconds".into(), "2".into());
+    })
+    .await;
+    let token = app.api_token().await;
+    seed_confirmed(&app, READERS);
+    app.sink.set_delay(Duration::from_millis(40));
+    let id = queue_digest(&app, &token, "https://news.example/long-outage").await;
+    let signup = |i: usize| {
+        let app = &app;
+        async move {
+            let res = app
+                .post_json(
+                    "/subscriptions",
+                    &json!({"email": format!("new{i}@fresh.example")}),
+                )
+                .await;
+            assert_eq!(res.status().as_u16(), 202);
+        }
+    };
+    futures_util::future::join_all((0..SIGNUPS).map(signup)).await;
+    wait_until(Duration::from_secs(20), || async {
+        app.sink.messages().len() >= 20
+    })
+    .await;
+
+    outage.begin();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let during = app.sink.messages().len();
+    outage.end();
+    // A signup after the outage wakes the outbox, whose claim then looks
+    // for expired leases (the first tries may find the database still
+    // coming back: 503).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let res = app
+            .post_json(
+                "/subscriptions",
+                &json!({"email": format!("new{SIGNUPS}@fresh.example")}),
+            )
+            .await;
+        match res.status().as_u16() {
+            202 => break,
+            503 if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            other => panic!("signup after the outage: {other}"),
+        }
+    }
+
+    wait_digest_sent(&app, &token, id).await;
+    app.outbox_drained().await;
+    assert!(
+        during < READERS + SIGNUPS,
+        "the outage came too late to test anything"
+    );
+    let counts = app.sink.counts_by_recipient();
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent twice after the outage: {twice:?}");
+    for i in 0..=SIGNUPS {
+        assert!(
+            counts.contains_key(&format!("new{i}@fresh.example")),
+            "confirmation {i} lost"
+        );
+    }
+    assert_each_once_among(&counts, READERS);
+}
+
 /// The real binary, on the test's database and sink.
 fn child(db: &TestDb, sink: &MailSink, args: &[&str]) -> Child {
     tidings()

@@ -126,6 +126,13 @@ impl Settings {
         if w.mailgun.is_some() {
             out.push(format!("mailgun={MASK}"));
         }
+        if w.sendgrid.is_some() {
+            out.push(format!("sendgrid={MASK}"));
+        }
+        if let Some(dir) = &w.ses {
+            // A folder of public certificates: nothing secret to mask.
+            out.push(format!("ses={}", dir.display()));
+        }
         out.join(",")
     }
 }

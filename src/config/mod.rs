@@ -36,7 +36,8 @@
 //!   SMTP/LMTP receiver for bounces and mailto unsubscribes (needs
 //!   `bounce_address`).
 //! - `webhook_secrets` (default empty): `postmark=USER:PASSWORD` (the basic
-//!   auth Postmark's webhook sends), `mailgun=SIGNING_KEY`, comma-separated
+//!   auth Postmark's webhook sends), `mailgun=SIGNING_KEY`,
+//!   `sendgrid=VERIFICATION_KEY`, `ses=CERTIFICATE_FOLDER`, comma-separated
 //!   ([`WebhookSecrets`]).
 //! - `soft_bounce_limit` (default 3): soft bounces within 30 days, none
 //!   delivered between, after which a reader is `bounced`.
@@ -191,6 +192,22 @@ pub struct WebhookSecrets {
     pub postmark: Option<(String, String)>,
     /// Mailgun: the HTTP webhook signing key.
     pub mailgun: Option<String>,
+    /// SendGrid: the Signed Event Webhook's verification key (base64 DER
+    /// of a P-256 public key; [`sendgrid_key`] reads it).
+    pub sendgrid: Option<String>,
+    /// SES: the folder holding the SNS signing certificates, each under the
+    /// file name of its `SigningCertURL`.
+    pub ses: Option<std::path::PathBuf>,
+}
+
+/// SendGrid's verification key as a P-256 ECDSA key; None if it is not one.
+pub fn sendgrid_key(base64_der: &str) -> Option<p256::ecdsa::VerifyingKey> {
+    use base64::Engine;
+    use p256::pkcs8::DecodePublicKey;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(base64_der.trim())
+        .ok()?;
+    p256::ecdsa::VerifyingKey::from_public_key_der(&der).ok()
 }
 
 /// `bounce_address`, split: `local@domain`, the local part without the
@@ -539,11 +556,20 @@ mod tests {
             Some(("hook".to_string(), "pa:ss".to_string()))
         );
         assert_eq!(s.webhook_secrets.mailgun.as_deref(), Some("key-1"));
+        // SendGrid's own example key (sendgrid-nodejs' eventwebhook tests).
+        let key = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==";
+        let dir = std::env::temp_dir();
+        let both = format!("sendgrid={key}, ses={}", dir.display());
+        let s2 = with(&[("webhook_secrets", both.as_str())]).unwrap();
+        assert_eq!(s2.webhook_secrets.sendgrid.as_deref(), Some(key));
+        assert_eq!(s2.webhook_secrets.ses.as_deref(), Some(dir.as_path()));
         for bad in [
             "postmark=nocolon",
             "mailgun=",
             "nope=1",
             "sendgrid=k",
+            "sendgrid=MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE",
+            "ses=/nonexistent/certs",
             "mailgun",
         ] {
             let e = with(&[("webhook_secrets", bad)]).unwrap_err();

@@ -260,9 +260,8 @@ pub(super) fn inbound_listen(raw: &Raw) -> Result<Option<String>, SettingError> 
     Ok(Some(listen))
 }
 
-/// `provider=credential` pairs. SES and SendGrid are named in the design
-/// but their verification (SNS certificates, ECDSA) is not built yet: a
-/// secret for them is refused rather than silently unused.
+/// `provider=credential` pairs, each checked now so a wrong one stops
+/// start-up rather than every webhook call.
 pub(super) fn webhook_secrets(raw: &Raw) -> Result<WebhookSecrets, SettingError> {
     let mut secrets = WebhookSecrets::default();
     for item in raw.list("webhook_secrets") {
@@ -280,10 +279,23 @@ pub(super) fn webhook_secrets(raw: &Raw) -> Result<WebhookSecrets, SettingError>
                 secrets.postmark = Some((user.to_string(), password.to_string()));
             }
             "mailgun" => secrets.mailgun = Some(value.to_string()),
-            "ses" | "sendgrid" => {
-                return Err(problem(&format!(
-                    "{provider} webhooks are not supported yet"
-                )))
+            "sendgrid" => {
+                if super::sendgrid_key(value).is_none() {
+                    return Err(problem(
+                        "sendgrid needs the Signed Event Webhook's verification key \
+                         (base64, as SendGrid shows it: MFkw…)",
+                    ));
+                }
+                secrets.sendgrid = Some(value.to_string());
+            }
+            "ses" => {
+                let dir = std::path::PathBuf::from(value);
+                if !dir.is_dir() {
+                    return Err(problem(&format!(
+                        "ses needs a folder of SNS signing certificates; {value} is not one"
+                    )));
+                }
+                secrets.ses = Some(dir);
             }
             other => return Err(problem(&format!("unknown provider \"{other}\""))),
         }

@@ -757,6 +757,234 @@ async fn mailgun_webhooks_are_verified_by_their_signature() {
     );
 }
 
+/// Signs a SendGrid payload as SendGrid does: ECDSA P-256 over SHA-256 of
+/// timestamp + body, DER, base64.
+fn sendgrid_signature(key: &p256::ecdsa::SigningKey, timestamp: &str, body: &str) -> String {
+    use base64::Engine;
+    use p256::ecdsa::signature::Signer;
+    let signature: p256::ecdsa::Signature = key.sign(format!("{timestamp}{body}").as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes())
+}
+
+async fn post_sendgrid(
+    app: &TestApp,
+    body: &str,
+    timestamp: &str,
+    signature: &str,
+) -> reqwest::Response {
+    app.client
+        .post(app.url("/webhooks/sendgrid"))
+        .header("Content-Type", "application/json")
+        .header("X-Twilio-Email-Event-Webhook-Timestamp", timestamp)
+        .header("X-Twilio-Email-Event-Webhook-Signature", signature)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("request")
+}
+
+#[tokio::test]
+async fn sendgrid_webhooks_are_verified_by_their_ecdsa_signature() {
+    use base64::Engine;
+    use p256::pkcs8::EncodePublicKey;
+    let key = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+    let other = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+    let public = p256::PublicKey::from(key.verifying_key())
+        .to_public_key_der()
+        .unwrap();
+    let public = base64::engine::general_purpose::STANDARD.encode(public.as_bytes());
+    let app = spawn_app_with(|s| {
+        s.insert("webhook_secrets".into(), format!("sendgrid={public}"));
+    })
+    .await;
+    for who in ["gone", "late", "fine", "blocked", "angry"] {
+        app.confirmed_reader(&format!("sg-{who}@example.com")).await;
+    }
+    let mut body = webhook_fixture("sendgrid-events.json", "RECIPIENT");
+    for who in ["gone", "late", "fine", "blocked", "angry"] {
+        body = body.replace(
+            &format!("RECIPIENT_{}", who.to_uppercase()),
+            &format!("sg-{who}@example.com"),
+        );
+    }
+    let now = chrono::Utc::now().timestamp().to_string();
+    let stale = (chrono::Utc::now().timestamp() - 3600).to_string();
+    for (timestamp, signature) in [
+        (now.as_str(), sendgrid_signature(&other, &now, &body)),
+        (stale.as_str(), sendgrid_signature(&key, &stale, &body)),
+        (now.as_str(), sendgrid_signature(&key, &now, "[]")),
+        (now.as_str(), String::new()),
+    ] {
+        let res = post_sendgrid(&app, &body, timestamp, &signature).await;
+        assert_eq!(res.status().as_u16(), 401);
+    }
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM bounces"), 0);
+
+    let res = post_sendgrid(&app, &body, &now, &sendgrid_signature(&key, &now, &body)).await;
+    assert_eq!(res.status().as_u16(), 200);
+    let recorded: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(recorded["recorded"], 3, "{recorded}");
+    let status = |who: &str| status_of(&app, &reader_id(&app, &format!("sg-{who}@example.com")));
+    assert_eq!(status("gone"), "bounced");
+    assert_eq!(status("angry"), "unsubscribed");
+    for untouched in ["late", "fine", "blocked"] {
+        assert_eq!(status(untouched), "confirmed", "{untouched}");
+    }
+    let kinds = app.db.query_strings(
+        "SELECT source || ' ' || kind || ' ' || COALESCE(status_code, '-') AS v FROM bounces ORDER BY kind",
+    );
+    assert_eq!(
+        kinds,
+        [
+            "webhook complaint -",
+            "webhook hard 5.0.0",
+            "webhook soft 5.7.1"
+        ]
+    );
+    let res = post_sendgrid(
+        &app,
+        "{\"not\": \"a list\"}",
+        &now,
+        &sendgrid_signature(&key, &now, "{\"not\": \"a list\"}"),
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 400);
+}
+
+/// An SNS envelope around an SES notification, signed (SignatureVersion
+/// `version`) with the test key whose certificate is in the fixtures.
+fn sns_signed(kind: &str, message: &str, version: &str) -> String {
+    use base64::Engine;
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::signature::{SignatureEncoding, Signer};
+    let pem = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/webhooks/sns/test-signing-key.pem",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(&pem).unwrap();
+    let fields = [
+        ("Type", kind.to_string()),
+        ("MessageId", uuid::Uuid::new_v4().to_string()),
+        ("TopicArn", "arn:aws:sns:us-west-2:123456789012:SES-EM-B".to_string()),
+        ("Message", message.to_string()),
+        ("Timestamp", "2026-12-02T18:00:00.000Z".to_string()),
+        ("SubscribeURL", "https://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription&TopicArn=arn:aws:sns:us-west-2:123456789012:SES-EM-B&Token=2336412f37".to_string()),
+        ("Token", "2336412f37".to_string()),
+    ];
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let order: &[&str] = if kind == "Notification" {
+        &["Message", "MessageId", "Timestamp", "TopicArn", "Type"]
+    } else {
+        &[
+            "Message",
+            "MessageId",
+            "SubscribeURL",
+            "Timestamp",
+            "Token",
+            "TopicArn",
+            "Type",
+        ]
+    };
+    let signed: String = order
+        .iter()
+        .map(|n| format!("{n}\n{}\n", get(n).unwrap()))
+        .collect();
+    let signature = match version {
+        "1" => rsa::pkcs1v15::SigningKey::<sha1::Sha1>::new(key)
+            .sign(signed.as_bytes())
+            .to_vec(),
+        _ => rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key)
+            .sign(signed.as_bytes())
+            .to_vec(),
+    };
+    let mut envelope: serde_json::Map<String, serde_json::Value> = fields
+        .iter()
+        .filter(|(n, _)| kind != "Notification" || !matches!(*n, "SubscribeURL" | "Token"))
+        .map(|(n, v)| (n.to_string(), serde_json::Value::from(v.as_str())))
+        .collect();
+    envelope.insert("SignatureVersion".into(), version.into());
+    envelope.insert(
+        "Signature".into(),
+        base64::engine::general_purpose::STANDARD
+            .encode(signature)
+            .into(),
+    );
+    envelope.insert(
+        "SigningCertURL".into(),
+        "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-tidingstest.pem".into(),
+    );
+    serde_json::Value::Object(envelope).to_string()
+}
+
+#[tokio::test]
+async fn ses_webhooks_are_verified_by_the_sns_signature_and_certificate() {
+    let certs = format!("{}/tests/fixtures/webhooks/sns", env!("CARGO_MANIFEST_DIR"));
+    let app = spawn_app_with(|s| {
+        s.insert("webhook_secrets".into(), format!("ses={certs}"));
+    })
+    .await;
+    app.confirmed_reader("ses-gone@example.com").await;
+    app.confirmed_reader("ses-angry@example.com").await;
+    let gone = reader_id(&app, "ses-gone@example.com");
+    let bounce = webhook_fixture("ses-bounce.json", "ses-gone@example.com");
+    let signed = sns_signed("Notification", &bounce, "1");
+    let tampered = signed.replace("5.1.1 user unknown", "5.1.1 user unknowN");
+    let elsewhere = signed.replace(
+        "https://sns.us-west-2.amazonaws.com/",
+        "https://sns.us-west-2.amazonaws.com.evil.example/",
+    );
+    let missing = signed.replace("tidingstest.pem", "0123abcd.pem");
+    for (body, why) in [
+        (tampered, "bad signature"),
+        (elsewhere, "not an SNS certificate URL"),
+        (missing, "no SNS signing certificate"),
+    ] {
+        let res = post_webhook(&app, "ses", body, None).await;
+        assert_eq!(res.status().as_u16(), 401);
+        let error: serde_json::Value = res.json().await.unwrap();
+        assert!(error["error"].as_str().unwrap().contains(why), "{error}");
+    }
+    assert_eq!(status_of(&app, &gone), "confirmed");
+
+    let res = post_webhook(&app, "ses", signed, None).await;
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(status_of(&app, &gone), "bounced");
+    let complaint = webhook_fixture("ses-complaint.json", "ses-angry@example.com");
+    let res = post_webhook(
+        &app,
+        "ses",
+        sns_signed("Notification", &complaint, "2"),
+        None,
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 200);
+    let angry = reader_id(&app, "ses-angry@example.com");
+    assert_eq!(status_of(&app, &angry), "unsubscribed");
+    assert_eq!(events(&app, &angry).last().unwrap(), "complained");
+    let kinds = app.db.query_strings(
+        "SELECT source || ' ' || kind || ' ' || COALESCE(status_code, '-') AS v FROM bounces ORDER BY kind",
+    );
+    assert_eq!(kinds, ["webhook complaint -", "webhook hard 5.1.1"]);
+
+    // A subscription confirmation is verified, logged and records nothing.
+    let confirm = sns_signed(
+        "SubscriptionConfirmation",
+        "You have chosen to subscribe",
+        "1",
+    );
+    let res = post_webhook(&app, "ses", confirm, None).await;
+    assert_eq!(res.status().as_u16(), 200);
+    let res = post_webhook(&app, "ses", "{\"Type\": 1}".into(), None).await;
+    assert_eq!(res.status().as_u16(), 400);
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM bounces"), 2);
+}
+
 #[tokio::test]
 async fn unconfigured_and_unknown_webhooks_are_404() {
     let app = spawn_app_with(|_| {}).await;

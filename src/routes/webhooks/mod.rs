@@ -3,11 +3,14 @@
 //! Postmark by the basic auth its webhook is configured with, Mailgun by
 //! the HMAC-SHA256 of `timestamp + token` under the signing key (and a
 //! timestamp within 15 minutes, so an old request cannot be replayed much
-//! later). A bad or missing credential is 401 and changes nothing; a
-//! provider with no secret in `webhook_secrets` has no webhook (404).
-//! SES and SendGrid are not built yet (404).
+//! later), SendGrid by the ECDSA P-256 signature of timestamp + body under
+//! its verification key (the same 15 minutes), SES by the SNS message
+//! signature with a certificate from the configured folder ([`sns`]). A
+//! bad or missing credential is 401 and changes nothing; a provider with no
+//! secret in `webhook_secrets` has no webhook (404).
 
 mod providers;
+mod sns;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -15,7 +18,7 @@ use super::web::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 #[utoipa::path(post, path = "/webhooks/{provider}", operation_id = "webhook", tag = "webhooks",
-    params(("provider" = String, Path, description = "postmark or mailgun")),
+    params(("provider" = String, Path, description = "ses, postmark, sendgrid or mailgun")),
     request_body(content = Object, description = "the provider's event, as it sends it"),
     responses(
         (status = 200, description = "{\"recorded\": N}", body = Object),
@@ -39,12 +42,23 @@ pub async fn receive(
             Some(key) => providers::mailgun(key, &body, chrono::Utc::now().timestamp()),
             None => return Err(not_configured()),
         },
+        "sendgrid" => match &secrets.sendgrid {
+            Some(key) => providers::sendgrid(&req, key, &body, chrono::Utc::now().timestamp()),
+            None => return Err(not_configured()),
+        },
+        "ses" => match &secrets.ses {
+            Some(folder) => providers::ses(&body, folder, chrono::Utc::now().timestamp()),
+            None => return Err(not_configured()),
+        },
         _ => return Err(ApiError::NotFound("no such webhook".into())),
     };
     let events = match parsed {
         Ok(events) => events,
         Err(providers::Refused::Unauthenticated(why)) => {
-            return Ok(HttpResponse::Unauthorized().json(serde_json::json!({ "error": why })))
+            // Says which check failed (a missing SNS certificate names the
+            // file to download); never an address.
+            tracing::warn!(provider = path.as_str(), error = %why, "webhook call refused");
+            return Ok(HttpResponse::Unauthorized().json(serde_json::json!({ "error": why })));
         }
         Err(providers::Refused::Malformed(why)) => return Err(ApiError::BadRequest(why)),
     };

@@ -377,3 +377,17 @@ pub fn export_page(
         .limit(limit)
         .load(conn)
 }
+
+/// The addresses of readers `ids` (`None` once erased), for listings that
+/// name readers by id: one query per page.
+pub fn addresses(
+    conn: &mut DbConnection,
+    ids: &[String],
+) -> QueryResult<std::collections::HashMap<String, Option<String>>> {
+    Ok(subscribers::table
+        .filter(subscribers::id.eq_any(ids))
+        .select((subscribers::id, subscribers::email))
+        .load::<(String, Option<String>)>(conn)?
+        .into_iter()
+        .collect())
+}

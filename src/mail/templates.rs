@@ -90,6 +90,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/admin/subscriber.html"),
     ),
     (
+        "admin/bounces.html",
+        include_str!("../../templates/admin/bounces.html"),
+    ),
+    (
         "admin/articles.html",
         include_str!("../../templates/admin/articles.html"),
     ),

@@ -33,7 +33,7 @@ use web::{AdminError, ApiError};
 
 pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
     use admin::{articles as a_articles, auth, dashboard, digests as a_digests, drafts};
-    use admin::{settings, subscribers as a_subscribers};
+    use admin::{bounces as a_bounces, settings, subscribers as a_subscribers};
     use api::{articles, bounces, digests, stats, subscribers};
 
     cfg.route("/health", get().to(health::health))
@@ -74,6 +74,7 @@ pub fn configure(cfg: &mut ServiceConfig, state: &SharedState) {
             .route("/subscribers", get().to(a_subscribers::list))
             .route("/subscribers/{id}", get().to(a_subscribers::show))
             .route("/subscribers/{id}/erase", post().to(a_subscribers::erase))
+            .route("/bounces", get().to(a_bounces::list))
             .route("/articles", get().to(a_articles::list))
             .route("/articles", post().to(a_articles::add))
             .route("/digests", get().to(a_digests::list))

@@ -154,7 +154,7 @@ impl<'a> Browser<'a> {
 }
 
 /// An app with one admin and a browser logged in as them.
-async fn logged_in(app: &TestApp) -> Browser<'_> {
+pub(crate) async fn logged_in(app: &TestApp) -> Browser<'_> {
     create_admin(app, ADMIN, PASSWORD).await;
     let mut b = Browser::new(app);
     let res = b.login(ADMIN, PASSWORD).await;

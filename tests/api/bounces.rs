@@ -986,6 +986,46 @@ async fn ses_webhooks_are_verified_by_the_sns_signature_and_certificate() {
 }
 
 #[tokio::test]
+async fn the_console_lists_bounces_with_their_readers_and_filters() {
+    let app = webhook_app().await;
+    app.confirmed_reader("pm-gone@example.com").await;
+    app.confirmed_reader("pm-angry@example.com").await;
+    let auth = Some(("hooks", "s3cret-pass"));
+    for (fixture, reader) in [
+        ("postmark-bounce.json", "pm-gone@example.com"),
+        ("postmark-spam-complaint.json", "pm-angry@example.com"),
+    ] {
+        let res = post_webhook(&app, "postmark", webhook_fixture(fixture, reader), auth).await;
+        assert_eq!(res.status().as_u16(), 200);
+    }
+    let mut b = crate::admin::logged_in(&app).await;
+    let all = b.get("/admin/bounces").await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    assert!(all.body.contains("2 reports"), "{}", all.body);
+    assert!(all.body.contains("pm-gone@example.com") && all.body.contains("pm-angry@example.com"));
+    let gone = reader_id(&app, "pm-gone@example.com");
+    assert!(all.body.contains(&format!("/admin/subscribers/{gone}")));
+    let hard = b.get("/admin/bounces?kind=hard&digest=").await;
+    assert_eq!(hard.status, 200);
+    assert!(hard.body.contains("1 report") && hard.body.contains("pm-gone@example.com"));
+    assert!(!hard.body.contains("pm-angry@example.com"));
+    let one = b.get(&format!("/admin/bounces?subscriber={gone}")).await;
+    assert!(one.body.contains("1 report") && one.body.contains("for one reader"));
+    for bad in [
+        "kind=gone",
+        "digest=abc",
+        "digest=-1",
+        "page=0",
+        "subscriber=x",
+    ] {
+        let page = b.get(&format!("/admin/bounces?{bad}")).await;
+        assert_eq!(page.status, 400, "{bad}");
+    }
+    let nav = b.get("/admin").await;
+    assert!(nav.body.contains("href=\"/admin/bounces\""));
+}
+
+#[tokio::test]
 async fn unconfigured_and_unknown_webhooks_are_404() {
     let app = spawn_app_with(|_| {}).await;
     for provider in ["postmark", "mailgun", "ses", "sendgrid", "nope"] {

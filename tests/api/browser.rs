@@ -461,3 +461,90 @@ async fn a_paused_digest_shows_why_and_resumes_from_the_console() {
     assert!(app.sink.counts_by_recipient().values().all(|n| *n == 1));
     c.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_bounces_page_in_chromium_at_both_widths() {
+    let app = spawn_app_with(|_| {}).await;
+    seed_readers(&app, 6);
+    create_admin(&app, ADMIN, PASSWORD).await;
+    let ids = app
+        .db
+        .query_strings("SELECT id AS v FROM subscribers ORDER BY email");
+    let rows = [
+        ("hard", Some("5.1.1"), Some("550 5.1.1 <reader0@example.com>: Recipient address rejected: User unknown in virtual mailbox table"), "pipe"),
+        ("soft", Some("4.2.2"), Some("452 4.2.2 The email account that you tried to reach is over quota"), "smtp"),
+        ("complaint", None, Some("feedback-type: abuse"), "webhook"),
+        ("soft", Some("5.7.1"), Some("550 5.7.1 Message rejected due to local policy"), "webhook"),
+    ];
+    for (i, (kind, status, diagnostic, source)) in rows.iter().enumerate() {
+        let quote = |v: &Option<&str>| v.map_or("NULL".to_string(), |v| format!("'{v}'"));
+        app.db.execute(&format!(
+            "INSERT INTO bounces (subscriber_id, digest_id, kind, status_code, diagnostic, source, received_at) \
+             VALUES ('{}', {}, '{kind}', {}, {}, '{source}', '2026-12-0{} 0{}:15:00')",
+            ids[i],
+            if i == 1 { "NULL".to_string() } else { "3".to_string() },
+            quote(status),
+            quote(diagnostic),
+            i + 1,
+            i + 6,
+        ));
+    }
+    let driver = start_driver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    c.set_window_size(DESKTOP.0, DESKTOP.1).await.unwrap();
+    log_in(&c, &app).await;
+    c.goto(&app.url("/admin/bounces")).await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("table#bounces"))
+        .await
+        .unwrap();
+    let shown = c.find_all(Locator::Css("tbody tr")).await.unwrap();
+    assert_eq!(shown.len(), 4);
+    assert!(
+        shown[0].text().await.unwrap().contains("5.7.1"),
+        "newest first"
+    );
+    shot(&c, &app, "bounces-desktop").await;
+
+    // Filter to the hard ones with the form, then look at a phone's width.
+    c.find(Locator::Css("select[name=kind] option[value=hard]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Css("form.search button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_url(&url::Url::parse(&app.url("/admin/bounces?kind=hard&digest=")).unwrap())
+        .await
+        .unwrap();
+    let hard = c.find_all(Locator::Css("tbody tr")).await.unwrap();
+    assert_eq!(hard.len(), 1);
+    assert!(hard[0]
+        .text()
+        .await
+        .unwrap()
+        .contains("reader0@example.com"));
+    c.goto(&app.url("/admin/bounces")).await.unwrap();
+    c.set_window_size(PHONE.0, PHONE.1).await.unwrap();
+    let overflow: serde_json::Value = c
+        .execute(
+            "return document.documentElement.scrollWidth - window.innerWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "the page scrolls sideways: {overflow}"
+    );
+    shot(&c, &app, "bounces-phone").await;
+}

@@ -9,6 +9,7 @@
 
 pub mod articles;
 pub mod auth;
+pub mod bounces;
 mod chart;
 pub mod dashboard;
 pub mod digests;

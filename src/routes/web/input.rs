@@ -1,7 +1,7 @@
 //! The input rules the ops API and the console share: one set of article
-//! rules (POST /api/articles and the console's add form) and one check of
-//! the subscriber listing's filter and page. A broken rule is a
-//! [`FieldError`]; each surface says it its own way.
+//! rules (POST /api/articles and the console's add form) and one check
+//! each of the subscriber and the bounce listings' filter and page. A
+//! broken rule is a [`FieldError`]; each surface says it its own way.
 
 use chrono::{DateTime, NaiveDateTime};
 
@@ -182,4 +182,55 @@ pub fn parse_list(
         return Err(FieldError::new("q", "must not contain control characters"));
     }
     Ok((Filter { status, q }, page))
+}
+
+/// The bounce listing's filter and page, checked (GET /api/bounces and
+/// /admin/bounces): empty values are not given.
+pub fn parse_bounce_list(
+    digest: Option<String>,
+    subscriber: Option<String>,
+    kind: Option<String>,
+    page: Option<String>,
+) -> Result<(db::bounces::Filter, i64), FieldError> {
+    use crate::domain::BounceKind;
+    let given = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let digest_id = match given(digest) {
+        Some(d) => Some(
+            d.parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| FieldError::new("digest", "must be a digest id"))?,
+        ),
+        None => None,
+    };
+    let subscriber_id = match given(subscriber) {
+        Some(s) if crate::domain::plausible_subscriber_id(&s) => Some(s),
+        Some(_) => return Err(FieldError::new("subscriber", "must be a subscriber id")),
+        None => None,
+    };
+    let kind = match given(kind) {
+        Some(k) => Some(k.parse::<BounceKind>().map_err(|_| {
+            FieldError::new(
+                "kind",
+                format!("must be one of {}", BounceKind::NAMES.join(", ")),
+            )
+        })?),
+        None => None,
+    };
+    let page = match given(page) {
+        Some(p) => p
+            .parse::<i64>()
+            .ok()
+            .filter(|p| (1..=1_000_000).contains(p))
+            .ok_or_else(|| FieldError::new("page", "must be a number from 1"))?,
+        None => 1,
+    };
+    Ok((
+        db::bounces::Filter {
+            digest_id,
+            subscriber_id,
+            kind,
+        },
+        page,
+    ))
 }

@@ -42,7 +42,7 @@ wal_at() {
 db_bytes() {
   case "$1" in
     postgres://*) db_query "$1" "SELECT pg_database_size(current_database())" ;;
-    sqlite://*) local f=${1#sqlite://}; cat "$f" "$f-wal" 2>/dev/null | wc -c ;;
+    sqlite://*) local f=${1#sqlite://}; { cat "$f"; cat "$f-wal" 2>/dev/null || true; } | wc -c ;;
   esac
 }
 

@@ -4,7 +4,10 @@
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
 
 use crate::db::Pool;
 
@@ -40,6 +43,91 @@ pub struct Metrics {
     /// Votes recorded on articles (new or changed), by `source` (`site`,
     /// `digest`) and `vote` (`yes`, `no`).
     pub feedback_votes: IntCounterVec,
+    /// The newest digests' bounces and complaints, read from the database
+    /// (so the pipe's, recorded by another process, count too).
+    pub digests: DigestGauges,
+}
+
+/// `tidings_digest_bounces{digest, kind}`, `tidings_digest_bounce_rate
+/// {digest}` and `tidings_digest_complaint_rate{digest}` for the
+/// [`DigestGauges::SHOWN`] newest digests: a bounded set of series, set
+/// afresh from the database every few seconds ([`DigestGauges::set`]).
+pub struct DigestGauges {
+    bounces: IntGaugeVec,
+    bounce_rate: GaugeVec,
+    complaint_rate: GaugeVec,
+}
+
+/// One digest's figures, as [`DigestGauges::set`] takes them.
+pub struct DigestFigures {
+    pub id: i64,
+    pub hard: i64,
+    pub soft: i64,
+    pub complaints: i64,
+    pub bounce_rate: f64,
+    pub complaint_rate: f64,
+}
+
+impl DigestGauges {
+    /// How many of the newest digests have series.
+    pub const SHOWN: i64 = 10;
+
+    fn new(registry: &Registry) -> anyhow::Result<Self> {
+        let opts = |name: &str, help: &str| Opts::new(name, help).namespace("tidings");
+        let bounces = IntGaugeVec::new(
+            opts(
+                "digest_bounces",
+                "Bounces and complaints about a digest's emails",
+            ),
+            &["digest", "kind"],
+        )?;
+        let bounce_rate = GaugeVec::new(
+            opts(
+                "digest_bounce_rate",
+                "A digest's hard and soft bounces per email sent",
+            ),
+            &["digest"],
+        )?;
+        let complaint_rate = GaugeVec::new(
+            opts(
+                "digest_complaint_rate",
+                "A digest's complaints per email sent (Gmail and Yahoo: keep under 0.003)",
+            ),
+            &["digest"],
+        )?;
+        registry.register(Box::new(bounces.clone()))?;
+        registry.register(Box::new(bounce_rate.clone()))?;
+        registry.register(Box::new(complaint_rate.clone()))?;
+        Ok(Self {
+            bounces,
+            bounce_rate,
+            complaint_rate,
+        })
+    }
+
+    /// Replaces every series with `figures` (a digest no longer among them
+    /// loses its series).
+    pub fn set(&self, figures: &[DigestFigures]) {
+        self.bounces.reset();
+        self.bounce_rate.reset();
+        self.complaint_rate.reset();
+        for f in figures {
+            let id = f.id.to_string();
+            for (kind, n) in [
+                ("hard", f.hard),
+                ("soft", f.soft),
+                ("complaint", f.complaints),
+            ] {
+                self.bounces.with_label_values(&[id.as_str(), kind]).set(n);
+            }
+            self.bounce_rate
+                .with_label_values(&[&id])
+                .set(f.bounce_rate);
+            self.complaint_rate
+                .with_label_values(&[&id])
+                .set(f.complaint_rate);
+        }
+    }
 }
 
 impl Metrics {
@@ -109,6 +197,7 @@ impl Metrics {
         )?;
         Ok(Self {
             feedback_votes: pool_and_votes(&registry, pool)?,
+            digests: DigestGauges::new(&registry)?,
             registry,
             emails_sent,
             emails_failed,

@@ -55,6 +55,7 @@ impl Application {
             tokio::spawn(crate::workers::delivery::run(state.clone(), rx.clone())),
         ];
         workers.push(tokio::spawn(housekeeping(state.clone(), rx.clone())));
+        workers.push(tokio::spawn(digest_gauges(state.clone(), rx.clone())));
         let mut inbound_port = None;
         if let Some(listener) = crate::receiver::bind(&state).await? {
             inbound_port = Some(listener.local_addr()?.port());
@@ -128,6 +129,46 @@ async fn housekeeping(state: SharedState, mut shutdown: watch::Receiver<bool>) {
             crate::db::run(&state.pool, move |c| crate::db::jobs::prune(c, cutoff)).await
         {
             tracing::warn!(error = %e, "housekeeping failed");
+        }
+    }
+}
+
+/// Every few seconds, the newest digests' bounce and complaint figures
+/// from the database onto /metrics (the pipe's included: `tidings inbound`
+/// records them from a process of its own).
+async fn digest_gauges(state: SharedState, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => {}
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+        let read = crate::db::run(&state.pool, |c| {
+            let mut figures = Vec::new();
+            let shown = crate::metrics::DigestGauges::SHOWN;
+            for (digest, progress) in crate::db::views::recent_digests(c, shown)? {
+                if progress.total == 0 {
+                    continue; // a draft, a scheduled or an empty digest
+                }
+                let b = crate::bounces::digest_bounces(c, digest.id, progress.sent)?;
+                figures.push(crate::metrics::DigestFigures {
+                    id: digest.id,
+                    hard: b.hard,
+                    soft: b.soft,
+                    complaints: b.complaints,
+                    bounce_rate: b.bounce_rate,
+                    complaint_rate: b.complaint_rate,
+                });
+            }
+            Ok(figures)
+        })
+        .await;
+        match read {
+            Ok(figures) => state.metrics.digests.set(&figures),
+            Err(e) => tracing::debug!(error = %e, "digest gauges not refreshed"),
         }
     }
 }

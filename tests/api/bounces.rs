@@ -168,6 +168,19 @@ async fn a_hard_dsn_on_the_pipe_bounces_the_reader_and_is_listed() {
         .await
         .unwrap();
     assert_eq!(export["bounces"][0]["kind"], "hard", "{export}");
+    // /metrics has it though another process recorded it: the digest's
+    // figures are read from the database.
+    let series = format!("tidings_digest_bounces{{digest=\"{digest_id}\",kind=\"hard\"}} 1");
+    let rate = format!("tidings_digest_bounce_rate{{digest=\"{digest_id}\"}} 1");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        if metrics.contains(&series) && metrics.contains(&rate) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]

@@ -105,11 +105,13 @@ impl Application {
     }
 }
 
-/// Once a minute: forget rate-limit state of quiet addresses (the keyed
-/// limiter otherwise grows with every address it has seen) and prune old
-/// bookkeeping rows. Failures are logged; the loop goes on.
-async fn housekeeping(state: SharedState, mut shutdown: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+/// Runs `task` every `period` (the first at once) until shutdown.
+async fn every<F, Fut>(period: std::time::Duration, mut shutdown: watch::Receiver<bool>, task: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(period);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -118,6 +120,15 @@ async fn housekeeping(state: SharedState, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             break;
         }
+        task().await;
+    }
+}
+
+/// Once a minute: forget rate-limit state of quiet addresses (the keyed
+/// limiter otherwise grows with every address it has seen) and prune old
+/// bookkeeping rows. Failures are logged; the loop goes on.
+async fn housekeeping(state: SharedState, shutdown: watch::Receiver<bool>) {
+    every(std::time::Duration::from_secs(60), shutdown, || async {
         if let Some(limiter) = &state.signup_limiter {
             limiter.retain_recent();
             limiter.shrink_to_fit();
@@ -130,47 +141,44 @@ async fn housekeeping(state: SharedState, mut shutdown: watch::Receiver<bool>) {
         {
             tracing::warn!(error = %e, "housekeeping failed");
         }
-    }
+    })
+    .await
 }
 
 /// Every few seconds, the newest digests' bounce and complaint figures
 /// from the database onto /metrics (the pipe's included: `tidings inbound`
 /// records them from a process of its own).
-async fn digest_gauges(state: SharedState, mut shutdown: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.changed() => {}
-        }
-        if *shutdown.borrow() {
-            break;
-        }
-        let read = crate::db::run(&state.pool, |c| {
-            let mut figures = Vec::new();
-            let shown = crate::metrics::DigestGauges::SHOWN;
-            for (digest, progress) in crate::db::views::recent_digests(c, shown)? {
-                if progress.total == 0 {
-                    continue; // a draft, a scheduled or an empty digest
-                }
-                let b = crate::bounces::digest_bounces(c, digest.id, progress.sent)?;
-                figures.push(crate::metrics::DigestFigures {
-                    id: digest.id,
-                    hard: b.hard,
-                    soft: b.soft,
-                    complaints: b.complaints,
-                    bounce_rate: b.bounce_rate,
-                    complaint_rate: b.complaint_rate,
-                });
-            }
-            Ok(figures)
-        })
-        .await;
-        match read {
+async fn digest_gauges(state: SharedState, shutdown: watch::Receiver<bool>) {
+    every(std::time::Duration::from_secs(5), shutdown, || async {
+        match crate::db::run(&state.pool, read_digest_figures).await {
             Ok(figures) => state.metrics.digests.set(&figures),
             Err(e) => tracing::debug!(error = %e, "digest gauges not refreshed"),
         }
+    })
+    .await
+}
+
+/// The figures of the newest digests that went to anyone.
+fn read_digest_figures(
+    c: &mut crate::db::DbConnection,
+) -> crate::db::QueryResult<Vec<crate::metrics::DigestFigures>> {
+    let mut figures = Vec::new();
+    let shown = crate::metrics::DigestGauges::SHOWN;
+    for (digest, progress) in crate::db::views::recent_digests(c, shown)? {
+        if progress.total == 0 {
+            continue; // a draft, a scheduled or an empty digest
+        }
+        let b = crate::bounces::digest_bounces(c, digest.id, progress.sent)?;
+        figures.push(crate::metrics::DigestFigures {
+            id: digest.id,
+            hard: b.hard,
+            soft: b.soft,
+            complaints: b.complaints,
+            bounce_rate: b.bounce_rate,
+            complaint_rate: b.complaint_rate,
+        });
     }
+    Ok(figures)
 }
 
 fn http_server(state: SharedState, listener: TcpListener) -> anyhow::Result<Server> {

@@ -295,6 +295,36 @@ async fn a_relay_slower_than_the_lease_sends_nothing_twice() {
     assert_each_once(&app, 12);
 }
 
+/// Signs up `new{i}@fresh.example` for each i of `range`, all at once.
+async fn sign_up_fresh(app: &TestApp, range: std::ops::Range<usize>) {
+    let signups = range.map(|i| async move {
+        let res = app
+            .post_json(
+                "/subscriptions",
+                &json!({"email": format!("new{i}@fresh.example")}),
+            )
+            .await;
+        assert_eq!(res.status().as_u16(), 202);
+    });
+    futures_util::future::join_all(signups).await;
+}
+
+/// After an outage: nobody got anything twice, each of the first
+/// `signups` fresh readers got a confirmation and each of `readers` the
+/// digest.
+fn assert_outage_repeated_nothing(app: &TestApp, signups: usize, readers: usize) {
+    let counts = app.sink.counts_by_recipient();
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent twice after the outage: {twice:?}");
+    for i in 0..signups {
+        assert!(
+            counts.contains_key(&format!("new{i}@fresh.example")),
+            "confirmation {i} lost"
+        );
+    }
+    assert_each_once_among(&counts, readers);
+}
+
 #[tokio::test]
 async fn the_database_taken_away_mid_send_repeats_nothing_and_loses_nothing() {
     const READERS: usize = 300;
@@ -307,19 +337,7 @@ async fn the_database_taken_away_mid_send_repeats_nothing_and_loses_nothing() {
     seed_confirmed(&app, READERS);
     app.sink.set_delay(Duration::from_millis(30));
     let id = queue_digest(&app, &token, "https://news.example/outage").await;
-    let signups = (0..SIGNUPS).map(|i| {
-        let app = &app;
-        async move {
-            let res = app
-                .post_json(
-                    "/subscriptions",
-                    &json!({"email": format!("new{i}@fresh.example")}),
-                )
-                .await;
-            assert_eq!(res.status().as_u16(), 202);
-        }
-    });
-    futures_util::future::join_all(signups).await;
+    sign_up_fresh(&app, 0..SIGNUPS).await;
     wait_until(Duration::from_secs(20), || async {
         app.sink.messages().len() >= 20
     })
@@ -336,16 +354,7 @@ async fn the_database_taken_away_mid_send_repeats_nothing_and_loses_nothing() {
         during < READERS + SIGNUPS,
         "the outage came too late to test anything"
     );
-    let counts = app.sink.counts_by_recipient();
-    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "sent twice after the outage: {twice:?}");
-    for i in 0..SIGNUPS {
-        assert!(
-            counts.contains_key(&format!("new{i}@fresh.example")),
-            "confirmation {i} lost"
-        );
-    }
-    assert_each_once_among(&counts, READERS);
+    assert_outage_repeated_nothing(&app, SIGNUPS, READERS);
 }
 
 #[tokio::test]
@@ -365,19 +374,7 @@ async fn an_outage_longer_than_the_lease_hands_no_live_work_over() {
     seed_confirmed(&app, READERS);
     app.sink.set_delay(Duration::from_millis(40));
     let id = queue_digest(&app, &token, "https://news.example/long-outage").await;
-    let signup = |i: usize| {
-        let app = &app;
-        async move {
-            let res = app
-                .post_json(
-                    "/subscriptions",
-                    &json!({"email": format!("new{i}@fresh.example")}),
-                )
-                .await;
-            assert_eq!(res.status().as_u16(), 202);
-        }
-    };
-    futures_util::future::join_all((0..SIGNUPS).map(signup)).await;
+    sign_up_fresh(&app, 0..SIGNUPS).await;
     wait_until(Duration::from_secs(20), || async {
         app.sink.messages().len() >= 20
     })
@@ -413,16 +410,7 @@ async fn an_outage_longer_than_the_lease_hands_no_live_work_over() {
         during < READERS + SIGNUPS,
         "the outage came too late to test anything"
     );
-    let counts = app.sink.counts_by_recipient();
-    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "sent twice after the outage: {twice:?}");
-    for i in 0..=SIGNUPS {
-        assert!(
-            counts.contains_key(&format!("new{i}@fresh.example")),
-            "confirmation {i} lost"
-        );
-    }
-    assert_each_once_among(&counts, READERS);
+    assert_outage_repeated_nothing(&app, SIGNUPS + 1, READERS);
 }
 
 /// The real binary, on the test's database and sink.

@@ -17,7 +17,7 @@ use serde::Serialize;
 pub use error::{database_unavailable, RETRY_AFTER_SECONDS};
 pub use error::{AdminError, ApiError, FieldError, FormError, PageError, QueryError};
 pub use input::{
-    parse_bounce_list, parse_list, parse_time, validate_article, ArticleInput, PER_PAGE,
+    non_empty, parse_bounce_list, parse_list, parse_time, validate_article, ArticleInput, PER_PAGE,
 };
 
 /// Headers on every response. Pages carry no inline script; the strict CSP

@@ -58,8 +58,3 @@ pub fn render<S: Serialize>(
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(body))
 }
-
-/// Empty form and query values mean "not given".
-fn non_empty(v: Option<String>) -> Option<String> {
-    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
-}

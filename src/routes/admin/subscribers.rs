@@ -7,10 +7,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::auth::Admin;
-use super::{non_empty, render};
+use super::render;
 use crate::db::{self, consent::ConsentRecord, subscribers::Subscriber};
 use crate::domain::SubscriberStatus;
-use crate::routes::web::{form, parse_list, query, AdminError, PER_PAGE};
+use crate::routes::web::{form, non_empty, parse_list, query, AdminError, PER_PAGE};
 use crate::state::AppState;
 
 #[derive(Deserialize)]

@@ -184,6 +184,11 @@ pub fn parse_list(
     Ok((Filter { status, q }, page))
 }
 
+/// Empty form and query values mean "not given".
+pub fn non_empty(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
 /// The bounce listing's filter and page, checked (GET /api/bounces and
 /// /admin/bounces): empty values are not given.
 pub fn parse_bounce_list(
@@ -193,8 +198,7 @@ pub fn parse_bounce_list(
     page: Option<String>,
 ) -> Result<(db::bounces::Filter, i64), FieldError> {
     use crate::domain::BounceKind;
-    let given = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-    let digest_id = match given(digest) {
+    let digest_id = match non_empty(digest) {
         Some(d) => Some(
             d.parse::<i64>()
                 .ok()
@@ -203,12 +207,12 @@ pub fn parse_bounce_list(
         ),
         None => None,
     };
-    let subscriber_id = match given(subscriber) {
+    let subscriber_id = match non_empty(subscriber) {
         Some(s) if crate::domain::plausible_subscriber_id(&s) => Some(s),
         Some(_) => return Err(FieldError::new("subscriber", "must be a subscriber id")),
         None => None,
     };
-    let kind = match given(kind) {
+    let kind = match non_empty(kind) {
         Some(k) => Some(k.parse::<BounceKind>().map_err(|_| {
             FieldError::new(
                 "kind",
@@ -217,7 +221,7 @@ pub fn parse_bounce_list(
         })?),
         None => None,
     };
-    let page = match given(page) {
+    let page = match non_empty(page) {
         Some(p) => p
             .parse::<i64>()
             .ok()

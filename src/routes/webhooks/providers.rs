@@ -74,6 +74,16 @@ pub fn postmark(
     }])
 }
 
+/// A failure a provider reports without saying whether the address is
+/// gone: hard when the reply says so (the inbound classifier's rule), else
+/// soft.
+fn hard_or_soft(status: Option<&str>, reply: &str) -> BounceKind {
+    match crate::mail::inbound::classify(status, reply) {
+        crate::mail::inbound::Verdict::Hard => BounceKind::Hard,
+        _ => BounceKind::Soft,
+    }
+}
+
 /// Mailgun: `{signature: {timestamp, token, signature}, "event-data": {…}}`,
 /// the signature the hex HMAC-SHA256 of timestamp + token.
 pub fn mailgun(key: &str, body: &[u8], now: i64) -> Result<Vec<ProviderEvent>, Refused> {
@@ -129,10 +139,7 @@ fn mailgun_event(e: &serde_json::Value) -> Option<ProviderEvent> {
             // Mailgun's "permanent" covers refusals of the sender or the
             // content too: the reply decides hard or soft.
             let reply = format!("{} {}", status["code"], message.as_deref().unwrap_or(""));
-            match crate::mail::inbound::classify(code.as_deref(), &reply) {
-                crate::mail::inbound::Verdict::Hard => BounceKind::Hard,
-                _ => BounceKind::Soft,
-            }
+            hard_or_soft(code.as_deref(), &reply)
         }
         ("failed", _) => BounceKind::Soft,
         _ => return None,
@@ -210,10 +217,7 @@ fn sendgrid_event(e: &serde_json::Value) -> Option<ProviderEvent> {
         ("spamreport", _) | ("dropped", "Spam Reporting Address") => BounceKind::Complaint,
         ("dropped", "Bounced Address" | "Invalid") => BounceKind::Hard,
         ("bounce", _) if e["type"] == "blocked" => BounceKind::Soft,
-        ("bounce", reply) => match crate::mail::inbound::classify(status.as_deref(), reply) {
-            crate::mail::inbound::Verdict::Hard => BounceKind::Hard,
-            _ => BounceKind::Soft,
-        },
+        ("bounce", reply) => hard_or_soft(status.as_deref(), reply),
         _ => return None,
     };
     Some(ProviderEvent {

@@ -287,50 +287,19 @@ pub fn classify(raw: &[u8]) -> serde_json::Value {
     })
 }
 
-/// A digest's bounces and complaints, and how they compare with the
-/// Gmail/Yahoo bulk-sender thresholds on complaints (0.1% warns, 0.3% is
-/// the ceiling past which their inboxes close).
-#[derive(Clone, Debug, Default, serde::Serialize, PartialEq)]
-pub struct DigestBounces {
-    pub hard: i64,
-    pub soft: i64,
-    pub complaints: i64,
-    /// Bounces (hard and soft) per email sent.
-    pub bounce_rate: f64,
-    /// Complaints per email sent.
-    pub complaint_rate: f64,
-    /// `warning` past 0.1%, `alert` past 0.3%.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub complaint_level: Option<&'static str>,
-}
-
-/// The complaint rate past which a digest is flagged, and past which it is
-/// an alert.
-pub const COMPLAINT_WARNING: f64 = 0.001;
-pub const COMPLAINT_ALERT: f64 = 0.003;
+pub use crate::domain::bounce_rates::{DigestBounces, COMPLAINT_ALERT, COMPLAINT_WARNING};
 
 /// Bounce counts of digest `id`, which was sent to `sent` readers.
 pub fn digest_bounces(c: &mut DbConnection, id: i64, sent: i64) -> QueryResult<DigestBounces> {
-    let mut out = DigestBounces::default();
+    let (mut hard, mut soft, mut complaints) = (0, 0, 0);
     for (_, kind, n) in bounces::counts_by_digest(c, &[id])? {
         match kind {
-            BounceKind::Hard => out.hard = n,
-            BounceKind::Soft => out.soft = n,
-            BounceKind::Complaint => out.complaints = n,
+            BounceKind::Hard => hard = n,
+            BounceKind::Soft => soft = n,
+            BounceKind::Complaint => complaints = n,
         }
     }
-    if sent > 0 {
-        out.bounce_rate = (out.hard + out.soft) as f64 / sent as f64;
-        out.complaint_rate = out.complaints as f64 / sent as f64;
-    }
-    out.complaint_level = if out.complaint_rate > COMPLAINT_ALERT {
-        Some("alert")
-    } else if out.complaint_rate > COMPLAINT_WARNING {
-        Some("warning")
-    } else {
-        None
-    };
-    Ok(out)
+    Ok(DigestBounces::of(hard, soft, complaints, sent))
 }
 
 /// A provider's event about one recipient, after its signature was

@@ -10,6 +10,7 @@ use prometheus::{
 };
 
 use crate::db::Pool;
+use crate::domain::bounce_rates::DigestBounces;
 
 pub struct Metrics {
     pub registry: Registry,
@@ -58,16 +59,6 @@ pub struct DigestGauges {
     complaint_rate: GaugeVec,
 }
 
-/// One digest's figures, as [`DigestGauges::set`] takes them.
-pub struct DigestFigures {
-    pub id: i64,
-    pub hard: i64,
-    pub soft: i64,
-    pub complaints: i64,
-    pub bounce_rate: f64,
-    pub complaint_rate: f64,
-}
-
 impl DigestGauges {
     /// How many of the newest digests have series.
     pub const SHOWN: i64 = 10;
@@ -105,14 +96,14 @@ impl DigestGauges {
         })
     }
 
-    /// Replaces every series with `figures` (a digest no longer among them
-    /// loses its series).
-    pub fn set(&self, figures: &[DigestFigures]) {
+    /// Replaces every series with `figures`, by digest id (a digest no
+    /// longer among them loses its series).
+    pub fn set(&self, figures: &[(i64, DigestBounces)]) {
         self.bounces.reset();
         self.bounce_rate.reset();
         self.complaint_rate.reset();
-        for f in figures {
-            let id = f.id.to_string();
+        for (id, f) in figures {
+            let id = id.to_string();
             for (kind, n) in [
                 ("hard", f.hard),
                 ("soft", f.soft),

@@ -158,10 +158,10 @@ async fn digest_gauges(state: SharedState, shutdown: watch::Receiver<bool>) {
     .await
 }
 
-/// The figures of the newest digests that went to anyone.
+/// The figures of the newest digests that went to anyone, by id.
 fn read_digest_figures(
     c: &mut crate::db::DbConnection,
-) -> crate::db::QueryResult<Vec<crate::metrics::DigestFigures>> {
+) -> crate::db::QueryResult<Vec<(i64, crate::bounces::DigestBounces)>> {
     let mut figures = Vec::new();
     let shown = crate::metrics::DigestGauges::SHOWN;
     for (digest, progress) in crate::db::views::recent_digests(c, shown)? {
@@ -169,14 +169,7 @@ fn read_digest_figures(
             continue; // a draft, a scheduled or an empty digest
         }
         let b = crate::bounces::digest_bounces(c, digest.id, progress.sent)?;
-        figures.push(crate::metrics::DigestFigures {
-            id: digest.id,
-            hard: b.hard,
-            soft: b.soft,
-            complaints: b.complaints,
-            bounce_rate: b.bounce_rate,
-            complaint_rate: b.complaint_rate,
-        });
+        figures.push((digest.id, b));
     }
     Ok(figures)
 }

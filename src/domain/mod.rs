@@ -1,6 +1,7 @@
 //! Rules with no I/O: parsed newtypes for what readers type, token and hash
 //! helpers, statuses and the consent vocabulary.
 
+pub mod bounce_rates;
 pub mod cron;
 pub mod email;
 pub mod feed_text;
